@@ -1,0 +1,180 @@
+//! Database URLs.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+/// Where an engine's connections go, parsed from its URL.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Target {
+    /// A SQLite database.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    Sqlite(SqliteTarget),
+}
+
+/// A SQLite database: a file, or an in-memory database shared by the engine.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) enum SqliteTarget {
+    File {
+        path: PathBuf,
+        read_only: bool,
+    },
+    /// A named in-memory database, shared by every connection of one engine.
+    Memory {
+        name: String,
+    },
+}
+
+impl Target {
+    /// Parses a URL: `sqlite://path`, `sqlite:///absolute/path`, `sqlite::memory:`.
+    pub(crate) fn parse(url: &str) -> Result<Target> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(Error::Config("the database URL is empty".into()));
+        }
+        let Some((scheme, rest)) = url.split_once(':') else {
+            return Err(Error::Config(format!(
+                "{:?} is not a database URL: expected sqlite://path or sqlite::memory:",
+                redact(url)
+            )));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" | "sqlite3" => parse_sqlite(rest),
+            "postgres" | "postgresql" => Err(Error::Config(
+                "PostgreSQL URLs are not supported by this build of sqlaio".into(),
+            )),
+            other => Err(Error::Config(format!(
+                "unknown database scheme {other:?}: expected \"sqlite\""
+            ))),
+        }
+    }
+}
+
+fn parse_sqlite(rest: &str) -> Result<Target> {
+    if rest == ":memory:" {
+        return Ok(Target::Sqlite(memory()));
+    }
+    let Some(rest) = rest.strip_prefix("//") else {
+        return Err(Error::Config(format!(
+            "sqlite URL \"sqlite:{rest}\" must be sqlite://path or sqlite::memory:"
+        )));
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" {
+        return Ok(Target::Sqlite(memory()));
+    }
+    let mut read_only = false;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("mode", "ro")) => read_only = true,
+            Some(("mode", "rw" | "rwc")) => read_only = false,
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown sqlite URL option {pair:?}: supported is mode=ro|rwc"
+                )))
+            }
+        }
+    }
+    Ok(Target::Sqlite(SqliteTarget::File {
+        path: PathBuf::from(path),
+        read_only,
+    }))
+}
+
+fn memory() -> SqliteTarget {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    SqliteTarget::Memory {
+        name: format!(
+            "/sqlaio-memory-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ),
+    }
+}
+
+/// The URL with any password replaced by `***`, for `Debug`, logs and errors.
+pub(crate) fn redact(url: &str) -> String {
+    // scheme://user:password@host...
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let after = &url[scheme_end + 3..];
+    let authority_end = after.find(['/', '?']).unwrap_or(after.len());
+    let authority = &after[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[scheme_end + 3 + at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls() {
+        assert!(matches!(
+            Target::parse("sqlite::memory:").unwrap(),
+            Target::Sqlite(SqliteTarget::Memory { .. })
+        ));
+        assert_eq!(
+            Target::parse("sqlite://data/app.db").unwrap(),
+            Target::Sqlite(SqliteTarget::File {
+                path: "data/app.db".into(),
+                read_only: false
+            })
+        );
+        assert_eq!(
+            Target::parse("sqlite:///var/app.db?mode=ro").unwrap(),
+            Target::Sqlite(SqliteTarget::File {
+                path: "/var/app.db".into(),
+                read_only: true
+            })
+        );
+    }
+
+    #[test]
+    fn two_memory_urls_are_two_databases() {
+        assert_ne!(
+            Target::parse("sqlite::memory:").unwrap(),
+            Target::parse("sqlite::memory:").unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        let e = Target::parse("mysql://x").unwrap_err().to_string();
+        assert!(e.contains("unknown database scheme \"mysql\""), "{e}");
+        let e = Target::parse("sqlite:app.db").unwrap_err().to_string();
+        assert!(e.contains("must be sqlite://path"), "{e}");
+        let e = Target::parse("").unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+        let e = Target::parse("sqlite://a.db?cache=shared")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cache=shared"), "{e}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://dana:s3cret@db:5432/app"),
+            "postgres://dana:***@db:5432/app"
+        );
+        assert_eq!(redact("postgres://dana@db/app"), "postgres://dana@db/app");
+        assert_eq!(redact("sqlite://app.db"), "sqlite://app.db");
+    }
+}

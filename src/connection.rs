@@ -1,0 +1,438 @@
+//! [`Connection`]: one pooled connection and the statements run on it.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use futures_channel::oneshot;
+
+use crate::error::{Error, Result};
+use crate::params::{Parameters, Params};
+use crate::pool::{ConnState, Lease};
+use crate::result::{ConnRef, CursorResult};
+use crate::transaction::Transaction;
+use crate::value::FromValue;
+use crate::worker::{self, Header, Reply, Request, TxOp};
+
+/// A connection taken from an [`Engine`](crate::Engine)'s pool.
+///
+/// Every method sends one request to the connection's worker thread and
+/// awaits its answer; the driver itself never runs on the caller's thread.
+/// Methods take `&self`, so one connection runs one statement at a time;
+/// use more connections (or [`Engine::execute`](crate::Engine::execute)) for
+/// concurrency.
+///
+/// Dropping a `Connection` returns it to the pool; an open transaction is
+/// rolled back first.
+///
+/// # Cancellation
+/// Dropping the future of any method before it completes never corrupts the
+/// connection: a request that was not started yet is skipped, a started one
+/// runs to completion on the worker and its answer is discarded, and the next
+/// call always receives its own answer. A cancelled [`begin`](Connection::begin)
+/// is rolled back before the next request.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+/// let mut conn = engine.connect().await?;
+/// conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)", ()).await?;
+/// let result = conn.execute("INSERT INTO users (name) VALUES (?1)", ("Dana Whitaker",)).await?;
+/// assert_eq!(result.last_insert_id(), Some(1));
+/// let name: String = conn.scalar("SELECT name FROM users WHERE id = ?1", (1,)).await?;
+/// assert_eq!(name, "Dana Whitaker");
+/// conn.close().await?;
+/// assert!(conn.is_closed());
+/// # Ok::<(), sqlaio::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct Connection {
+    lease: Mutex<Option<Lease>>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lease = self.lock();
+        let mut d = f.debug_struct("Connection");
+        match lease.as_ref() {
+            Some(lease) => d
+                .field("id", &lease.state_ref().id)
+                .field("url", &lease.pool().url)
+                .field("in_transaction", &lease.state_ref().in_transaction()),
+            None => d.field("closed", &true),
+        };
+        d.finish()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(lease: Lease) -> Connection {
+        Connection {
+            lease: Mutex::new(Some(lease)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Lease>> {
+        // Never held across an await or user code; the data stays consistent.
+        self.lease.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the connection's state, briefly locked.
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut ConnState) -> R) -> Result<R> {
+        let mut lease = self.lock();
+        match lease.as_mut() {
+            Some(lease) if !lease.state_ref().is_stopped() => Ok(f(lease.state())),
+            _ => Err(Error::Closed("connection")),
+        }
+    }
+
+    /// Sends a request, after any pending rollback.
+    pub(crate) async fn send_request(&self, request: Request) -> Result<()> {
+        let (sender, pending) = self.with_state(|state| {
+            // Any other request closes the open cursor on the worker.
+            state.open_cursor = None;
+            state.try_flush();
+            (state.sender.clone(), state.pending.take())
+        })?;
+        if let Some(op) = pending {
+            sender
+                .send(Request::Tx { op, reply: None })
+                .await
+                .map_err(|_| Error::Closed("connection"))?;
+        }
+        sender
+            .send(request)
+            .await
+            .map_err(|_| Error::Closed("connection"))
+    }
+
+    /// Sends a request built around a new reply slot and returns the slot.
+    pub(crate) async fn send<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<oneshot::Receiver<Result<T>>> {
+        let (reply, answer) = oneshot::channel();
+        self.send_request(make(reply)).await?;
+        Ok(answer)
+    }
+
+    /// Awaits an answer, and notes that the worker's state is current again.
+    pub(crate) async fn receive<T>(&self, answer: oneshot::Receiver<Result<T>>) -> Result<T> {
+        let result = answer.await.unwrap_or(Err(Error::WorkerGone));
+        let _ = self.with_state(|state| state.rollback_queued = false);
+        result
+    }
+
+    async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
+        let answer = self.send(make).await?;
+        self.receive(answer).await
+    }
+
+    pub(crate) async fn run(&self, sql: &str, params: Parameters) -> Result<(Header, u64)> {
+        let cursor = self.with_state(|state| {
+            state.next_cursor += 1;
+            state.next_cursor
+        })?;
+        let sql = sql.to_owned();
+        let header = self
+            .request(|reply| Request::Execute {
+                cursor,
+                sql,
+                params,
+                reply,
+            })
+            .await?;
+        if !header.batch.done {
+            self.with_state(|state| state.open_cursor = Some(cursor))?;
+        }
+        Ok((header, cursor))
+    }
+
+    /// Runs one statement with bound parameters and returns its result.
+    ///
+    /// Placeholders are the database's own (`?1`, `:name` for SQLite). The
+    /// answer carries the first rows, so a small query costs one trip to the
+    /// worker. The result borrows the connection: no other statement can run
+    /// on it until the result is dropped.
+    ///
+    /// # Errors
+    /// [`Error::Database`] with the database's message for invalid SQL or a
+    /// failed statement; [`Error::ParameterCount`] / [`Error::ParameterName`]
+    /// for parameters that do not fit; [`Error::Closed`] after [`close`](Connection::close).
+    ///
+    /// # Cancellation
+    /// Dropping the future before the worker starts the statement skips it;
+    /// once started, it runs to completion and its answer is discarded.
+    pub async fn execute(
+        &self,
+        sql: impl AsRef<str>,
+        params: impl Params,
+    ) -> Result<CursorResult<'_>> {
+        let (header, cursor) = self.run(sql.as_ref(), params.into_parameters()).await?;
+        Ok(CursorResult::new(ConnRef::Borrowed(self), header, cursor))
+    }
+
+    /// Runs one statement once for each parameter set, in one trip to the worker.
+    ///
+    /// The batch is atomic: it runs inside its own transaction (or a savepoint
+    /// when a transaction is open) and either every set applies or none does.
+    /// The result's [`rowcount`](CursorResult::rowcount) is the total of rows affected.
+    ///
+    /// # Errors
+    /// The first failing set's error; nothing of the batch remains applied.
+    ///
+    /// # Cancellation
+    /// Dropping the future before the worker starts skips the batch; once
+    /// started, it runs to completion.
+    pub async fn execute_many<P: Params>(
+        &self,
+        sql: impl AsRef<str>,
+        params: impl IntoIterator<Item = P>,
+    ) -> Result<CursorResult<'_>> {
+        let sql = sql.as_ref().to_owned();
+        let params: Vec<Parameters> = params.into_iter().map(Params::into_parameters).collect();
+        let rowcount = self
+            .request(|reply| Request::ExecuteMany { sql, params, reply })
+            .await?;
+        Ok(CursorResult::done(ConnRef::Borrowed(self), rowcount))
+    }
+
+    /// Runs a query and returns the first column of its first row.
+    ///
+    /// # Errors
+    /// As [`execute`](Connection::execute); [`Error::NoRows`] when there is no
+    /// row and `T` is not an `Option`; [`Error::Decode`] when the value does not convert.
+    ///
+    /// # Cancellation
+    /// As [`execute`](Connection::execute).
+    pub async fn scalar<T: FromValue>(
+        &self,
+        sql: impl AsRef<str>,
+        params: impl Params,
+    ) -> Result<T> {
+        self.execute(sql, params).await?.scalar().await
+    }
+
+    /// Begins a transaction (`BEGIN`).
+    ///
+    /// Commit it with [`Transaction::commit`]; dropping it rolls back.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when a transaction is already open on this
+    /// connection (use [`begin_nested`](Connection::begin_nested) for a savepoint).
+    ///
+    /// # Cancellation
+    /// If the future is dropped, a `BEGIN` that did run is rolled back before
+    /// the connection's next request.
+    pub async fn begin(&self) -> Result<Transaction<'_>> {
+        let level = self.open_transaction(false).await?;
+        Ok(Transaction::new(ConnRef::Borrowed(self), level))
+    }
+
+    /// Begins a nested transaction: a `SAVEPOINT`.
+    ///
+    /// Outside a transaction, the savepoint starts one. Committing it releases
+    /// the savepoint; rolling it back (or dropping it) undoes only what ran
+    /// since it began.
+    ///
+    /// # Cancellation
+    /// As [`begin`](Connection::begin).
+    pub async fn begin_nested(&self) -> Result<Transaction<'_>> {
+        let level = self.open_transaction(true).await?;
+        Ok(Transaction::new(ConnRef::Borrowed(self), level))
+    }
+
+    /// Sends `BEGIN` or `SAVEPOINT` and raises the depth once it succeeded.
+    pub(crate) async fn open_transaction(&self, nested: bool) -> Result<u32> {
+        let level = self.with_state(|state| state.depth + 1)?;
+        let (op, undo) = if nested {
+            (TxOp::Savepoint(level), TxOp::RollbackTo(level))
+        } else {
+            (TxOp::Begin, TxOp::Rollback)
+        };
+        let answer = self
+            .send(|reply| Request::Tx {
+                op,
+                reply: Some(reply),
+            })
+            .await?;
+        // Sent: if this future is dropped now, undo whatever the worker begins.
+        let disarm = Undo {
+            conn: self,
+            op: Some(undo),
+        };
+        let result = self.receive(answer).await;
+        let mut disarm = disarm;
+        disarm.op = None;
+        result?;
+        self.with_state(|state| state.depth = level)?;
+        Ok(level)
+    }
+
+    /// Ends the transaction at `level` with a commit or a rollback.
+    pub(crate) async fn end_transaction(&self, level: u32, commit: bool) -> Result<()> {
+        let op = match (level, commit) {
+            (1, true) => TxOp::Commit,
+            (1, false) => TxOp::Rollback,
+            (l, true) => TxOp::Release(l),
+            (l, false) => TxOp::RollbackTo(l),
+        };
+        let answer = self
+            .send(|reply| Request::Tx {
+                op,
+                reply: Some(reply),
+            })
+            .await?;
+        // Sent: whatever happens to this future now, the worker ends the transaction.
+        let _ = self.with_state(|state| state.depth = state.depth.min(level - 1));
+        self.receive(answer).await
+    }
+
+    /// Rolls back the transaction at `level` without waiting: for `Drop`.
+    pub(crate) fn abandon_transaction(&self, level: u32) {
+        let _ = self.with_state(|state| {
+            if state.depth < level {
+                // Already ended by a commit or rollback that was sent.
+                return;
+            }
+            state.add_pending(if level <= 1 {
+                TxOp::Rollback
+            } else {
+                TxOp::RollbackTo(level)
+            });
+            state.depth = level - 1;
+            state.try_flush();
+        });
+    }
+
+    /// `true` while a transaction (or savepoint) is open on this connection.
+    ///
+    /// This reflects transactions begun through [`begin`](Connection::begin)
+    /// and those begun with SQL, as of the last answer from the worker.
+    pub fn in_transaction(&self) -> bool {
+        match self.lock().as_ref() {
+            Some(lease) => lease.state_ref().in_transaction(),
+            None => false,
+        }
+    }
+
+    /// Runs `f` with the raw driver connection on the connection's worker thread.
+    ///
+    /// This is the escape hatch for anything the driver can do that sqlaio
+    /// does not wrap (custom functions, backups, `execute_batch`, ...). The
+    /// closure names the raw type it expects: `&mut rusqlite::Connection`
+    /// for SQLite. It may return its own error type, as long as that type
+    /// converts from [`Error`]; its result is returned as it is.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+    /// let mut conn = engine.connect().await?;
+    /// let tables = conn
+    ///     .run_in_thread(|raw: &mut rusqlite::Connection| {
+    ///         raw.execute_batch("CREATE TABLE a (x); CREATE TABLE b (y);")?;
+    ///         Ok::<_, sqlaio::Error>(raw.query_row(
+    ///             "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+    ///             [],
+    ///             |row| row.get::<_, i64>(0),
+    ///         ).map_err(|e| sqlaio::Error::Panic(e.to_string()))?)
+    ///     })
+    ///     .await?;
+    /// assert_eq!(tables, 2);
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// Whatever `f` returns; [`Error::Panic`] (converted into `E`) when `f`
+    /// panics, after which any open transaction is rolled back and the
+    /// connection keeps working; [`Error::WrongDriver`] when `R` is not this
+    /// engine's raw connection type.
+    ///
+    /// # Cancellation
+    /// Dropping the future before the worker starts `f` skips it; once
+    /// started, `f` runs to completion.
+    pub async fn run_in_thread<R, T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        R: Any,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce(&mut R) -> Result<T, E> + Send + 'static,
+    {
+        let (call, answer) = worker::call(f);
+        self.send_request(Request::Call(call)).await?;
+        self.receive(answer).await?
+    }
+
+    /// The names of the tables visible to this connection, sorted.
+    ///
+    /// # Cancellation
+    /// Dropping the future only discards the answer.
+    pub async fn table_names(&self) -> Result<Vec<String>> {
+        self.request(|reply| Request::TableNames { reply }).await
+    }
+
+    /// `true` when a table of this name exists (SQLite compares names case-insensitively).
+    ///
+    /// # Cancellation
+    /// Dropping the future only discards the answer.
+    pub async fn has_table(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .table_names()
+            .await?
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name)))
+    }
+
+    /// Returns the connection to the pool, rolling back any open transaction.
+    ///
+    /// Closing twice is not an error. Any later call on this handle fails with
+    /// [`Error::Closed`].
+    ///
+    /// # Cancellation
+    /// Dropping the future still returns the connection to the pool, where a
+    /// rollback is queued ahead of its next use.
+    pub async fn close(&self) -> Result<()> {
+        let lease = self.lock().take();
+        if let Some(mut lease) = lease {
+            let state = lease.state();
+            let dirty =
+                state.pending.is_some() || state.open_cursor.is_some() || state.in_transaction();
+            if dirty && !state.is_stopped() {
+                state.pending = None;
+                state.open_cursor = None;
+                state.depth = 0;
+                let sender = state.sender.clone();
+                if sender.send(Request::Reset).await.is_ok() {
+                    lease.state().rollback_queued = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `true` after [`close`](Connection::close), or once the engine was closed.
+    pub fn is_closed(&self) -> bool {
+        match self.lock().as_ref() {
+            Some(lease) => lease.state_ref().is_stopped(),
+            None => true,
+        }
+    }
+}
+
+/// Queues a rollback if a `begin` future is dropped after its `BEGIN` was sent.
+struct Undo<'a> {
+    conn: &'a Connection,
+    op: Option<TxOp>,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if let Some(op) = self.op.take() {
+            let _ = self.conn.with_state(|state| {
+                state.add_pending(op);
+                state.try_flush();
+            });
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! SQLite through `rusqlite`, on the worker thread.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_channel::Receiver;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{OpenFlags, Statement};
+
+use crate::config::{SqliteTarget, Target};
+use crate::error::{Error, Result};
+use crate::params::Parameters;
+use crate::row::Row;
+use crate::value::Value;
+use crate::worker::{self, Batch, Driver, Header, Limit, Next, Reply, Request};
+
+/// How long a connection waits for a lock held by another connection before `SQLITE_BUSY`.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct SqliteDriver {
+    conn: rusqlite::Connection,
+}
+
+fn flags(read_only: bool) -> OpenFlags {
+    let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    if read_only {
+        base | OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        base | OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    }
+}
+
+/// Opens the shared in-memory database `name` (`memdb` VFS: one database per
+/// name, shared by every connection of the process that opens it).
+pub(crate) fn open_memory(name: &str) -> rusqlite::Result<rusqlite::Connection> {
+    rusqlite::Connection::open_with_flags_and_vfs(name, flags(false), "memdb")
+}
+
+impl Driver for SqliteDriver {
+    const NAME: &'static str = "sqlite";
+
+    fn open(target: &Target) -> Result<Self> {
+        let Target::Sqlite(target) = target;
+        let (conn, url) = match target {
+            SqliteTarget::File { path, read_only } => (
+                rusqlite::Connection::open_with_flags(path, flags(*read_only))
+                    .and_then(|conn| setup_file(conn, *read_only)),
+                format!("sqlite://{}", path.display()),
+            ),
+            SqliteTarget::Memory { name } => (
+                open_memory(name).and_then(|conn| {
+                    conn.busy_timeout(BUSY_TIMEOUT)?;
+                    Ok(conn)
+                }),
+                "sqlite::memory:".to_owned(),
+            ),
+        };
+        conn.map(|conn| SqliteDriver { conn })
+            .map_err(|e| Error::Connect {
+                url,
+                source: Box::new(e),
+            })
+    }
+
+    fn raw(&mut self) -> &mut dyn Any {
+        &mut self.conn
+    }
+
+    fn in_transaction(&mut self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).map_err(convert)
+    }
+
+    fn execute(
+        &mut self,
+        cursor: u64,
+        sql: &str,
+        params: Parameters,
+        reply: Reply<Header>,
+        rx: &Receiver<Request>,
+    ) -> Next {
+        let conn = &self.conn;
+        let mut stmt = match conn.prepare_cached(sql) {
+            Ok(stmt) => stmt,
+            Err(e) => {
+                let _ = reply.send(Err(convert(e)));
+                return Next::Idle;
+            }
+        };
+        if let Err(e) = bind(&mut stmt, &params) {
+            let _ = reply.send(Err(e));
+            return Next::Idle;
+        }
+        let inserts = is_insert(sql);
+        let before = conn.total_changes();
+        let count = |done: bool| {
+            if done && conn.total_changes() != before {
+                conn.changes()
+            } else {
+                0
+            }
+        };
+        let insert_id = |rowcount: u64| (inserts && rowcount > 0).then(|| conn.last_insert_rowid());
+
+        if stmt.column_count() == 0 {
+            let header = stmt.raw_execute().map_err(convert).map(|_| {
+                let rowcount = count(true);
+                Header {
+                    keys: Arc::from(Vec::new()),
+                    rowcount,
+                    last_insert_id: insert_id(rowcount),
+                    returns_rows: false,
+                    batch: Batch {
+                        rows: Vec::new(),
+                        done: true,
+                    },
+                }
+            });
+            let _ = reply.send(header);
+            return Next::Idle;
+        }
+
+        let keys: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
+        let mut rows = stmt.raw_query();
+        let first = match read(&mut rows, &keys, Limit::Stream) {
+            Ok(batch) => batch,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return Next::Idle;
+            }
+        };
+        let done = first.done;
+        let rowcount = count(done);
+        let header = Header {
+            keys: keys.clone(),
+            rowcount,
+            last_insert_id: insert_id(rowcount),
+            returns_rows: true,
+            batch: first,
+        };
+        if reply.send(Ok(header)).is_err() || done {
+            return Next::Idle;
+        }
+        worker::serve_cursor(rx, cursor, |limit| read(&mut rows, &keys, limit))
+    }
+
+    fn execute_many(&mut self, sql: &str, params: Vec<Parameters>) -> Result<u64> {
+        let outer = self.conn.is_autocommit();
+        self.conn
+            .execute_batch(if outer {
+                "BEGIN"
+            } else {
+                "SAVEPOINT sqlaio_many"
+            })
+            .map_err(convert)?;
+        let result = (|| {
+            let mut stmt = self.conn.prepare_cached(sql).map_err(convert)?;
+            let mut total = 0;
+            for set in &params {
+                bind(&mut stmt, set)?;
+                if stmt.column_count() == 0 {
+                    stmt.raw_execute().map_err(convert)?;
+                } else {
+                    let mut rows = stmt.raw_query();
+                    while rows.next().map_err(convert)?.is_some() {}
+                }
+                total += self.conn.changes();
+            }
+            Ok(total)
+        })();
+        let end = match (&result, outer) {
+            (Ok(_), true) => "COMMIT",
+            (Ok(_), false) => "RELEASE SAVEPOINT sqlaio_many",
+            (Err(_), true) => "ROLLBACK",
+            (Err(_), false) => "ROLLBACK TO SAVEPOINT sqlaio_many; RELEASE SAVEPOINT sqlaio_many",
+        };
+        let ended = self.conn.execute_batch(end).map_err(convert);
+        if ended.is_err() && outer && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        let total = result?;
+        ended?;
+        Ok(total)
+    }
+
+    fn table_names(&mut self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+                 UNION SELECT name FROM sqlite_temp_master WHERE type = 'table' \
+                 ORDER BY name",
+            )
+            .map_err(convert)?;
+        let names = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(convert)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(convert)?;
+        Ok(names)
+    }
+}
+
+fn setup_file(
+    conn: rusqlite::Connection,
+    read_only: bool,
+) -> rusqlite::Result<rusqlite::Connection> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    if !read_only {
+        // Reading the mode back also proves the file is a SQLite database.
+        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    } else {
+        let _: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    }
+    Ok(conn)
+}
+
+/// `true` when the statement's first keyword is INSERT or REPLACE (so `last_insert_id` applies).
+fn is_insert(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    word.eq_ignore_ascii_case("insert") || word.eq_ignore_ascii_case("replace")
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+fn bind(stmt: &mut Statement<'_>, params: &Parameters) -> Result<()> {
+    let expected = stmt.parameter_count();
+    if !params.named.is_empty() {
+        if !params.positional.is_empty() {
+            return Err(Error::Parameter(
+                "positional and named parameters cannot be mixed".into(),
+            ));
+        }
+        if params.named.len() != expected {
+            return Err(Error::ParameterCount {
+                expected,
+                given: params.named.len(),
+            });
+        }
+        for (name, value) in &params.named {
+            let index = stmt
+                .parameter_index(name)
+                .map_err(convert)?
+                .ok_or_else(|| Error::ParameterName(name.clone()))?;
+            stmt.raw_bind_parameter(index, value).map_err(convert)?;
+        }
+        return Ok(());
+    }
+    if params.positional.len() != expected {
+        return Err(Error::ParameterCount {
+            expected,
+            given: params.positional.len(),
+        });
+    }
+    for (i, value) in params.positional.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, value).map_err(convert)?;
+    }
+    Ok(())
+}
+
+fn read(rows: &mut rusqlite::Rows<'_>, keys: &Arc<[String]>, limit: Limit) -> Result<Batch> {
+    let (max_rows, max_bytes) = match limit {
+        Limit::Rows(n) => (n, usize::MAX),
+        Limit::Stream => (worker::BATCH_ROWS, worker::BATCH_BYTES),
+        Limit::All => (usize::MAX, usize::MAX),
+    };
+    let mut out = Vec::with_capacity(max_rows.min(worker::BATCH_ROWS));
+    let mut bytes = 0;
+    while out.len() < max_rows && bytes < max_bytes {
+        let Some(row) = rows.next().map_err(convert)? else {
+            return Ok(Batch {
+                rows: out,
+                done: true,
+            });
+        };
+        let mut values = Vec::with_capacity(keys.len());
+        for i in 0..keys.len() {
+            let value = match row.get_ref(i).map_err(convert)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(i) => Value::Integer(i),
+                ValueRef::Real(f) => Value::Real(f),
+                ValueRef::Text(t) => {
+                    bytes += t.len();
+                    match std::str::from_utf8(t) {
+                        Ok(s) => Value::Text(s.to_owned()),
+                        // Not UTF-8: keep every byte rather than mangle it.
+                        Err(_) => Value::Blob(t.to_vec()),
+                    }
+                }
+                ValueRef::Blob(b) => {
+                    bytes += b.len();
+                    Value::Blob(b.to_vec())
+                }
+            };
+            values.push(value);
+        }
+        out.push(Row::new(keys.clone(), values));
+    }
+    Ok(Batch {
+        rows: out,
+        done: false,
+    })
+}
+
+/// Converts a rusqlite error into ours, keeping SQLite's message.
+pub(crate) fn convert(e: rusqlite::Error) -> Error {
+    use rusqlite::Error as E;
+    match e {
+        E::InvalidParameterCount(given, expected) => Error::ParameterCount { expected, given },
+        E::InvalidParameterName(name) => Error::ParameterName(name),
+        E::NulError(_) | E::ToSqlConversionFailure(_) => Error::Parameter(e.to_string()),
+        E::MultipleStatement => Error::Database {
+            message: "the SQL string holds more than one statement; pass one statement per call, \
+                      or use run_in_thread with execute_batch"
+                .into(),
+            source: Box::new(e),
+        },
+        E::Empty => Error::Database {
+            message: "the SQL string holds no statement".into(),
+            source: Box::new(e),
+        },
+        E::SqliteFailure(ref code, ref message) => Error::Database {
+            message: message.clone().unwrap_or_else(|| code.to_string()),
+            source: Box::new(e),
+        },
+        E::SqlInputError { ref msg, .. } => Error::Database {
+            message: msg.clone(),
+            source: Box::new(e),
+        },
+        other => Error::Database {
+            message: other.to_string(),
+            source: Box::new(other),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_insert;
+
+    #[test]
+    fn insert_detection_skips_comments() {
+        assert!(is_insert("INSERT INTO t VALUES (1)"));
+        assert!(is_insert("  -- note\n /* x */ replace into t values (1)"));
+        assert!(!is_insert("UPDATE t SET a = 1"));
+        assert!(!is_insert("SELECT 'INSERT'"));
+    }
+}

@@ -1,0 +1,295 @@
+//! [`Engine`] and its builder.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::config::Target;
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::params::Params;
+use crate::pool::Pool;
+use crate::result::{ConnRef, CursorResult};
+use crate::strategy::Strategy;
+use crate::transaction::Transaction;
+use crate::value::FromValue;
+use crate::ThreadStrategy;
+
+/// The default for [`EngineBuilder::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
+
+/// The entry point: a pool of connections to one database, and the strategy
+/// that runs their workers.
+///
+/// Cheap to clone (clones share the pool), `Send + Sync`. Connections open
+/// lazily, on first use.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use sqlaio::Engine;
+///
+/// let engine = Engine::builder().url("sqlite::memory:").build()?;
+/// engine.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)", ()).await?;
+/// engine.execute("INSERT INTO users (name) VALUES (?1)", ("Jeremy Goodwin",)).await?;
+/// assert_eq!(engine.scalar::<i64>("SELECT count(*) FROM users", ()).await?, 1);
+/// assert!(engine.has_table("users").await?);
+/// engine.close().await?;
+/// # Ok::<(), sqlaio::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    pool: Arc<Pool>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("url", &self.pool.url)
+            .field("strategy", &self.pool.strategy)
+            .field("max_connections", &self.pool.max)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// A builder with every setting at its default.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// The engine's URL, with any password redacted.
+    pub fn url(&self) -> &str {
+        &self.pool.url
+    }
+
+    /// The largest number of connections the pool opens.
+    pub fn max_connections(&self) -> usize {
+        self.pool.max
+    }
+
+    /// Takes a connection from the pool, opening one if none is idle and the
+    /// pool is not full, or waiting for one to be returned otherwise.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the database cannot be opened;
+    /// [`Error::Spawn`] when the strategy cannot run a worker;
+    /// [`Error::Closed`] after [`close`](Engine::close).
+    ///
+    /// # Cancellation
+    /// Dropping the future gives up the wait; a connection being opened for
+    /// it is closed and its worker exits.
+    pub async fn connect(&self) -> Result<Connection> {
+        Ok(Connection::new(self.pool.acquire().await?))
+    }
+
+    /// Runs one statement on a pooled connection.
+    ///
+    /// The result owns the connection and returns it to the pool once its
+    /// rows are drained, or when it is closed or dropped.
+    ///
+    /// # Errors
+    /// As [`connect`](Engine::connect) and [`Connection::execute`].
+    ///
+    /// # Cancellation
+    /// As [`Connection::execute`].
+    pub async fn execute(
+        &self,
+        sql: impl AsRef<str>,
+        params: impl Params,
+    ) -> Result<CursorResult<'static>> {
+        let conn = self.connect().await?;
+        let (header, cursor) = conn.run(sql.as_ref(), params.into_parameters()).await?;
+        Ok(CursorResult::new(ConnRef::Owned(conn), header, cursor))
+    }
+
+    /// Runs a query on a pooled connection and returns the first column of its first row.
+    ///
+    /// # Errors
+    /// As [`Connection::scalar`].
+    ///
+    /// # Cancellation
+    /// As [`Connection::execute`].
+    pub async fn scalar<T: FromValue>(
+        &self,
+        sql: impl AsRef<str>,
+        params: impl Params,
+    ) -> Result<T> {
+        self.execute(sql, params).await?.scalar().await
+    }
+
+    /// Begins a transaction on a connection of its own.
+    ///
+    /// The transaction owns the connection and returns it to the pool when
+    /// it ends; dropping it uncommitted rolls back first.
+    ///
+    /// # Cancellation
+    /// As [`Connection::begin`].
+    pub async fn begin(&self) -> Result<Transaction<'static>> {
+        let conn = self.connect().await?;
+        let level = conn.open_transaction(false).await?;
+        Ok(Transaction::new(ConnRef::Owned(conn), level))
+    }
+
+    /// The names of the database's tables, sorted.
+    ///
+    /// # Cancellation
+    /// Dropping the future only discards the answer.
+    pub async fn table_names(&self) -> Result<Vec<String>> {
+        self.connect().await?.table_names().await
+    }
+
+    /// `true` when a table of this name exists.
+    ///
+    /// # Cancellation
+    /// Dropping the future only discards the answer.
+    pub async fn has_table(&self, name: &str) -> Result<bool> {
+        self.connect().await?.has_table(name).await
+    }
+
+    /// Runs `f` with a pooled raw driver connection on its worker thread.
+    ///
+    /// See [`Connection::run_in_thread`].
+    ///
+    /// # Cancellation
+    /// As [`Connection::run_in_thread`].
+    pub async fn run_in_thread<R, T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        R: Any,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce(&mut R) -> Result<T, E> + Send + 'static,
+    {
+        let conn = self.connect().await?;
+        conn.run_in_thread(f).await
+    }
+
+    /// Closes the engine: closes every connection, idle or in use, and waits
+    /// until every worker has stopped and its thread is released.
+    ///
+    /// A statement still running finishes first. Afterwards every call on
+    /// the engine, its clones and its connections fails with
+    /// [`Error::Closed`]. Closing twice is not an error.
+    ///
+    /// # Cancellation
+    /// Dropping the future stops the waiting only; the engine stays closed
+    /// and its workers still stop.
+    pub async fn close(&self) -> Result<()> {
+        self.pool.close().await;
+        Ok(())
+    }
+
+    /// `true` after [`close`](Engine::close).
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
+    /// How many worker threads the engine runs right now (one per open connection).
+    pub fn worker_count(&self) -> usize {
+        self.pool.tracker.live()
+    }
+}
+
+/// Configures and builds an [`Engine`].
+///
+/// Every setter consumes and returns the builder; [`build`](EngineBuilder::build)
+/// validates the whole configuration.
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct EngineBuilder {
+    url: Option<String>,
+    strategy: Arc<dyn Strategy>,
+    max_connections: usize,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        EngineBuilder {
+            url: None,
+            strategy: Arc::new(ThreadStrategy),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("url", &self.url.as_deref().map(crate::config::redact))
+            .field("strategy", &self.strategy)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl EngineBuilder {
+    /// The database URL: `sqlite://path/to/file.db` (relative),
+    /// `sqlite:///absolute/path.db`, or `sqlite::memory:` for an in-memory
+    /// database shared by every connection of the engine. Append
+    /// `?mode=ro` to open a file read-only.
+    ///
+    /// Required; there is no default.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Where blocking work runs. Defaults to [`ThreadStrategy`].
+    pub fn strategy(mut self, strategy: impl Strategy) -> Self {
+        self.strategy = Arc::new(strategy);
+        self
+    }
+
+    /// Where blocking work runs, as a shared strategy object. Defaults to [`ThreadStrategy`].
+    pub fn strategy_arc(mut self, strategy: Arc<dyn Strategy>) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The largest number of connections (and so worker threads) the pool
+    /// opens; callers beyond it wait asynchronously for a free connection.
+    /// Must be at least 1. Defaults to [`DEFAULT_MAX_CONNECTIONS`] (10).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Validates the configuration and builds the engine. Connects nothing:
+    /// connections open on first use.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a missing or malformed URL or `max_connections` of 0.
+    pub fn build(self) -> Result<Engine> {
+        let url = self
+            .url
+            .ok_or_else(|| Error::Config("no database URL: call .url(..) on the builder".into()))?;
+        if self.max_connections == 0 {
+            return Err(Error::Config("max_connections must be at least 1".into()));
+        }
+        let target = Target::parse(&url)?;
+        let keeper = keeper(&target)?;
+        Ok(Engine {
+            pool: Arc::new(Pool::new(
+                target,
+                crate::config::redact(&url),
+                self.strategy,
+                self.max_connections,
+                keeper,
+            )),
+        })
+    }
+}
+
+/// A connection that keeps a shared in-memory database alive as long as the engine.
+fn keeper(target: &Target) -> Result<Option<Box<dyn Any + Send>>> {
+    match target {
+        #[cfg(feature = "sqlite")]
+        Target::Sqlite(crate::config::SqliteTarget::Memory { name }) => {
+            let conn = crate::driver::sqlite::open_memory(name).map_err(|e| Error::Connect {
+                url: "sqlite::memory:".into(),
+                source: Box::new(e),
+            })?;
+            Ok(Some(Box::new(conn)))
+        }
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,185 @@
+//! The one error type of the crate.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A boxed error from a driver or the operating system, kept as [`Error::source`](std::error::Error::source).
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// `Result` with [`Error`] as its default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in sqlaio.
+///
+/// Match on the variants you care about (the enum is `#[non_exhaustive]`, so
+/// keep a wildcard arm) or use the predicates: [`is_closed`](Error::is_closed),
+/// [`is_timeout`](Error::is_timeout), [`is_pool_timeout`](Error::is_pool_timeout),
+/// [`is_database`](Error::is_database). `Display` says what went wrong in plain
+/// words; the driver's own error is kept as the [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database rejected a statement or a call: syntax error, constraint
+    /// violation, locked database, and so on. The message is the database's.
+    #[error("database error: {message}")]
+    Database {
+        /// The database's own message.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// Opening a connection failed.
+    #[error("could not connect to {url}: {source}")]
+    Connect {
+        /// The URL, with any password redacted.
+        url: String,
+        /// The driver's or the operating system's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The connection, the result or the engine was closed before or during the call.
+    #[error("{0} is closed")]
+    Closed(&'static str),
+    /// A statement ran past its deadline and was interrupted.
+    #[error("statement timed out")]
+    Timeout,
+    /// No pooled connection became free within the acquire timeout.
+    #[error("timed out waiting for a pooled connection{}", last_connect_error.as_ref().map(|e| format!(" (last connect error: {e})")).unwrap_or_default())]
+    PoolTimeout {
+        /// The error of the last failed attempt to open a connection, if any.
+        last_connect_error: Option<Box<Error>>,
+    },
+    /// The statement has a different number of placeholders than the parameters given.
+    #[error("wrong number of parameters: the statement takes {expected}, {given} given")]
+    ParameterCount {
+        /// Placeholders in the statement.
+        expected: usize,
+        /// Parameters passed by the caller.
+        given: usize,
+    },
+    /// A named parameter does not appear in the statement.
+    #[error("the statement has no parameter named {0:?}")]
+    ParameterName(String),
+    /// A parameter could not be bound (for example a text value with a NUL byte where the driver forbids it).
+    #[error("invalid parameter: {0}")]
+    Parameter(String),
+    /// A row has no column with this name.
+    #[error("no column named {0:?} in the result")]
+    ColumnName(String),
+    /// A row has fewer columns than the index asked for.
+    #[error("column index {index} is out of range: the row has {len} columns")]
+    ColumnIndex {
+        /// The index asked for.
+        index: usize,
+        /// How many columns the row has.
+        len: usize,
+    },
+    /// A value could not be converted to the requested Rust type.
+    #[error("cannot decode column {column:?}: {source}")]
+    Decode {
+        /// The column's name.
+        column: String,
+        /// What was wrong with the value.
+        #[source]
+        source: DecodeError,
+    },
+    /// A query that must return a row returned none (for example [`scalar`](crate::CursorResult::scalar) into a non-`Option` type).
+    #[error("the query returned no rows")]
+    NoRows,
+    /// User code passed to [`run_in_thread`](crate::Connection::run_in_thread) panicked.
+    #[error("the closure panicked: {0}")]
+    Panic(String),
+    /// The engine's configuration is invalid (bad URL, zero connections, ...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The strategy could not run a worker (for example `TokioStrategy` outside a tokio runtime).
+    #[error("the strategy could not start a worker: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// A worker stopped without answering (its thread was torn down, for example by a runtime shutting down).
+    #[error("the connection's worker stopped without answering")]
+    WorkerGone,
+    /// A [`run_in_thread`](crate::Connection::run_in_thread) closure expected another driver than the engine's.
+    #[error("run_in_thread expected a {expected} connection, but this engine uses {actual}")]
+    WrongDriver {
+        /// The raw connection type the closure takes.
+        expected: &'static str,
+        /// The engine's driver.
+        actual: &'static str,
+    },
+}
+
+impl Error {
+    /// `true` when the connection, result or engine used was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Error::Closed(_))
+    }
+
+    /// `true` when a statement ran past its deadline.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout)
+    }
+
+    /// `true` when no pooled connection became free in time.
+    pub fn is_pool_timeout(&self) -> bool {
+        matches!(self, Error::PoolTimeout { .. })
+    }
+
+    /// `true` when the database itself reported the error.
+    pub fn is_database(&self) -> bool {
+        matches!(self, Error::Database { .. })
+    }
+
+    /// `true` when user code panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, Error::Panic(_))
+    }
+
+    pub(crate) fn panic(payload: Box<dyn std::any::Any + Send>) -> Error {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a non-string panic payload".to_owned()
+        };
+        Error::Panic(message)
+    }
+
+    pub(crate) fn decode(column: &str, source: DecodeError) -> Error {
+        Error::Decode {
+            column: column.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Why a [`Value`](crate::Value) could not become the requested Rust type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    message: String,
+}
+
+impl DecodeError {
+    /// A value of kind `found` where `expected` was asked for.
+    pub fn mismatch(expected: &str, found: &str) -> DecodeError {
+        DecodeError {
+            message: format!("expected {expected}, found {found}"),
+        }
+    }
+
+    /// A free-form reason, for custom [`FromValue`](crate::FromValue) implementations.
+    pub fn new(message: impl Into<String>) -> DecodeError {
+        DecodeError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for DecodeError {}

@@ -1,0 +1,124 @@
+//! Async access to blocking SQL drivers, with an API modelled on SQLAlchemy
+//! Core as Python's `sqlalchemy_aio` exposes it.
+//!
+//! Every driver call runs on a worker thread chosen by a pluggable
+//! [`Strategy`], and its answer comes back through a future that any
+//! executor can await. The trusted blocking drivers (`rusqlite` for SQLite)
+//! never run on an async thread.
+//!
+//! # Example
+//! ```
+//! use sqlaio::Engine;
+//!
+//! # futures::executor::block_on(async {
+//! let engine = Engine::builder().url("sqlite::memory:").build()?;
+//! engine.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)", ()).await?;
+//! let mut conn = engine.connect().await?;
+//! conn.execute("INSERT INTO users (name) VALUES (?1)", ("Dana Whitaker",)).await?;
+//! let mut result = conn.execute("SELECT id, name FROM users WHERE name LIKE ?1", ("D%",)).await?;
+//! for row in result.fetchall().await? {
+//!     let name: String = row.get("name")?;
+//!     assert_eq!(name, "Dana Whitaker");
+//! }
+//! let tx = conn.begin().await?;
+//! assert_eq!(tx.scalar::<i64>("SELECT 1", ()).await?, 1);
+//! tx.commit().await?;
+//! conn.close().await?;
+//! # Ok::<(), sqlaio::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Strategies
+//! | strategy | feature | where workers run |
+//! |---|---|---|
+//! | [`ThreadStrategy`] (default) | always | plain named threads; no runtime needed |
+//! | `TokioStrategy` | `tokio` | `tokio::task::spawn_blocking` |
+//! | `AsyncStdStrategy` | `async-std` | `async_std::task::spawn_blocking` |
+//! | `SmolStrategy` | `smol` | `blocking::unblock`, detached |
+//!
+//! Each connection keeps one worker for its whole life; a request costs one
+//! hand-off to that worker and one back. Implement [`Strategy`] to use your
+//! own thread pool. Whatever the strategy, the futures it produces can be
+//! awaited on any executor.
+//!
+//! # Cancellation
+//! Dropping a future never leaves a connection in a wrong state, and never
+//! hands one caller another's answer: a request not yet started is skipped;
+//! a started statement completes on the worker and its answer is discarded;
+//! a dropped transaction rolls back before the connection's next request.
+//! Each async method documents what dropping its future does.
+//!
+//! # Features
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sqlite` | yes | SQLite through `rusqlite` (bundled SQLite, no system library) |
+//! | `tokio` | no | `TokioStrategy` |
+//! | `async-std` | no | `AsyncStdStrategy` (async-std is deprecated upstream in favour of smol) |
+//! | `smol` | no | `SmolStrategy` |
+//! | `full` | no | all of the above |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub,
+    clippy::await_holding_lock
+)]
+
+mod config;
+mod connection;
+mod driver;
+mod engine;
+mod error;
+mod params;
+mod pool;
+mod result;
+mod row;
+mod strategy;
+mod transaction;
+mod value;
+mod worker;
+
+#[path = "../strategies/thread.rs"]
+mod thread_strategy;
+
+#[cfg(feature = "tokio")]
+#[path = "../strategies/tokio.rs"]
+mod tokio_strategy;
+
+#[cfg(feature = "async-std")]
+#[path = "../strategies/async_std.rs"]
+mod async_std_strategy;
+
+#[cfg(feature = "smol")]
+#[path = "../strategies/smol.rs"]
+mod smol_strategy;
+
+pub use connection::Connection;
+pub use engine::{Engine, EngineBuilder, DEFAULT_MAX_CONNECTIONS};
+pub use error::{BoxError, DecodeError, Error, Result};
+pub use params::{Parameters, Params};
+pub use result::CursorResult;
+pub use row::{ColumnIndex, Row};
+pub use strategy::{Job, Strategy};
+pub use transaction::Transaction;
+pub use value::{FromValue, Value};
+
+pub use thread_strategy::ThreadStrategy;
+
+#[cfg(feature = "async-std")]
+pub use async_std_strategy::AsyncStdStrategy;
+#[cfg(feature = "smol")]
+pub use smol_strategy::SmolStrategy;
+#[cfg(feature = "tokio")]
+pub use tokio_strategy::TokioStrategy;
+
+/// The `rusqlite` crate sqlaio uses, for [`Connection::run_in_thread`] closures.
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use rusqlite;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,376 @@
+//! [`CursorResult`]: the result of a statement, fetched in batches.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use futures_channel::oneshot;
+use futures_core::future::BoxFuture;
+use futures_core::Stream;
+
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::row::Row;
+use crate::value::FromValue;
+use crate::worker::{Batch, Header, Limit, Request};
+
+/// The connection behind a result or a transaction: borrowed from the
+/// caller, or owned (from [`Engine`](crate::Engine) methods) and returned to
+/// the pool when no longer needed.
+///
+/// No `Drop` impl here on purpose: a borrowed result's borrow ends at its
+/// last use, not at the end of its scope.
+pub(crate) enum ConnRef<'c> {
+    Borrowed(&'c Connection),
+    Owned(Connection),
+    Released,
+}
+
+impl ConnRef<'_> {
+    pub(crate) fn get(&self) -> Option<&Connection> {
+        match self {
+            ConnRef::Borrowed(c) => Some(c),
+            ConnRef::Owned(c) => Some(c),
+            ConnRef::Released => None,
+        }
+    }
+}
+
+/// The result of a statement: what it did, and the rows it returns.
+///
+/// [`keys`](CursorResult::keys), [`rowcount`](CursorResult::rowcount),
+/// [`last_insert_id`](CursorResult::last_insert_id) and
+/// [`returns_rows`](CursorResult::returns_rows) are known when `execute`
+/// returns. Rows are fetched with [`fetchone`](CursorResult::fetchone),
+/// [`fetchmany`](CursorResult::fetchmany), [`fetchall`](CursorResult::fetchall),
+/// [`first`](CursorResult::first), [`scalar`](CursorResult::scalar), or by
+/// using the result as a [`Stream`] of rows.
+///
+/// # Batches and memory
+/// Rows cross from the worker in batches of at most 256 rows (or about 1 MiB
+/// of text and blobs); the first batch comes with the `execute` answer. The
+/// worker reads the next batch only when asked, so streaming a large result
+/// holds at most about one batch in memory. `fetchall` asks for everything
+/// in one message.
+///
+/// # Dropping
+/// A result from [`Connection::execute`] borrows its connection; a result
+/// from [`Engine::execute`](crate::Engine::execute) owns one and returns it
+/// to the pool once drained, closed or dropped. Dropping a result that still
+/// has rows finalizes its statement on the worker before the connection's
+/// next request. A fetch whose future is dropped keeps its place: the rows it
+/// asked for are delivered to the next fetch, never lost.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use futures::TryStreamExt;
+/// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+/// let mut result = engine
+///     .execute("SELECT value FROM generate_series(1, 1000)", ())
+///     .await
+///     .or(engine.execute("WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM s WHERE value < 1000) SELECT value FROM s", ()).await)?;
+/// let mut sum = 0;
+/// while let Some(row) = result.try_next().await? {
+///     sum += row.get::<i64>(0)?;
+/// }
+/// assert_eq!(sum, 500_500);
+/// # Ok::<(), sqlaio::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct CursorResult<'c> {
+    conn: ConnRef<'c>,
+    keys: Arc<[String]>,
+    rowcount: u64,
+    last_insert_id: Option<i64>,
+    returns_rows: bool,
+    buffer: VecDeque<Row>,
+    /// The worker's cursor, while it may hold more rows.
+    cursor: Option<u64>,
+    inflight: Option<BoxFuture<'static, Result<Batch>>>,
+    closed: bool,
+}
+
+impl fmt::Debug for CursorResult<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CursorResult")
+            .field("keys", &self.keys)
+            .field("rowcount", &self.rowcount)
+            .field("last_insert_id", &self.last_insert_id)
+            .field("returns_rows", &self.returns_rows)
+            .field("buffered", &self.buffer.len())
+            .field("exhausted", &self.cursor.is_none())
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl<'c> CursorResult<'c> {
+    pub(crate) fn new(conn: ConnRef<'c>, header: Header, cursor: u64) -> CursorResult<'c> {
+        let mut result = CursorResult {
+            conn,
+            keys: header.keys,
+            rowcount: header.rowcount,
+            last_insert_id: header.last_insert_id,
+            returns_rows: header.returns_rows,
+            buffer: header.batch.rows.into(),
+            cursor: Some(cursor),
+            inflight: None,
+            closed: false,
+        };
+        if header.batch.done {
+            result.exhausted();
+        }
+        result
+    }
+
+    /// A result that returns no rows.
+    pub(crate) fn done(conn: ConnRef<'c>, rowcount: u64) -> CursorResult<'c> {
+        let mut result = CursorResult {
+            conn,
+            keys: Arc::from(Vec::new()),
+            rowcount,
+            last_insert_id: None,
+            returns_rows: false,
+            buffer: VecDeque::new(),
+            cursor: None,
+            inflight: None,
+            closed: false,
+        };
+        result.exhausted();
+        result
+    }
+
+    /// The worker has no more rows: forget the cursor, give an owned connection back.
+    fn exhausted(&mut self) {
+        if let Some(cursor) = self.cursor.take() {
+            if let Some(conn) = self.conn.get() {
+                let _ = conn.with_state(|state| {
+                    if state.open_cursor == Some(cursor) {
+                        state.open_cursor = None;
+                    }
+                });
+            }
+        }
+        if matches!(self.conn, ConnRef::Owned(_)) {
+            self.conn = ConnRef::Released;
+        }
+    }
+
+    /// The column names, in order; empty for a statement that returns no rows.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// Rows inserted, updated or deleted by the statement; 0 for other statements.
+    pub fn rowcount(&self) -> u64 {
+        self.rowcount
+    }
+
+    /// The row id of the row inserted by an `INSERT` or `REPLACE` that inserted
+    /// rows; `None` for other statements.
+    pub fn last_insert_id(&self) -> Option<i64> {
+        self.last_insert_id
+    }
+
+    /// `true` when the statement returns rows (a `SELECT`, a `RETURNING`
+    /// clause, some `PRAGMA`s), even if there are none.
+    pub fn returns_rows(&self) -> bool {
+        self.returns_rows
+    }
+
+    /// `true` after [`close`](CursorResult::close).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed {
+            Err(Error::Closed("result"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Starts (or continues) a fetch and waits for one batch; `false` when no rows are left.
+    fn poll_batch(&mut self, cx: &mut Context<'_>, limit: Limit) -> Poll<Result<bool>> {
+        let Some(cursor) = self.cursor else {
+            return Poll::Ready(Ok(false));
+        };
+        if self.inflight.is_none() {
+            let sender = match self.conn.get().map(|c| c.with_state(|s| s.sender.clone())) {
+                Some(Ok(sender)) => sender,
+                _ => return Poll::Ready(Err(Error::Closed("connection"))),
+            };
+            self.inflight = Some(Box::pin(async move {
+                let (reply, answer) = oneshot::channel();
+                sender
+                    .send(Request::Fetch {
+                        cursor,
+                        limit,
+                        reply,
+                    })
+                    .await
+                    .map_err(|_| Error::Closed("connection"))?;
+                answer.await.unwrap_or(Err(Error::WorkerGone))
+            }));
+        }
+        let Some(inflight) = self.inflight.as_mut() else {
+            return Poll::Ready(Ok(false));
+        };
+        let batch = ready!(inflight.as_mut().poll(cx));
+        self.inflight = None;
+        match batch {
+            Ok(batch) => {
+                self.buffer.extend(batch.rows);
+                if batch.done {
+                    self.exhausted();
+                }
+                Poll::Ready(Ok(true))
+            }
+            Err(e) => {
+                self.exhausted();
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
+    /// The next row, or `None` when there are no more.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after [`close`](CursorResult::close); the database's
+    /// error if reading the next rows fails.
+    ///
+    /// # Cancellation
+    /// Dropping the future keeps the rows it was waiting for in the result.
+    pub async fn fetchone(&mut self) -> Result<Option<Row>> {
+        self.check_open()?;
+        poll_fn(|cx| loop {
+            if let Some(row) = self.buffer.pop_front() {
+                return Poll::Ready(Ok(Some(row)));
+            }
+            if !ready!(self.poll_batch(cx, Limit::Stream))? {
+                return Poll::Ready(Ok(None));
+            }
+        })
+        .await
+    }
+
+    /// Up to `n` more rows; fewer only at the end of the result.
+    ///
+    /// # Errors
+    /// As [`fetchone`](CursorResult::fetchone).
+    ///
+    /// # Cancellation
+    /// As [`fetchone`](CursorResult::fetchone).
+    pub async fn fetchmany(&mut self, n: usize) -> Result<Vec<Row>> {
+        self.check_open()?;
+        poll_fn(|cx| {
+            while self.buffer.len() < n {
+                let missing = n - self.buffer.len();
+                if !ready!(self.poll_batch(cx, Limit::Rows(missing)))? {
+                    break;
+                }
+            }
+            let take = n.min(self.buffer.len());
+            Poll::Ready(Ok(self.buffer.drain(..take).collect()))
+        })
+        .await
+    }
+
+    /// Every remaining row.
+    ///
+    /// # Errors
+    /// As [`fetchone`](CursorResult::fetchone).
+    ///
+    /// # Cancellation
+    /// As [`fetchone`](CursorResult::fetchone).
+    pub async fn fetchall(&mut self) -> Result<Vec<Row>> {
+        self.check_open()?;
+        poll_fn(|cx| {
+            while ready!(self.poll_batch(cx, Limit::All))? {}
+            Poll::Ready(Ok(self.buffer.drain(..).collect()))
+        })
+        .await
+    }
+
+    /// The first row (or `None`), closing the result.
+    ///
+    /// # Errors
+    /// As [`fetchone`](CursorResult::fetchone).
+    pub async fn first(mut self) -> Result<Option<Row>> {
+        let row = self.fetchone().await?;
+        self.close().await?;
+        Ok(row)
+    }
+
+    /// The first column of the first row, closing the result.
+    ///
+    /// With no row at all, `Option<T>` gives `None` and other types fail with
+    /// [`Error::NoRows`]; a `NULL` value needs an `Option<T>`.
+    ///
+    /// # Errors
+    /// [`Error::NoRows`], [`Error::Decode`], or as [`fetchone`](CursorResult::fetchone).
+    pub async fn scalar<T: FromValue>(self) -> Result<T> {
+        match self.first().await? {
+            Some(row) => row.get(0),
+            None => T::from_missing().ok_or(Error::NoRows),
+        }
+    }
+
+    /// Closes the result: drops its buffered rows and finalizes its statement.
+    ///
+    /// Later fetches fail with [`Error::Closed`]. Closing twice is not an error.
+    ///
+    /// # Cancellation
+    /// Dropping the future leaves the statement to be finalized before the
+    /// connection's next request.
+    pub async fn close(&mut self) -> Result<()> {
+        self.closed = true;
+        self.buffer.clear();
+        self.inflight = None;
+        if let Some(cursor) = self.cursor {
+            let open = self.conn.get().and_then(|c| {
+                c.with_state(|s| (s.open_cursor == Some(cursor)).then(|| s.sender.clone()))
+                    .ok()
+                    .flatten()
+            });
+            if let Some(sender) = open {
+                let _ = sender.send(Request::CloseCursor { cursor }).await;
+            }
+            self.exhausted();
+        }
+        Ok(())
+    }
+}
+
+impl Stream for CursorResult<'_> {
+    type Item = Result<Row>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Row>>> {
+        let this = self.get_mut();
+        if this.closed {
+            return Poll::Ready(None);
+        }
+        loop {
+            if let Some(row) = this.buffer.pop_front() {
+                return Poll::Ready(Some(Ok(row)));
+            }
+            match ready!(this.poll_batch(cx, Limit::Stream)) {
+                Ok(true) => continue,
+                Ok(false) => return Poll::Ready(None),
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.cursor.is_none() {
+            (self.buffer.len(), Some(self.buffer.len()))
+        } else {
+            (self.buffer.len(), None)
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Rows of a result.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::value::{FromValue, Value};
+
+/// One row of a result: its values and the result's column names.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+/// let row = engine
+///     .execute("SELECT 7 AS id, 'Dana' AS name", ())
+///     .await?
+///     .first()
+///     .await?
+///     .expect("one row");
+/// assert_eq!(row.get::<i64>(0)?, 7);
+/// assert_eq!(row.get::<String>("name")?, "Dana");
+/// assert_eq!(row.keys(), ["id", "name"]);
+/// # Ok::<(), sqlaio::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Row {
+    keys: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+impl Row {
+    pub(crate) fn new(keys: Arc<[String]>, values: Vec<Value>) -> Row {
+        Row { keys, values }
+    }
+
+    /// The value of one column, converted to `T`.
+    ///
+    /// `index` is a zero-based position (`usize`) or a column name (`&str`).
+    ///
+    /// # Errors
+    /// [`Error::ColumnIndex`] or [`Error::ColumnName`] when there is no such
+    /// column; [`Error::Decode`] when the value does not convert to `T`
+    /// (`NULL` converts only into `Option`).
+    pub fn get<T: FromValue>(&self, index: impl ColumnIndex) -> Result<T> {
+        let i = index.position(&self.keys)?;
+        T::from_value(&self.values[i]).map_err(|e| Error::decode(&self.keys[i], e))
+    }
+
+    /// The value of one column as a [`Value`], without conversion.
+    pub fn get_value(&self, index: impl ColumnIndex) -> Result<&Value> {
+        let i = index.position(&self.keys)?;
+        Ok(&self.values[i])
+    }
+
+    /// The column names, in order.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// The values, in column order.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// Takes the values out of the row.
+    pub fn into_values(self) -> Vec<Value> {
+        self.values
+    }
+
+    /// How many columns the row has.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// `true` when the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.keys.iter().zip(self.values.iter()))
+            .finish()
+    }
+}
+
+/// Something that names a column of a [`Row`]: a zero-based `usize` or a column name.
+pub trait ColumnIndex {
+    /// The zero-based position of the column in `keys`.
+    ///
+    /// # Errors
+    /// [`Error::ColumnIndex`] or [`Error::ColumnName`] when there is no such column.
+    fn position(&self, keys: &[String]) -> Result<usize>;
+}
+
+impl ColumnIndex for usize {
+    fn position(&self, keys: &[String]) -> Result<usize> {
+        if *self < keys.len() {
+            Ok(*self)
+        } else {
+            Err(Error::ColumnIndex {
+                index: *self,
+                len: keys.len(),
+            })
+        }
+    }
+}
+
+impl ColumnIndex for &str {
+    fn position(&self, keys: &[String]) -> Result<usize> {
+        keys.iter()
+            .position(|k| k == self)
+            .or_else(|| keys.iter().position(|k| k.eq_ignore_ascii_case(self)))
+            .ok_or_else(|| Error::ColumnName((*self).to_owned()))
+    }
+}
+
+impl ColumnIndex for &String {
+    fn position(&self, keys: &[String]) -> Result<usize> {
+        self.as_str().position(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> Row {
+        Row::new(
+            vec!["id".to_owned(), "name".to_owned()].into(),
+            vec![Value::Integer(1), Value::Text("Dan Rydell".into())],
+        )
+    }
+
+    #[test]
+    fn get_by_position_and_name() {
+        let r = row();
+        assert_eq!(r.get::<i64>(0).unwrap(), 1);
+        assert_eq!(r.get::<String>("name").unwrap(), "Dan Rydell");
+        assert_eq!(r.get::<String>("NAME").unwrap(), "Dan Rydell");
+    }
+
+    #[test]
+    fn bad_lookups_say_what_was_wrong() {
+        let r = row();
+        let e = r.get::<i64>(5).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "column index 5 is out of range: the row has 2 columns"
+        );
+        let e = r.get::<i64>("nme").unwrap_err();
+        assert_eq!(e.to_string(), "no column named \"nme\" in the result");
+        let e = r.get::<i64>("name").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot decode column \"name\": expected integer, found text"
+        );
+    }
+}

@@ -1,0 +1,457 @@
+//! The worker side of a connection: the requests it serves and its loop.
+//!
+//! Each connection owns one worker loop, run as a [`Job`] by the engine's
+//! strategy. The driver object is created, used and dropped on that thread
+//! only. The async handle ([`Connection`](crate::Connection)) sends it
+//! [`Request`]s over a bounded channel; every request that expects an answer
+//! carries its own one-shot reply slot, so an answer can never reach the
+//! wrong caller.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_channel::Receiver;
+use event_listener::Event;
+use futures_channel::oneshot;
+
+use crate::config::Target;
+use crate::error::{Error, Result};
+use crate::params::Parameters;
+use crate::row::Row;
+use crate::strategy::{Job, Strategy};
+
+/// How many requests may wait in a connection's queue before senders wait.
+pub(crate) const QUEUE_CAPACITY: usize = 16;
+/// Rows in a streamed batch, at most.
+pub(crate) const BATCH_ROWS: usize = 256;
+/// Bytes of text and blob data in a streamed batch, roughly at most.
+pub(crate) const BATCH_BYTES: usize = 1 << 20;
+
+/// The one-shot answer to a request.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// A closure run against the raw driver connection; returns `true` if user code panicked.
+pub(crate) type Call = Box<dyn FnOnce(&mut dyn Any, &'static str) -> bool + Send>;
+
+/// What a connection's worker is asked to do.
+pub(crate) enum Request {
+    /// Run one statement; answer with its header and first batch, then serve its cursor.
+    Execute {
+        cursor: u64,
+        sql: String,
+        params: Parameters,
+        reply: Reply<Header>,
+    },
+    /// Run one statement once per parameter set, atomically.
+    ExecuteMany {
+        sql: String,
+        params: Vec<Parameters>,
+        reply: Reply<u64>,
+    },
+    /// The next rows of an open cursor.
+    Fetch {
+        cursor: u64,
+        limit: Limit,
+        reply: Reply<Batch>,
+    },
+    /// Finalize an open cursor early.
+    CloseCursor { cursor: u64 },
+    /// Transaction control; without a reply slot errors are ignored (rollback on drop).
+    Tx { op: TxOp, reply: Option<Reply<()>> },
+    /// Close any cursor and roll back any transaction: the connection goes back to the pool.
+    Reset,
+    /// Run user code against the raw connection.
+    Call(Call),
+    /// The names of the tables visible to the connection.
+    TableNames { reply: Reply<Vec<String>> },
+}
+
+/// Transaction control statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TxOp {
+    Begin,
+    Commit,
+    Rollback,
+    /// `SAVEPOINT` at this nesting depth (1 for the first nested level).
+    Savepoint(u32),
+    /// `RELEASE` the savepoint at this depth.
+    Release(u32),
+    /// `ROLLBACK TO` and `RELEASE` the savepoint at this depth.
+    RollbackTo(u32),
+}
+
+impl TxOp {
+    fn sql(self) -> String {
+        match self {
+            TxOp::Begin => "BEGIN".into(),
+            TxOp::Commit => "COMMIT".into(),
+            TxOp::Rollback => "ROLLBACK".into(),
+            TxOp::Savepoint(d) => format!("SAVEPOINT sqlaio_sp_{d}"),
+            TxOp::Release(d) => format!("RELEASE SAVEPOINT sqlaio_sp_{d}"),
+            TxOp::RollbackTo(d) => {
+                format!("ROLLBACK TO SAVEPOINT sqlaio_sp_{d}; RELEASE SAVEPOINT sqlaio_sp_{d}")
+            }
+        }
+    }
+}
+
+/// How many rows a fetch wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// Exactly this many, or fewer at the end.
+    Rows(usize),
+    /// One streaming batch: [`BATCH_ROWS`] rows or [`BATCH_BYTES`] bytes.
+    Stream,
+    /// Everything that is left.
+    All,
+}
+
+/// Rows sent across in one message.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) rows: Vec<Row>,
+    /// No more rows follow; the worker has finalized the statement.
+    pub(crate) done: bool,
+}
+
+/// What `execute` answers: everything known about the result, and its first rows.
+#[derive(Debug)]
+pub(crate) struct Header {
+    pub(crate) keys: Arc<[String]>,
+    pub(crate) rowcount: u64,
+    pub(crate) last_insert_id: Option<i64>,
+    pub(crate) returns_rows: bool,
+    pub(crate) batch: Batch,
+}
+
+/// What a driver's `execute` leaves the loop with.
+pub(crate) enum Next {
+    /// Ready for the next request.
+    Idle,
+    /// A request arrived while a cursor was open; the cursor is closed, serve this next.
+    Request(Request),
+    /// Every sender is gone: stop.
+    Disconnected,
+}
+
+/// A blocking driver, as the worker loop sees it.
+pub(crate) trait Driver: Sized + 'static {
+    /// The database's name in messages and thread names.
+    const NAME: &'static str;
+    /// Opens a connection on the worker thread.
+    fn open(target: &Target) -> Result<Self>;
+    /// The raw driver connection, for `run_in_thread`.
+    fn raw(&mut self) -> &mut dyn Any;
+    /// `true` while a transaction is open.
+    fn in_transaction(&mut self) -> bool;
+    /// Runs a statement without parameters or results.
+    fn batch(&mut self, sql: &str) -> Result<()>;
+    /// Runs a statement, answers `reply` with its header, then serves its cursor from `rx`.
+    fn execute(
+        &mut self,
+        cursor: u64,
+        sql: &str,
+        params: Parameters,
+        reply: Reply<Header>,
+        rx: &Receiver<Request>,
+    ) -> Next;
+    /// Runs `sql` once per parameter set; answers the total rows affected.
+    fn execute_many(&mut self, sql: &str, params: Vec<Parameters>) -> Result<u64>;
+    /// The names of the tables visible to the connection, sorted.
+    fn table_names(&mut self) -> Result<Vec<String>>;
+}
+
+/// State a worker shares with its connection handle.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// A transaction is open, as of the last request served.
+    pub(crate) in_tx: AtomicBool,
+    /// The worker loop has stopped.
+    pub(crate) stopped: AtomicBool,
+}
+
+/// Counts live workers so that `Engine::close` can wait for them all.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    live: AtomicUsize,
+    changed: Event,
+}
+
+impl Tracker {
+    fn enter(self: &Arc<Self>) -> TrackerGuard {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        TrackerGuard(self.clone())
+    }
+
+    /// How many workers are running.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no worker is running.
+    pub(crate) async fn idle(&self) {
+        loop {
+            if self.live() == 0 {
+                return;
+            }
+            let listener = self.changed.listen();
+            if self.live() == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+struct TrackerGuard(Arc<Tracker>);
+
+impl Drop for TrackerGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify(usize::MAX);
+    }
+}
+
+/// The sending half of a running worker.
+pub(crate) struct Spawned {
+    pub(crate) sender: async_channel::Sender<Request>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Starts a worker for `target` on `strategy` and waits until its connection is open.
+///
+/// # Cancellation
+/// If the returned future is dropped, the worker finishes opening, sees that
+/// nobody waits for it, closes the connection and exits.
+pub(crate) async fn spawn(
+    target: &Target,
+    strategy: &dyn Strategy,
+    tracker: &Arc<Tracker>,
+    id: u64,
+) -> Result<Spawned> {
+    let (sender, rx) = async_channel::bounded(QUEUE_CAPACITY);
+    let (open_tx, open_rx) = oneshot::channel();
+    let shared = Arc::new(Shared::default());
+    let guard = tracker.enter();
+    let worker_shared = shared.clone();
+    let target = target.clone();
+    let job = match &target {
+        #[cfg(feature = "sqlite")]
+        Target::Sqlite(_) => Job::new(
+            format!("sqlaio-{}-{id}", crate::driver::sqlite::SqliteDriver::NAME),
+            move || {
+                let _guard = guard;
+                run::<crate::driver::sqlite::SqliteDriver>(&target, rx, open_tx, &worker_shared);
+            },
+        ),
+        #[cfg(not(feature = "sqlite"))]
+        Target::Sqlite(_) => {
+            let _ = (guard, rx, open_tx, worker_shared, id);
+            return Err(Error::Config(
+                "sqlite URLs need the \"sqlite\" feature of sqlaio".into(),
+            ));
+        }
+    };
+    strategy.spawn(job).map_err(Error::Spawn)?;
+    match open_rx.await {
+        Ok(Ok(())) => Ok(Spawned { sender, shared }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Error::WorkerGone),
+    }
+}
+
+/// A worker loop: open, serve until every sender is gone, close.
+fn run<D: Driver>(
+    target: &Target,
+    rx: Receiver<Request>,
+    open: oneshot::Sender<Result<()>>,
+    shared: &Shared,
+) {
+    let mut driver = match catch_unwind(|| D::open(target)) {
+        Ok(Ok(driver)) => driver,
+        Ok(Err(e)) => {
+            let _ = open.send(Err(e));
+            return;
+        }
+        Err(panic) => {
+            let _ = open.send(Err(Error::panic(panic)));
+            return;
+        }
+    };
+    if open.send(Ok(())).is_ok() {
+        let served = catch_unwind(AssertUnwindSafe(|| serve(&mut driver, &rx, shared)));
+        if served.is_err() {
+            // A bug in a driver path: stop this connection, never the process.
+            rx.close();
+        }
+    }
+    shared.stopped.store(true, Ordering::SeqCst);
+    drop(driver);
+}
+
+fn serve<D: Driver>(driver: &mut D, rx: &Receiver<Request>, shared: &Shared) {
+    let mut next: Option<Request> = None;
+    loop {
+        let request = match next.take() {
+            Some(request) => request,
+            None => match rx.recv_blocking() {
+                Ok(request) => request,
+                Err(_) => return,
+            },
+        };
+        match request {
+            Request::Execute {
+                cursor,
+                sql,
+                params,
+                reply,
+            } => {
+                if reply.is_canceled() {
+                    continue;
+                }
+                let after = driver.execute(cursor, &sql, params, reply, rx);
+                shared
+                    .in_tx
+                    .store(driver.in_transaction(), Ordering::SeqCst);
+                match after {
+                    Next::Idle => {}
+                    Next::Request(request) => next = Some(request),
+                    Next::Disconnected => return,
+                }
+                continue;
+            }
+            Request::ExecuteMany { sql, params, reply } => {
+                if !reply.is_canceled() {
+                    let result = driver.execute_many(&sql, params);
+                    shared
+                        .in_tx
+                        .store(driver.in_transaction(), Ordering::SeqCst);
+                    let _ = reply.send(result);
+                }
+            }
+            Request::Fetch { reply, .. } => {
+                // The cursor it asks for is no longer open.
+                let _ = reply.send(Err(Error::Closed("result")));
+            }
+            Request::CloseCursor { .. } => {}
+            Request::Tx { op, reply } => {
+                let result = transaction(driver, op);
+                shared
+                    .in_tx
+                    .store(driver.in_transaction(), Ordering::SeqCst);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            Request::Reset => {
+                if driver.in_transaction() {
+                    let _ = driver.batch("ROLLBACK");
+                }
+                shared
+                    .in_tx
+                    .store(driver.in_transaction(), Ordering::SeqCst);
+            }
+            Request::Call(call) => {
+                let panicked = call(driver.raw(), D::NAME);
+                if panicked && driver.in_transaction() {
+                    let _ = driver.batch("ROLLBACK");
+                }
+                shared
+                    .in_tx
+                    .store(driver.in_transaction(), Ordering::SeqCst);
+            }
+            Request::TableNames { reply } => {
+                if !reply.is_canceled() {
+                    let _ = reply.send(driver.table_names());
+                }
+            }
+        }
+    }
+}
+
+/// Runs a transaction statement; a failed `COMMIT` or `RELEASE` rolls back so
+/// the connection is never left inside a transaction nobody owns.
+fn transaction<D: Driver>(driver: &mut D, op: TxOp) -> Result<()> {
+    let result = driver.batch(&op.sql());
+    if result.is_err() {
+        match op {
+            TxOp::Commit if driver.in_transaction() => {
+                let _ = driver.batch("ROLLBACK");
+            }
+            TxOp::Release(depth) => {
+                let _ = driver.batch(&TxOp::RollbackTo(depth).sql());
+            }
+            _ => {}
+        }
+    }
+    result
+}
+
+/// Serves `Fetch` requests for `cursor` until it is drained, closed, or another request arrives.
+///
+/// `read` produces the next batch; the loop ends when a batch is `done`.
+pub(crate) fn serve_cursor(
+    rx: &Receiver<Request>,
+    cursor: u64,
+    mut read: impl FnMut(Limit) -> Result<Batch>,
+) -> Next {
+    loop {
+        match rx.recv_blocking() {
+            Ok(Request::Fetch {
+                cursor: c,
+                limit,
+                reply,
+            }) if c == cursor => {
+                if reply.is_canceled() {
+                    // Its result was dropped.
+                    return Next::Idle;
+                }
+                let batch = read(limit);
+                let done = batch.as_ref().map_or(true, |b| b.done);
+                let _ = reply.send(batch);
+                if done {
+                    return Next::Idle;
+                }
+            }
+            Ok(Request::CloseCursor { cursor: c }) if c == cursor => return Next::Idle,
+            Ok(other) => return Next::Request(other),
+            Err(_) => return Next::Disconnected,
+        }
+    }
+}
+
+/// Runs user code against the raw connection, catching panics.
+pub(crate) fn call<R, T, E, F>(f: F) -> (Call, oneshot::Receiver<Result<Result<T, E>>>)
+where
+    R: Any,
+    T: Send + 'static,
+    E: Send + 'static,
+    F: FnOnce(&mut R) -> Result<T, E> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let call: Call = Box::new(move |raw: &mut dyn Any, driver: &'static str| {
+        if reply.is_canceled() {
+            return false;
+        }
+        let Some(raw) = raw.downcast_mut::<R>() else {
+            let _ = reply.send(Err(Error::WrongDriver {
+                expected: std::any::type_name::<R>(),
+                actual: driver,
+            }));
+            return false;
+        };
+        match catch_unwind(AssertUnwindSafe(|| f(raw))) {
+            Ok(result) => {
+                let _ = reply.send(Ok(result));
+                false
+            }
+            Err(panic) => {
+                let _ = reply.send(Err(Error::panic(panic)));
+                true
+            }
+        }
+    });
+    (call, answer)
+}
