@@ -331,11 +331,12 @@ impl Connection {
     /// let tables = conn
     ///     .run_in_thread(|raw: &mut rusqlite::Connection| {
     ///         raw.execute_batch("CREATE TABLE a (x); CREATE TABLE b (y);")?;
-    ///         Ok::<_, sqlaio::Error>(raw.query_row(
+    ///         let n: i64 = raw.query_row(
     ///             "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
     ///             [],
-    ///             |row| row.get::<_, i64>(0),
-    ///         ).map_err(|e| sqlaio::Error::Panic(e.to_string()))?)
+    ///             |row| row.get(0),
+    ///         )?;
+    ///         Ok::<_, sqlaio::Error>(n)
     ///     })
     ///     .await?;
     /// assert_eq!(tables, 2);

@@ -68,10 +68,9 @@ impl ConnRef<'_> {
 /// # futures::executor::block_on(async {
 /// use futures::TryStreamExt;
 /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
-/// let mut result = engine
-///     .execute("SELECT value FROM generate_series(1, 1000)", ())
-///     .await
-///     .or(engine.execute("WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM s WHERE value < 1000) SELECT value FROM s", ()).await)?;
+/// let sql = "WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM s WHERE value < 1000) \
+///            SELECT value FROM s";
+/// let mut result = engine.execute(sql, ()).await?;
 /// let mut sum = 0;
 /// while let Some(row) = result.try_next().await? {
 ///     sum += row.get::<i64>(0)?;

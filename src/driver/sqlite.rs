@@ -157,7 +157,7 @@ impl Driver for SqliteDriver {
                 "SAVEPOINT sqlaio_many"
             })
             .map_err(convert)?;
-        let result = (|| {
+        let result: Result<u64> = (|| {
             let mut stmt = self.conn.prepare_cached(sql).map_err(convert)?;
             let mut total = 0;
             for set in &params {
@@ -329,6 +329,13 @@ fn read(rows: &mut rusqlite::Rows<'_>, keys: &Arc<[String]>, limit: Limit) -> Re
         rows: out,
         done: false,
     })
+}
+
+impl From<rusqlite::Error> for Error {
+    /// Lets `run_in_thread` closures use `?` on rusqlite calls.
+    fn from(e: rusqlite::Error) -> Error {
+        convert(e)
+    }
 }
 
 /// Converts a rusqlite error into ours, keeping SQLite's message.
