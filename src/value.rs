@@ -11,6 +11,8 @@ use crate::error::DecodeError;
 pub enum Value {
     /// SQL `NULL`.
     Null,
+    /// A boolean. SQLite has no boolean type and stores it as the integer 0 or 1.
+    Bool(bool),
     /// A 64-bit signed integer.
     Integer(i64),
     /// A 64-bit float.
@@ -22,10 +24,11 @@ pub enum Value {
 }
 
 impl Value {
-    /// The kind of value, as used in error messages: `"null"`, `"integer"`, `"real"`, `"text"` or `"blob"`.
+    /// The kind of value, as used in error messages: `"null"`, `"boolean"`, `"integer"`, `"real"`, `"text"` or `"blob"`.
     pub fn kind(&self) -> &'static str {
         match self {
             Value::Null => "null",
+            Value::Bool(_) => "boolean",
             Value::Integer(_) => "integer",
             Value::Real(_) => "real",
             Value::Text(_) => "text",
@@ -48,7 +51,13 @@ macro_rules! from_int {
         }
     )*};
 }
-from_int!(i8, i16, i32, i64, u8, u16, u32, bool);
+from_int!(i8, i16, i32, i64, u8, u16, u32);
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Value {
+        Value::Bool(v)
+    }
+}
 
 impl From<f64> for Value {
     fn from(v: f64) -> Value {
@@ -185,6 +194,7 @@ impl FromValue for f32 {
 impl FromValue for bool {
     fn from_value(value: &Value) -> Result<Self, DecodeError> {
         match value {
+            Value::Bool(b) => Ok(*b),
             Value::Integer(0) => Ok(false),
             Value::Integer(1) => Ok(true),
             Value::Integer(i) => Err(DecodeError::new(format!(

@@ -32,8 +32,28 @@ pub(crate) const BATCH_BYTES: usize = 1 << 20;
 /// The one-shot answer to a request.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
-/// A closure run against the raw driver connection; returns `true` if user code panicked.
-pub(crate) type Call = Box<dyn FnOnce(&mut dyn Any, &'static str) -> bool + Send>;
+/// A closure run against the raw driver connection. It returns whether user
+/// code panicked, and the delivery of its answer, which the worker runs once
+/// it has recorded the connection's state.
+pub(crate) type Call = Box<dyn FnOnce(&mut dyn Any, &'static str) -> (bool, Deliver) + Send>;
+
+/// Sends a prepared answer.
+pub(crate) type Deliver = Box<dyn FnOnce() + Send>;
+
+/// A reply slot, together with the state to record before answering, so a
+/// caller that reads `in_transaction()` after its answer sees the new state.
+pub(crate) struct Answer<'a, T> {
+    reply: Reply<T>,
+    shared: &'a Shared,
+}
+
+impl<T> Answer<'_, T> {
+    /// Records whether a transaction is open, then answers; `false` if the caller is gone.
+    pub(crate) fn send(self, in_tx: bool, value: Result<T>) -> bool {
+        self.shared.in_tx.store(in_tx, Ordering::SeqCst);
+        self.reply.send(value).is_ok()
+    }
+}
 
 /// What a connection's worker is asked to do.
 pub(crate) enum Request {
@@ -154,7 +174,7 @@ pub(crate) trait Driver: Sized + 'static {
         cursor: u64,
         sql: &str,
         params: Parameters,
-        reply: Reply<Header>,
+        answer: Answer<'_, Header>,
         rx: &Receiver<Request>,
     ) -> Next;
     /// Runs `sql` once per parameter set; answers the total rows affected.
@@ -311,11 +331,8 @@ fn serve<D: Driver>(driver: &mut D, rx: &Receiver<Request>, shared: &Shared) {
                 if reply.is_canceled() {
                     continue;
                 }
-                let after = driver.execute(cursor, &sql, params, reply, rx);
-                shared
-                    .in_tx
-                    .store(driver.in_transaction(), Ordering::SeqCst);
-                match after {
+                let answer = Answer { reply, shared };
+                match driver.execute(cursor, &sql, params, answer, rx) {
                     Next::Idle => {}
                     Next::Request(request) => next = Some(request),
                     Next::Disconnected => return,
@@ -354,13 +371,14 @@ fn serve<D: Driver>(driver: &mut D, rx: &Receiver<Request>, shared: &Shared) {
                     .store(driver.in_transaction(), Ordering::SeqCst);
             }
             Request::Call(call) => {
-                let panicked = call(driver.raw(), D::NAME);
+                let (panicked, deliver) = call(driver.raw(), D::NAME);
                 if panicked && driver.in_transaction() {
                     let _ = driver.batch("ROLLBACK");
                 }
                 shared
                     .in_tx
                     .store(driver.in_transaction(), Ordering::SeqCst);
+                deliver();
             }
             Request::TableNames { reply } => {
                 if !reply.is_canceled() {
@@ -432,26 +450,24 @@ where
 {
     let (reply, answer) = oneshot::channel();
     let call: Call = Box::new(move |raw: &mut dyn Any, driver: &'static str| {
-        if reply.is_canceled() {
-            return false;
-        }
-        let Some(raw) = raw.downcast_mut::<R>() else {
-            let _ = reply.send(Err(Error::WrongDriver {
+        let (panicked, answer) = if reply.is_canceled() {
+            return (false, Box::new(|| {}) as Deliver);
+        } else if let Some(raw) = raw.downcast_mut::<R>() {
+            match catch_unwind(AssertUnwindSafe(|| f(raw))) {
+                Ok(result) => (false, Ok(result)),
+                Err(panic) => (true, Err(Error::panic(panic))),
+            }
+        } else {
+            let wrong = Error::WrongDriver {
                 expected: std::any::type_name::<R>(),
                 actual: driver,
-            }));
-            return false;
+            };
+            (false, Err(wrong))
         };
-        match catch_unwind(AssertUnwindSafe(|| f(raw))) {
-            Ok(result) => {
-                let _ = reply.send(Ok(result));
-                false
-            }
-            Err(panic) => {
-                let _ = reply.send(Err(Error::panic(panic)));
-                true
-            }
-        }
+        let deliver: Deliver = Box::new(move || {
+            let _ = reply.send(answer);
+        });
+        (panicked, deliver)
     });
     (call, answer)
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::row::Row;
 use crate::value::Value;
-use crate::worker::{self, Batch, Driver, Header, Limit, Next, Reply, Request};
+use crate::worker::{self, Answer, Batch, Driver, Header, Limit, Next, Request};
 
 /// How long a connection waits for a lock held by another connection before `SQLITE_BUSY`.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -80,19 +80,20 @@ impl Driver for SqliteDriver {
         cursor: u64,
         sql: &str,
         params: Parameters,
-        reply: Reply<Header>,
+        reply: Answer<'_, Header>,
         rx: &Receiver<Request>,
     ) -> Next {
         let conn = &self.conn;
+        let in_tx = || !conn.is_autocommit();
         let mut stmt = match conn.prepare_cached(sql) {
             Ok(stmt) => stmt,
             Err(e) => {
-                let _ = reply.send(Err(convert(e)));
+                let _ = reply.send(in_tx(), Err(convert(e)));
                 return Next::Idle;
             }
         };
         if let Err(e) = bind(&mut stmt, &params) {
-            let _ = reply.send(Err(e));
+            let _ = reply.send(in_tx(), Err(e));
             return Next::Idle;
         }
         let inserts = is_insert(sql);
@@ -120,7 +121,7 @@ impl Driver for SqliteDriver {
                     },
                 }
             });
-            let _ = reply.send(header);
+            let _ = reply.send(in_tx(), header);
             return Next::Idle;
         }
 
@@ -129,7 +130,7 @@ impl Driver for SqliteDriver {
         let first = match read(&mut rows, &keys, Limit::Stream) {
             Ok(batch) => batch,
             Err(e) => {
-                let _ = reply.send(Err(e));
+                let _ = reply.send(in_tx(), Err(e));
                 return Next::Idle;
             }
         };
@@ -142,7 +143,7 @@ impl Driver for SqliteDriver {
             returns_rows: true,
             batch: first,
         };
-        if reply.send(Ok(header)).is_err() || done {
+        if !reply.send(in_tx(), Ok(header)) || done {
             return Next::Idle;
         }
         worker::serve_cursor(rx, cursor, |limit| read(&mut rows, &keys, limit))
@@ -244,6 +245,7 @@ impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::Borrowed(match self {
             Value::Null => ValueRef::Null,
+            Value::Bool(b) => ValueRef::Integer(i64::from(*b)),
             Value::Integer(i) => ValueRef::Integer(*i),
             Value::Real(f) => ValueRef::Real(*f),
             Value::Text(s) => ValueRef::Text(s.as_bytes()),
