@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 
 /// Where an engine's connections go, parsed from its URL.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Target {
     /// A SQLite database.
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite(SqliteTarget),
+    /// A PostgreSQL server.
+    #[cfg(feature = "postgres")]
+    Postgres(Box<postgres::Config>),
 }
 
 /// A SQLite database: a file, or an in-memory database shared by the engine.
@@ -34,6 +37,10 @@ impl Target {
         if url.is_empty() {
             return Err(Error::Config("the database URL is empty".into()));
         }
+        if !url.contains("://") && !url.starts_with("sqlite") && url.contains('=') {
+            // A PostgreSQL key-value string: "host=... user=... dbname=...".
+            return parse_postgres(url);
+        }
         let Some((scheme, rest)) = url.split_once(':') else {
             return Err(Error::Config(format!(
                 "{:?} is not a database URL: expected sqlite://path or sqlite::memory:",
@@ -42,11 +49,9 @@ impl Target {
         };
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" | "sqlite3" => parse_sqlite(rest),
-            "postgres" | "postgresql" => Err(Error::Config(
-                "PostgreSQL URLs are not supported by this build of sqlaio".into(),
-            )),
+            "postgres" | "postgresql" => parse_postgres(url),
             other => Err(Error::Config(format!(
-                "unknown database scheme {other:?}: expected \"sqlite\""
+                "unknown database scheme {other:?}: expected \"sqlite\" or \"postgres\""
             ))),
         }
     }
@@ -83,6 +88,27 @@ fn parse_sqlite(rest: &str) -> Result<Target> {
     }))
 }
 
+#[cfg(feature = "postgres")]
+fn parse_postgres(url: &str) -> Result<Target> {
+    let config: postgres::Config = url
+        .parse()
+        .map_err(|e| Error::Config(format!("invalid PostgreSQL URL {:?}: {e}", redact(url))))?;
+    #[cfg(not(feature = "tls"))]
+    if config.get_ssl_mode() == postgres::config::SslMode::Require {
+        return Err(Error::Config(
+            "sslmode=require needs the \"tls\" feature of sqlaio".into(),
+        ));
+    }
+    Ok(Target::Postgres(Box::new(config)))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn parse_postgres(_url: &str) -> Result<Target> {
+    Err(Error::Config(
+        "PostgreSQL URLs need the \"postgres\" feature of sqlaio".into(),
+    ))
+}
+
 fn memory() -> SqliteTarget {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     SqliteTarget::Memory {
@@ -98,7 +124,7 @@ fn memory() -> SqliteTarget {
 pub(crate) fn redact(url: &str) -> String {
     // scheme://user:password@host...
     let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
+        return redact_key_value(url);
     };
     let after = &url[scheme_end + 3..];
     let authority_end = after.find(['/', '?']).unwrap_or(after.len());
@@ -113,11 +139,33 @@ pub(crate) fn redact(url: &str) -> String {
                     &userinfo[..colon],
                     &url[scheme_end + 3 + at..]
                 ),
-                None => url.to_owned(),
+                None => redact_key_value(url),
             }
         }
-        None => url.to_owned(),
+        None => redact_key_value(url),
     }
+}
+
+/// Redacts `password=...` in a key-value connection string, and in URL query strings.
+fn redact_key_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("password=") {
+        let at_boundary = i == 0 || matches!(rest.as_bytes()[i - 1], b' ' | b'?' | b'&');
+        out.push_str(&rest[..i + "password=".len()]);
+        rest = &rest[i + "password=".len()..];
+        if at_boundary {
+            let end = if let Some(quoted) = rest.strip_prefix('\'') {
+                quoted.find('\'').map_or(rest.len(), |e| e + 2)
+            } else {
+                rest.find([' ', '&']).unwrap_or(rest.len())
+            };
+            out.push_str("***");
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -130,27 +178,25 @@ mod tests {
             Target::parse("sqlite::memory:").unwrap(),
             Target::Sqlite(SqliteTarget::Memory { .. })
         ));
-        assert_eq!(
+        assert!(matches!(
             Target::parse("sqlite://data/app.db").unwrap(),
-            Target::Sqlite(SqliteTarget::File {
-                path: "data/app.db".into(),
-                read_only: false
-            })
-        );
-        assert_eq!(
+            Target::Sqlite(SqliteTarget::File { path, read_only: false }) if path == std::path::Path::new("data/app.db")
+        ));
+        assert!(matches!(
             Target::parse("sqlite:///var/app.db?mode=ro").unwrap(),
-            Target::Sqlite(SqliteTarget::File {
-                path: "/var/app.db".into(),
-                read_only: true
-            })
-        );
+            Target::Sqlite(SqliteTarget::File { path, read_only: true }) if path == std::path::Path::new("/var/app.db")
+        ));
     }
 
     #[test]
     fn two_memory_urls_are_two_databases() {
+        let name = |t: Target| match t {
+            Target::Sqlite(SqliteTarget::Memory { name }) => name,
+            other => panic!("not a memory target: {other:?}"),
+        };
         assert_ne!(
-            Target::parse("sqlite::memory:").unwrap(),
-            Target::parse("sqlite::memory:").unwrap()
+            name(Target::parse("sqlite::memory:").unwrap()),
+            name(Target::parse("sqlite::memory:").unwrap())
         );
     }
 
@@ -176,5 +222,17 @@ mod tests {
         );
         assert_eq!(redact("postgres://dana@db/app"), "postgres://dana@db/app");
         assert_eq!(redact("sqlite://app.db"), "sqlite://app.db");
+        assert_eq!(
+            redact("host=db user=dana password=s3cret dbname=app"),
+            "host=db user=dana password=*** dbname=app"
+        );
+        assert_eq!(
+            redact("host=db password='a b' user=x"),
+            "host=db password=*** user=x"
+        );
+        assert_eq!(
+            redact("postgres://db/app?user=x&password=s3cret&sslmode=require"),
+            "postgres://db/app?user=x&password=***&sslmode=require"
+        );
     }
 }

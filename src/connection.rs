@@ -244,8 +244,9 @@ impl Connection {
 
     /// Sends `BEGIN` or `SAVEPOINT` and raises the depth once it succeeded.
     pub(crate) async fn open_transaction(&self, nested: bool) -> Result<u32> {
-        let level = self.with_state(|state| state.depth + 1)?;
-        let (op, undo) = if nested {
+        let (level, in_tx) = self.with_state(|state| (state.depth + 1, state.in_transaction()))?;
+        // A savepoint needs an enclosing transaction: outside one, begin_nested begins one.
+        let (op, undo) = if nested && (level > 1 || in_tx) {
             (TxOp::Savepoint(level), TxOp::RollbackTo(level))
         } else {
             (TxOp::Begin, TxOp::Rollback)

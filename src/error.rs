@@ -38,6 +38,11 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The connection to the database server was lost (the server closed it,
+    /// restarted, or the network failed). The connection is discarded from
+    /// the pool; the next call opens a new one.
+    #[error("the connection to the database was lost: {0}")]
+    ConnectionLost(#[source] BoxError),
     /// The connection, the result or the engine was closed before or during the call.
     #[error("{0} is closed")]
     Closed(&'static str),
@@ -113,6 +118,11 @@ impl Error {
     /// `true` when the connection, result or engine used was closed.
     pub fn is_closed(&self) -> bool {
         matches!(self, Error::Closed(_))
+    }
+
+    /// `true` when the connection to the database server was lost.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, Error::ConnectionLost(_))
     }
 
     /// `true` when a statement ran past its deadline.

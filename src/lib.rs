@@ -77,6 +77,7 @@ mod result;
 mod row;
 mod strategy;
 mod transaction;
+mod types;
 mod value;
 mod worker;
 
@@ -118,6 +119,11 @@ pub use tokio_strategy::TokioStrategy;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use rusqlite;
+
+/// The `postgres` crate sqlaio uses, for [`Connection::run_in_thread`] closures.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -21,10 +21,39 @@ pub enum Value {
     Text(String),
     /// Raw bytes.
     Blob(Vec<u8>),
+    /// An exact decimal (PostgreSQL `numeric`; text in SQLite).
+    #[cfg(feature = "decimal")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "decimal")))]
+    Decimal(rust_decimal::Decimal),
+    /// A date and time without time zone (PostgreSQL `timestamp`; text in SQLite).
+    #[cfg(feature = "chrono")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chrono")))]
+    Timestamp(chrono::NaiveDateTime),
+    /// An instant in UTC (PostgreSQL `timestamptz`; RFC 3339 text in SQLite).
+    #[cfg(feature = "chrono")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chrono")))]
+    TimestampTz(chrono::DateTime<chrono::Utc>),
+    /// A calendar date (PostgreSQL `date`; text in SQLite).
+    #[cfg(feature = "chrono")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chrono")))]
+    Date(chrono::NaiveDate),
+    /// A time of day (PostgreSQL `time`; text in SQLite).
+    #[cfg(feature = "chrono")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chrono")))]
+    Time(chrono::NaiveTime),
+    /// A UUID (PostgreSQL `uuid`; hyphenated text in SQLite).
+    #[cfg(feature = "uuid")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "uuid")))]
+    Uuid(uuid::Uuid),
+    /// A JSON document (PostgreSQL `json`/`jsonb`; text in SQLite).
+    #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+    Json(serde_json::Value),
 }
 
 impl Value {
-    /// The kind of value, as used in error messages: `"null"`, `"boolean"`, `"integer"`, `"real"`, `"text"` or `"blob"`.
+    /// The kind of value, as used in error messages: `"null"`, `"boolean"`,
+    /// `"integer"`, `"real"`, `"text"`, `"blob"`, or the name of a feature-gated type.
     pub fn kind(&self) -> &'static str {
         match self {
             Value::Null => "null",
@@ -33,6 +62,20 @@ impl Value {
             Value::Real(_) => "real",
             Value::Text(_) => "text",
             Value::Blob(_) => "blob",
+            #[cfg(feature = "decimal")]
+            Value::Decimal(_) => "decimal",
+            #[cfg(feature = "chrono")]
+            Value::Timestamp(_) => "timestamp",
+            #[cfg(feature = "chrono")]
+            Value::TimestampTz(_) => "timestamptz",
+            #[cfg(feature = "chrono")]
+            Value::Date(_) => "date",
+            #[cfg(feature = "chrono")]
+            Value::Time(_) => "time",
+            #[cfg(feature = "uuid")]
+            Value::Uuid(_) => "uuid",
+            #[cfg(feature = "json")]
+            Value::Json(_) => "json",
         }
     }
 

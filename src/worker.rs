@@ -166,6 +166,10 @@ pub(crate) trait Driver: Sized + 'static {
     fn raw(&mut self) -> &mut dyn Any;
     /// `true` while a transaction is open.
     fn in_transaction(&mut self) -> bool;
+    /// `true` once the connection is unusable (the server closed it); the worker then stops.
+    fn is_broken(&mut self) -> bool {
+        false
+    }
     /// Runs a statement without parameters or results.
     fn batch(&mut self, sql: &str) -> Result<()>;
     /// Runs a statement, answers `reply` with its header, then serves its cursor from `rx`.
@@ -266,6 +270,22 @@ pub(crate) async fn spawn(
                 run::<crate::driver::sqlite::SqliteDriver>(&target, rx, open_tx, &worker_shared);
             },
         ),
+        #[cfg(feature = "postgres")]
+        Target::Postgres(_) => Job::new(
+            format!(
+                "sqlaio-{}-{id}",
+                crate::driver::postgres::PostgresDriver::NAME
+            ),
+            move || {
+                let _guard = guard;
+                run::<crate::driver::postgres::PostgresDriver>(
+                    &target,
+                    rx,
+                    open_tx,
+                    &worker_shared,
+                );
+            },
+        ),
         #[cfg(not(feature = "sqlite"))]
         Target::Sqlite(_) => {
             let _ = (guard, rx, open_tx, worker_shared, id);
@@ -289,7 +309,7 @@ fn run<D: Driver>(
     open: oneshot::Sender<Result<()>>,
     shared: &Shared,
 ) {
-    let mut driver = match catch_unwind(|| D::open(target)) {
+    let mut driver = match catch_unwind(AssertUnwindSafe(|| D::open(target))) {
         Ok(Ok(driver)) => driver,
         Ok(Err(e)) => {
             let _ = open.send(Err(e));
@@ -314,6 +334,11 @@ fn run<D: Driver>(
 fn serve<D: Driver>(driver: &mut D, rx: &Receiver<Request>, shared: &Shared) {
     let mut next: Option<Request> = None;
     loop {
+        if driver.is_broken() {
+            // Callers see their request fail; the pool discards the connection.
+            rx.close();
+            return;
+        }
         let request = match next.take() {
             Some(request) => request,
             None => match rx.recv_blocking() {

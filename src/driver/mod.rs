@@ -2,3 +2,6 @@
 
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;

@@ -41,7 +41,11 @@ impl Driver for SqliteDriver {
     const NAME: &'static str = "sqlite";
 
     fn open(target: &Target) -> Result<Self> {
-        let Target::Sqlite(target) = target;
+        #[allow(irrefutable_let_patterns)]
+        let Target::Sqlite(target) = target
+        else {
+            unreachable!("the worker opens the driver its target names")
+        };
         let (conn, url) = match target {
             SqliteTarget::File { path, read_only } => (
                 rusqlite::Connection::open_with_flags(path, flags(*read_only))
@@ -243,6 +247,9 @@ fn is_insert(sql: &str) -> bool {
 
 impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        if let Some(text) = crate::types::sqlite_text(self) {
+            return Ok(ToSqlOutput::Owned(rusqlite::types::Value::Text(text)));
+        }
         Ok(ToSqlOutput::Borrowed(match self {
             Value::Null => ValueRef::Null,
             Value::Bool(b) => ValueRef::Integer(i64::from(*b)),
@@ -250,6 +257,8 @@ impl rusqlite::ToSql for Value {
             Value::Real(f) => ValueRef::Real(*f),
             Value::Text(s) => ValueRef::Text(s.as_bytes()),
             Value::Blob(b) => ValueRef::Blob(b),
+            #[allow(unreachable_patterns)]
+            _ => ValueRef::Null,
         }))
     }
 }

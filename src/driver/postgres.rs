@@ -1,0 +1,493 @@
+//! PostgreSQL through the synchronous `postgres` crate, on the worker thread.
+//!
+//! The sync `postgres::Client` runs its own blocking runtime inside every
+//! call and inside its `Drop`, so it must never be touched from an async
+//! thread: it is created, used and dropped only here, on its worker.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use async_channel::Receiver;
+use bytes::BytesMut;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{to_sql_checked, FromSql, IsNull, Kind, ToSql, Type};
+use postgres::{Client, RowIter, Statement};
+
+use crate::error::{Error, Result};
+use crate::params::Parameters;
+use crate::row::Row;
+use crate::value::Value;
+use crate::worker::{self, Answer, Batch, Driver, Header, Limit, Next, Request};
+
+/// Prepared statements kept per connection, at most.
+const STATEMENT_CACHE: usize = 256;
+
+pub(crate) struct PostgresDriver {
+    client: Client,
+    statements: HashMap<String, Statement>,
+    in_tx: bool,
+}
+
+impl PostgresDriver {
+    fn prepare(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(stmt) = self.statements.get(sql) {
+            return Ok(stmt.clone());
+        }
+        let stmt = self.client.prepare(sql).map_err(convert)?;
+        if self.statements.len() >= STATEMENT_CACHE {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_owned(), stmt.clone());
+        Ok(stmt)
+    }
+
+    /// Tracks `BEGIN`/`COMMIT`/`ROLLBACK` run as plain SQL, since the client does not report it.
+    fn note_transaction_sql(&mut self, sql: &str) {
+        match first_keyword(sql).to_ascii_uppercase().as_str() {
+            "BEGIN" | "START" => self.in_tx = true,
+            "COMMIT" | "END" | "ABORT" => self.in_tx = false,
+            "ROLLBACK" => {
+                let rest = sql.trim_start()["ROLLBACK".len()..].trim_start();
+                if !rest.to_ascii_uppercase().starts_with("TO") {
+                    self.in_tx = false;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Driver for PostgresDriver {
+    const NAME: &'static str = "postgres";
+
+    fn open(target: &crate::config::Target) -> Result<Self> {
+        let crate::config::Target::Postgres(config) = target else {
+            unreachable!("the worker opens the driver its target names")
+        };
+        let client = connect(config).map_err(|e| Error::Connect {
+            url: describe(config),
+            source: Box::new(e),
+        })?;
+        Ok(PostgresDriver {
+            client,
+            statements: HashMap::new(),
+            in_tx: false,
+        })
+    }
+
+    fn raw(&mut self) -> &mut dyn Any {
+        // User code may change anything: forget cached statements.
+        self.statements.clear();
+        &mut self.client
+    }
+
+    fn in_transaction(&mut self) -> bool {
+        self.in_tx
+    }
+
+    fn is_broken(&mut self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        let result = self.client.batch_execute(sql).map_err(convert);
+        self.note_transaction_sql(sql);
+        result
+    }
+
+    fn execute(
+        &mut self,
+        cursor: u64,
+        sql: &str,
+        params: Parameters,
+        reply: Answer<'_, Header>,
+        rx: &Receiver<Request>,
+    ) -> Next {
+        let stmt = match self
+            .prepare(sql)
+            .and_then(|stmt| check(&stmt, &params).map(|()| stmt))
+        {
+            Ok(stmt) => stmt,
+            Err(e) => {
+                let _ = reply.send(self.in_tx, Err(e));
+                return Next::Idle;
+            }
+        };
+        self.note_transaction_sql(sql);
+        let in_tx = self.in_tx;
+        let keys: Arc<[String]> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
+        let returns_rows = !stmt.columns().is_empty();
+        let mut rows = match self.client.query_raw(&stmt, params.positional.iter()) {
+            Ok(rows) => rows,
+            Err(e) => {
+                let _ = reply.send(in_tx, Err(convert(e)));
+                return Next::Idle;
+            }
+        };
+        let first = match read(&mut rows, &keys, Limit::Stream) {
+            Ok(batch) => batch,
+            Err(e) => {
+                let _ = reply.send(in_tx, Err(e));
+                return Next::Idle;
+            }
+        };
+        let done = first.done;
+        let header = Header {
+            keys: keys.clone(),
+            rowcount: if done {
+                rows.rows_affected().unwrap_or(0)
+            } else {
+                0
+            },
+            last_insert_id: None,
+            returns_rows,
+            batch: first,
+        };
+        if !reply.send(in_tx, Ok(header)) || done {
+            return Next::Idle;
+        }
+        worker::serve_cursor(rx, cursor, |limit| read(&mut rows, &keys, limit))
+    }
+
+    fn execute_many(&mut self, sql: &str, params: Vec<Parameters>) -> Result<u64> {
+        let outer = !self.in_tx;
+        self.batch(if outer {
+            "BEGIN"
+        } else {
+            "SAVEPOINT sqlaio_many"
+        })?;
+        let result: Result<u64> = (|| {
+            let stmt = self.prepare(sql)?;
+            let mut total = 0;
+            for set in &params {
+                check(&stmt, set)?;
+                let refs: Vec<&(dyn ToSql + Sync)> = set
+                    .positional
+                    .iter()
+                    .map(|v| v as &(dyn ToSql + Sync))
+                    .collect();
+                total += self.client.execute(&stmt, &refs).map_err(convert)?;
+            }
+            Ok(total)
+        })();
+        let end = match (&result, outer) {
+            (Ok(_), true) => "COMMIT",
+            (Ok(_), false) => "RELEASE SAVEPOINT sqlaio_many",
+            (Err(_), true) => "ROLLBACK",
+            (Err(_), false) => "ROLLBACK TO SAVEPOINT sqlaio_many; RELEASE SAVEPOINT sqlaio_many",
+        };
+        let ended = self.batch(end);
+        let total = result?;
+        ended?;
+        Ok(total)
+    }
+
+    fn table_names(&mut self) -> Result<Vec<String>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = ANY (current_schemas(false)) \
+                 AND table_type IN ('BASE TABLE', 'LOCAL TEMPORARY') \
+                 ORDER BY 1",
+                &[],
+            )
+            .map_err(convert)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+#[cfg(feature = "tls")]
+fn connect(config: &postgres::Config) -> std::result::Result<Client, postgres::Error> {
+    use postgres::config::SslMode;
+    let mut builder = native_tls::TlsConnector::builder();
+    if config.get_ssl_mode() != SslMode::Disable {
+        // libpq's `prefer` and `require` encrypt without verifying the certificate.
+        builder
+            .danger_accept_invalid_certs(true)
+            .danger_accept_invalid_hostnames(true);
+    }
+    match builder.build() {
+        Ok(tls) => config.connect(postgres_native_tls::MakeTlsConnector::new(tls)),
+        Err(_) => config.connect(postgres::NoTls),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn connect(config: &postgres::Config) -> std::result::Result<Client, postgres::Error> {
+    config.connect(postgres::NoTls)
+}
+
+/// `postgres://user@host:port/db` for messages, never with the password.
+fn describe(config: &postgres::Config) -> String {
+    use postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+fn first_keyword(sql: &str) -> &str {
+    let s = sql.trim_start();
+    let end = s
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// Checks the parameters against the statement before anything is sent.
+fn check(stmt: &Statement, params: &Parameters) -> Result<()> {
+    if !params.named.is_empty() {
+        return Err(Error::Parameter(
+            "PostgreSQL takes positional parameters ($1, $2, ...), not named ones".into(),
+        ));
+    }
+    let expected = stmt.params().len();
+    if params.positional.len() != expected {
+        return Err(Error::ParameterCount {
+            expected,
+            given: params.positional.len(),
+        });
+    }
+    Ok(())
+}
+
+fn read(rows: &mut RowIter<'_>, keys: &Arc<[String]>, limit: Limit) -> Result<Batch> {
+    let (max_rows, max_bytes) = match limit {
+        Limit::Rows(n) => (n, usize::MAX),
+        Limit::Stream => (worker::BATCH_ROWS, worker::BATCH_BYTES),
+        Limit::All => (usize::MAX, usize::MAX),
+    };
+    let mut out = Vec::with_capacity(max_rows.min(worker::BATCH_ROWS));
+    let mut bytes = 0;
+    while out.len() < max_rows && bytes < max_bytes {
+        let Some(row) = rows.next().map_err(convert)? else {
+            return Ok(Batch {
+                rows: out,
+                done: true,
+            });
+        };
+        let mut values = Vec::with_capacity(row.len());
+        for (i, column) in row.columns().iter().enumerate() {
+            let value: Value = row.try_get(i).map_err(|e| {
+                let reason = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
+                Error::decode(column.name(), crate::error::DecodeError::new(reason))
+            })?;
+            bytes += match &value {
+                Value::Text(t) => t.len(),
+                Value::Blob(b) => b.len(),
+                _ => 8,
+            };
+            values.push(value);
+        }
+        out.push(Row::new(keys.clone(), values));
+    }
+    Ok(Batch {
+        rows: out,
+        done: false,
+    })
+}
+
+type BoxErr = Box<dyn StdError + Sync + Send>;
+
+fn out_of_range(value: impl std::fmt::Display, ty: &Type) -> BoxErr {
+    format!("value {value} is out of range for a {ty} parameter").into()
+}
+
+fn mismatch(value: &Value, ty: &Type) -> BoxErr {
+    format!("cannot bind a {} value to a {ty} parameter", value.kind()).into()
+}
+
+impl ToSql for Value {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> std::result::Result<IsNull, BoxErr> {
+        match (self, ty) {
+            (Value::Null, _) => Ok(IsNull::Yes),
+            (Value::Bool(b), &Type::BOOL) => b.to_sql(ty, out),
+            (Value::Integer(i), &Type::INT2) => i16::try_from(*i)
+                .map_err(|_| out_of_range(i, ty))?
+                .to_sql(ty, out),
+            (Value::Integer(i), &Type::INT4) => i32::try_from(*i)
+                .map_err(|_| out_of_range(i, ty))?
+                .to_sql(ty, out),
+            (Value::Integer(i), &Type::INT8) => i.to_sql(ty, out),
+            (Value::Integer(i), &Type::OID) => u32::try_from(*i)
+                .map_err(|_| out_of_range(i, ty))?
+                .to_sql(ty, out),
+            (Value::Integer(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
+            (Value::Integer(i), &Type::FLOAT4) => (*i as f32).to_sql(ty, out),
+            (Value::Real(f), &Type::FLOAT8) => f.to_sql(ty, out),
+            (Value::Real(f), &Type::FLOAT4) => (*f as f32).to_sql(ty, out),
+            #[cfg(feature = "decimal")]
+            (Value::Integer(i), &Type::NUMERIC) => rust_decimal::Decimal::from(*i).to_sql(ty, out),
+            #[cfg(feature = "decimal")]
+            (Value::Real(f), &Type::NUMERIC) => {
+                rust_decimal::Decimal::try_from(*f)?.to_sql(ty, out)
+            }
+            #[cfg(feature = "decimal")]
+            (Value::Decimal(d), &Type::NUMERIC) => d.to_sql(ty, out),
+            #[cfg(feature = "decimal")]
+            (Value::Text(s), &Type::NUMERIC) => s.parse::<rust_decimal::Decimal>()?.to_sql(ty, out),
+            (Value::Text(s), &Type::JSON) => {
+                out.extend_from_slice(s.as_bytes());
+                Ok(IsNull::No)
+            }
+            (Value::Text(s), &Type::JSONB) => {
+                out.extend_from_slice(&[1]);
+                out.extend_from_slice(s.as_bytes());
+                Ok(IsNull::No)
+            }
+            (Value::Text(s), t) if is_text(t) => s.as_str().to_sql(ty, out),
+            // Plain numbers and booleans into a text parameter (`SELECT $1`): their text form.
+            (Value::Integer(i), t) if is_text(t) => i.to_string().as_str().to_sql(ty, out),
+            (Value::Real(f), t) if is_text(t) => f.to_string().as_str().to_sql(ty, out),
+            (Value::Bool(b), t) if is_text(t) => b.to_string().as_str().to_sql(ty, out),
+            (Value::Blob(b), &Type::BYTEA) => b.as_slice().to_sql(ty, out),
+            #[cfg(feature = "chrono")]
+            (Value::Timestamp(t), &Type::TIMESTAMP) => t.to_sql(ty, out),
+            #[cfg(feature = "chrono")]
+            (Value::Timestamp(t), &Type::TIMESTAMPTZ) => t.and_utc().to_sql(ty, out),
+            #[cfg(feature = "chrono")]
+            (Value::TimestampTz(t), &Type::TIMESTAMPTZ) => t.to_sql(ty, out),
+            #[cfg(feature = "chrono")]
+            (Value::TimestampTz(t), &Type::TIMESTAMP) => t.naive_utc().to_sql(ty, out),
+            #[cfg(feature = "chrono")]
+            (Value::Date(d), &Type::DATE) => d.to_sql(ty, out),
+            #[cfg(feature = "chrono")]
+            (Value::Time(t), &Type::TIME) => t.to_sql(ty, out),
+            #[cfg(feature = "uuid")]
+            (Value::Uuid(u), &Type::UUID) => u.to_sql(ty, out),
+            #[cfg(feature = "uuid")]
+            (Value::Text(s), &Type::UUID) => uuid::Uuid::parse_str(s)?.to_sql(ty, out),
+            #[cfg(feature = "json")]
+            (Value::Json(j), &Type::JSON | &Type::JSONB) => j.to_sql(ty, out),
+            (value, ty) => Err(mismatch(value, ty)),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn is_text(ty: &Type) -> bool {
+    matches!(
+        *ty,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+    ) || matches!(ty.kind(), Kind::Enum(_))
+        || ty.name() == "citext"
+}
+
+impl<'a> FromSql<'a> for Value {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> std::result::Result<Self, BoxErr> {
+        Ok(match *ty {
+            Type::BOOL => Value::Bool(bool::from_sql(ty, raw)?),
+            Type::INT2 => Value::Integer(i16::from_sql(ty, raw)?.into()),
+            Type::INT4 => Value::Integer(i32::from_sql(ty, raw)?.into()),
+            Type::INT8 => Value::Integer(i64::from_sql(ty, raw)?),
+            Type::OID => Value::Integer(u32::from_sql(ty, raw)?.into()),
+            Type::FLOAT4 => Value::Real(f32::from_sql(ty, raw)?.into()),
+            Type::FLOAT8 => Value::Real(f64::from_sql(ty, raw)?),
+            Type::BYTEA => Value::Blob(raw.to_vec()),
+            Type::JSON => Value::Text(String::from_utf8(raw.to_vec())?),
+            Type::JSONB if raw.first() == Some(&1) => {
+                Value::Text(String::from_utf8(raw[1..].to_vec())?)
+            }
+            #[cfg(feature = "decimal")]
+            Type::NUMERIC => Value::Decimal(rust_decimal::Decimal::from_sql(ty, raw)?),
+            #[cfg(feature = "chrono")]
+            Type::TIMESTAMP => Value::Timestamp(chrono::NaiveDateTime::from_sql(ty, raw)?),
+            #[cfg(feature = "chrono")]
+            Type::TIMESTAMPTZ => {
+                Value::TimestampTz(chrono::DateTime::<chrono::Utc>::from_sql(ty, raw)?)
+            }
+            #[cfg(feature = "chrono")]
+            Type::DATE => Value::Date(chrono::NaiveDate::from_sql(ty, raw)?),
+            #[cfg(feature = "chrono")]
+            Type::TIME => Value::Time(chrono::NaiveTime::from_sql(ty, raw)?),
+            #[cfg(feature = "uuid")]
+            Type::UUID => Value::Uuid(uuid::Uuid::from_sql(ty, raw)?),
+            _ if is_text(ty) => Value::Text(String::from_utf8(raw.to_vec())?),
+            _ => return Err(unsupported(ty).into()),
+        })
+    }
+
+    fn from_sql_null(_: &Type) -> std::result::Result<Self, BoxErr> {
+        Ok(Value::Null)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+fn unsupported(ty: &Type) -> String {
+    let feature = match *ty {
+        Type::NUMERIC => Some("decimal"),
+        Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::DATE | Type::TIME => Some("chrono"),
+        Type::UUID => Some("uuid"),
+        _ => None,
+    };
+    match feature {
+        Some(f) => format!(
+            "PostgreSQL type {ty} needs the \"{f}\" feature of sqlaio (or cast it to text in SQL)"
+        ),
+        None => format!("PostgreSQL type {ty} is not supported (cast it to text in SQL)"),
+    }
+}
+
+impl From<postgres::Error> for Error {
+    /// Lets `run_in_thread` closures use `?` on `postgres` calls.
+    fn from(e: postgres::Error) -> Error {
+        convert(e)
+    }
+}
+
+/// Converts a `postgres` error into ours, keeping the server's message.
+pub(crate) fn convert(e: postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let mut message = db.message().to_owned();
+        if let Some(detail) = db.detail() {
+            message.push_str(": ");
+            message.push_str(detail);
+        }
+        return Error::Database {
+            message,
+            source: Box::new(e),
+        };
+    }
+    if e.is_closed() {
+        return Error::ConnectionLost(Box::new(e));
+    }
+    let text = e.to_string();
+    if text.starts_with("error serializing parameter") {
+        let reason = e.source().map_or_else(|| text.clone(), |s| s.to_string());
+        let index = text
+            .trim_start_matches("error serializing parameter ")
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse::<usize>().ok());
+        return Error::Parameter(match index {
+            Some(i) => format!("parameter ${}: {reason}", i + 1),
+            None => reason,
+        });
+    }
+    if e.source().is_some_and(|s| s.is::<std::io::Error>()) {
+        return Error::ConnectionLost(Box::new(e));
+    }
+    Error::Database {
+        message: text,
+        source: Box::new(e),
+    }
+}
