@@ -10,7 +10,7 @@ async fn run() -> sqlaio::Result<()> {
         .strategy(ThreadStrategy)
         .build()?;
 
-    let mut conn = engine.connect().await?;
+    let conn = engine.connect().await?;
     conn.execute(
         "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
         (),
