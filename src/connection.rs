@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_channel::oneshot;
 
@@ -12,7 +12,7 @@ use crate::pool::{ConnState, Lease};
 use crate::result::{ConnRef, CursorResult};
 use crate::transaction::Transaction;
 use crate::value::FromValue;
-use crate::worker::{self, Header, Reply, Request, TxOp};
+use crate::worker::{self, Header, Interrupter, Reason, Reply, Request, TxOp};
 
 /// A connection taken from an [`Engine`](crate::Engine)'s pool.
 ///
@@ -128,18 +128,42 @@ impl Connection {
         self.receive(answer).await
     }
 
+    /// Sends a statement-like request (numbered, and interrupted if this future is dropped
+    /// while it runs) and awaits its answer.
+    async fn statement<T>(&self, make: impl FnOnce(u64, Reply<T>) -> Request) -> Result<T> {
+        let (seq, guard) = self.number()?;
+        let answer = self.send(|reply| make(seq, reply)).await?;
+        let guard = guard.arm();
+        let result = self.receive(answer).await;
+        guard.disarm();
+        result
+    }
+
+    /// A fresh request number, and the guard that would interrupt it.
+    pub(crate) fn number(&self) -> Result<(u64, InFlight)> {
+        self.with_state(|state| {
+            state.next_seq += 1;
+            let guard = InFlight {
+                interrupter: state.interrupt_on_drop.then(|| state.interrupter.clone()),
+                seq: state.next_seq,
+                armed: false,
+            };
+            (state.next_seq, guard)
+        })
+    }
+
     pub(crate) async fn run(&self, sql: &str, params: Parameters) -> Result<(Header, u64)> {
-        let cursor = self.with_state(|state| {
-            state.next_cursor += 1;
-            state.next_cursor
-        })?;
         let sql = sql.to_owned();
+        let mut cursor = 0;
         let header = self
-            .request(|reply| Request::Execute {
-                cursor,
-                sql,
-                params,
-                reply,
+            .statement(|seq, reply| {
+                cursor = seq;
+                Request::Execute {
+                    seq,
+                    sql,
+                    params,
+                    reply,
+                }
             })
             .await?;
         if !header.batch.done {
@@ -192,7 +216,12 @@ impl Connection {
         let sql = sql.as_ref().to_owned();
         let params: Vec<Parameters> = params.into_iter().map(Params::into_parameters).collect();
         let rowcount = self
-            .request(|reply| Request::ExecuteMany { sql, params, reply })
+            .statement(|seq, reply| Request::ExecuteMany {
+                seq,
+                sql,
+                params,
+                reply,
+            })
             .await?;
         Ok(CursorResult::done(ConnRef::Borrowed(self), rowcount))
     }
@@ -362,8 +391,12 @@ impl Connection {
         F: FnOnce(&mut R) -> Result<T, E> + Send + 'static,
     {
         let (call, answer) = worker::call(f);
-        self.send_request(Request::Call(call)).await?;
-        self.receive(answer).await?
+        let (seq, guard) = self.number()?;
+        self.send_request(Request::Call { seq, call }).await?;
+        let guard = guard.arm();
+        let result = self.receive(answer).await;
+        guard.disarm();
+        result?
     }
 
     /// The names of the tables visible to this connection, sorted.
@@ -435,6 +468,36 @@ impl Drop for Undo<'_> {
                 state.add_pending(op);
                 state.try_flush();
             });
+        }
+    }
+}
+
+/// Interrupts request `seq` on the worker if dropped while armed: the future
+/// that awaited its answer was dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    interrupter: Option<Arc<Interrupter>>,
+    seq: u64,
+    armed: bool,
+}
+
+impl InFlight {
+    /// Armed once the request was sent.
+    pub(crate) fn arm(mut self) -> InFlight {
+        self.armed = true;
+        self
+    }
+
+    /// The answer arrived: nothing to interrupt.
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let (true, Some(interrupter)) = (self.armed, self.interrupter.take()) {
+            interrupter.interrupt(self.seq, Reason::Cancelled);
         }
     }
 }

@@ -199,6 +199,7 @@ pub struct EngineBuilder {
     url: Option<String>,
     strategy: Arc<dyn Strategy>,
     max_connections: usize,
+    interrupt_on_drop: bool,
 }
 
 impl Default for EngineBuilder {
@@ -207,6 +208,7 @@ impl Default for EngineBuilder {
             url: None,
             strategy: Arc::new(ThreadStrategy),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            interrupt_on_drop: true,
         }
     }
 }
@@ -217,6 +219,7 @@ impl fmt::Debug for EngineBuilder {
             .field("url", &self.url.as_deref().map(crate::config::redact))
             .field("strategy", &self.strategy)
             .field("max_connections", &self.max_connections)
+            .field("interrupt_on_drop", &self.interrupt_on_drop)
             .finish()
     }
 }
@@ -253,6 +256,17 @@ impl EngineBuilder {
         self
     }
 
+    /// What dropping the future of a running statement does: `true`
+    /// interrupts it on the database (`sqlite3_interrupt`, or a PostgreSQL
+    /// cancel request), aimed so that it can never hit a later statement;
+    /// `false` lets it run to completion with its answer discarded, as
+    /// sqlalchemy_aio does. Transaction control (`COMMIT`, `ROLLBACK`) is
+    /// never interrupted either way. Defaults to `true`.
+    pub fn interrupt_on_drop(mut self, interrupt: bool) -> Self {
+        self.interrupt_on_drop = interrupt;
+        self
+    }
+
     /// Validates the configuration and builds the engine. Connects nothing:
     /// connections open on first use.
     ///
@@ -273,6 +287,7 @@ impl EngineBuilder {
                 crate::config::redact(&url),
                 self.strategy,
                 self.max_connections,
+                self.interrupt_on_drop,
                 keeper,
             )),
         })

@@ -46,6 +46,11 @@ pub enum Error {
     /// The connection, the result or the engine was closed before or during the call.
     #[error("{0} is closed")]
     Closed(&'static str),
+    /// The database ended the open transaction on its own (a statement in it
+    /// was interrupted or failed in a way that rolls back); statements are
+    /// refused until the transaction is rolled back or dropped.
+    #[error("the transaction was rolled back by the database; roll back or drop the Transaction before running more statements")]
+    TransactionAborted,
     /// A statement ran past its deadline and was interrupted.
     #[error("statement timed out")]
     Timeout,

@@ -11,7 +11,7 @@ use event_listener::Event;
 use crate::config::Target;
 use crate::error::{Error, Result};
 use crate::strategy::Strategy;
-use crate::worker::{self, Request, Shared, Tracker, TxOp};
+use crate::worker::{self, Interrupter, Request, Shared, Tracker, TxOp};
 
 /// One open connection, as the async side holds it: the way to its worker and
 /// what the handle knows of its state.
@@ -27,7 +27,12 @@ pub(crate) struct ConnState {
     pub(crate) rollback_queued: bool,
     /// The cursor the worker may still hold open.
     pub(crate) open_cursor: Option<u64>,
-    pub(crate) next_cursor: u64,
+    /// The number of the last request sent (also the id of any cursor it opened).
+    pub(crate) next_seq: u64,
+    /// Interrupts the statement running on the worker.
+    pub(crate) interrupter: Arc<Interrupter>,
+    /// Whether dropping a statement's future interrupts it.
+    pub(crate) interrupt_on_drop: bool,
 }
 
 impl ConnState {
@@ -85,6 +90,7 @@ pub(crate) struct Pool {
     pub(crate) url: String,
     pub(crate) strategy: Arc<dyn Strategy>,
     pub(crate) max: usize,
+    pub(crate) interrupt_on_drop: bool,
     pub(crate) tracker: Arc<Tracker>,
     state: Mutex<State>,
     released: Event,
@@ -108,6 +114,7 @@ impl Pool {
         url: String,
         strategy: Arc<dyn Strategy>,
         max: usize,
+        interrupt_on_drop: bool,
         keeper: Option<Box<dyn Any + Send>>,
     ) -> Pool {
         Pool {
@@ -115,6 +122,7 @@ impl Pool {
             url,
             strategy,
             max,
+            interrupt_on_drop,
             tracker: Arc::default(),
             state: Mutex::new(State {
                 idle: Vec::new(),
@@ -189,7 +197,9 @@ impl Pool {
                 pending: None,
                 rollback_queued: false,
                 open_cursor: None,
-                next_cursor: 1,
+                next_seq: 0,
+                interrupter: spawned.interrupter,
+                interrupt_on_drop: self.interrupt_on_drop,
             },
             self.clone(),
         )))

@@ -199,21 +199,33 @@ impl<'c> CursorResult<'c> {
             return Poll::Ready(Ok(false));
         };
         if self.inflight.is_none() {
-            let sender = match self.conn.get().map(|c| c.with_state(|s| s.sender.clone())) {
-                Some(Ok(sender)) => sender,
-                _ => return Poll::Ready(Err(Error::Closed("connection"))),
+            let Some(conn) = self.conn.get() else {
+                return Poll::Ready(Err(Error::Closed("connection")));
+            };
+            let (seq, guard) = match conn.number() {
+                Ok(numbered) => numbered,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            let sender = match conn.with_state(|s| s.sender.clone()) {
+                Ok(sender) => sender,
+                Err(e) => return Poll::Ready(Err(e)),
             };
             self.inflight = Some(Box::pin(async move {
                 let (reply, answer) = oneshot::channel();
                 sender
                     .send(Request::Fetch {
                         cursor,
+                        seq,
                         limit,
                         reply,
                     })
                     .await
                     .map_err(|_| Error::Closed("connection"))?;
-                answer.await.unwrap_or(Err(Error::WorkerGone))
+                // Dropped with the result before the rows came: interrupt the read.
+                let guard = guard.arm();
+                let batch = answer.await.unwrap_or(Err(Error::WorkerGone));
+                guard.disarm();
+                batch
             }));
         }
         let Some(inflight) = self.inflight.as_mut() else {

@@ -10,7 +10,7 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_channel::Receiver;
 use event_listener::Event;
@@ -55,17 +55,123 @@ impl<T> Answer<'_, T> {
     }
 }
 
+/// Why a running request was interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// Its caller dropped the future.
+    Cancelled,
+    /// It ran past its deadline.
+    #[allow(dead_code)]
+    Timeout,
+}
+
+/// How a driver interrupts the statement running on its connection.
+pub(crate) struct Kill {
+    /// Interrupts whatever statement the connection is running.
+    pub(crate) run: Box<dyn Fn() + Send + Sync>,
+    /// `run` blocks (a network round trip): call it on a thread of its own.
+    pub(crate) blocking: bool,
+}
+
+#[derive(Default)]
+struct Running {
+    seq: u64,
+    reason: Option<Reason>,
+}
+
+/// Aims interrupts at one request: the worker marks which request runs, and
+/// an interrupt for any other request (an earlier or a later one) does nothing.
+pub(crate) struct Interrupter {
+    running: Mutex<Running>,
+    kill: Kill,
+}
+
+impl Interrupter {
+    fn new(kill: Kill) -> Interrupter {
+        Interrupter {
+            running: Mutex::new(Running::default()),
+            kill,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The worker starts running request `seq`.
+    pub(crate) fn start(&self, seq: u64) {
+        *self.lock() = Running { seq, reason: None };
+    }
+
+    /// The worker is done with its request; says whether it was interrupted.
+    fn finish(&self) -> Option<Reason> {
+        std::mem::take(&mut *self.lock()).reason
+    }
+
+    /// Interrupts request `seq` if, and only if, it is the one running.
+    pub(crate) fn interrupt(self: &Arc<Self>, seq: u64, reason: Reason) {
+        if self.kill.blocking {
+            let this = self.clone();
+            let _ = std::thread::Builder::new()
+                .name("sqlaio-cancel".into())
+                .spawn(move || this.interrupt_now(seq, reason));
+        } else {
+            self.interrupt_now(seq, reason);
+        }
+    }
+
+    fn interrupt_now(&self, seq: u64, reason: Reason) {
+        // Holding the lock keeps the worker from moving on to another request meanwhile.
+        let mut running = self.lock();
+        if seq != 0 && running.seq == seq && running.reason.is_none() {
+            running.reason = Some(reason);
+            (self.kill.run)();
+        }
+    }
+
+    /// Ends the running request, turning an error caused by a timeout into [`Error::Timeout`].
+    pub(crate) fn end<T>(&self, result: Result<T>) -> Result<T> {
+        match (self.finish(), result) {
+            (Some(Reason::Timeout), Err(_)) => Err(Error::Timeout),
+            (_, result) => result,
+        }
+    }
+
+    /// Runs `work` as request `seq`; see [`end`](Interrupter::end).
+    pub(crate) fn run<T>(&self, seq: u64, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.start(seq);
+        let result = work();
+        self.end(result)
+    }
+}
+
+impl std::fmt::Debug for Interrupter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interrupter")
+            .field("running", &self.lock().seq)
+            .finish()
+    }
+}
+
+/// What a driver's `execute` needs from the loop to serve a cursor.
+pub(crate) struct Link<'a> {
+    pub(crate) rx: &'a Receiver<Request>,
+    pub(crate) interrupter: &'a Interrupter,
+}
+
 /// What a connection's worker is asked to do.
 pub(crate) enum Request {
     /// Run one statement; answer with its header and first batch, then serve its cursor.
     Execute {
-        cursor: u64,
+        /// The request's number; also the id of the cursor it may open.
+        seq: u64,
         sql: String,
         params: Parameters,
         reply: Reply<Header>,
     },
     /// Run one statement once per parameter set, atomically.
     ExecuteMany {
+        seq: u64,
         sql: String,
         params: Vec<Parameters>,
         reply: Reply<u64>,
@@ -73,6 +179,7 @@ pub(crate) enum Request {
     /// The next rows of an open cursor.
     Fetch {
         cursor: u64,
+        seq: u64,
         limit: Limit,
         reply: Reply<Batch>,
     },
@@ -83,7 +190,7 @@ pub(crate) enum Request {
     /// Close any cursor and roll back any transaction: the connection goes back to the pool.
     Reset,
     /// Run user code against the raw connection.
-    Call(Call),
+    Call { seq: u64, call: Call },
     /// The names of the tables visible to the connection.
     TableNames { reply: Reply<Vec<String>> },
 }
@@ -162,6 +269,8 @@ pub(crate) trait Driver: Sized + 'static {
     const NAME: &'static str;
     /// Opens a connection on the worker thread.
     fn open(target: &Target) -> Result<Self>;
+    /// How to interrupt the statement running on this connection from another thread.
+    fn kill(&self) -> Kill;
     /// The raw driver connection, for `run_in_thread`.
     fn raw(&mut self) -> &mut dyn Any;
     /// `true` while a transaction is open.
@@ -175,11 +284,11 @@ pub(crate) trait Driver: Sized + 'static {
     /// Runs a statement, answers `reply` with its header, then serves its cursor from `rx`.
     fn execute(
         &mut self,
-        cursor: u64,
+        seq: u64,
         sql: &str,
         params: Parameters,
         answer: Answer<'_, Header>,
-        rx: &Receiver<Request>,
+        link: &Link<'_>,
     ) -> Next;
     /// Runs `sql` once per parameter set; answers the total rows affected.
     fn execute_many(&mut self, sql: &str, params: Vec<Parameters>) -> Result<u64>;
@@ -242,6 +351,7 @@ impl Drop for TrackerGuard {
 pub(crate) struct Spawned {
     pub(crate) sender: async_channel::Sender<Request>,
     pub(crate) shared: Arc<Shared>,
+    pub(crate) interrupter: Arc<Interrupter>,
 }
 
 /// Starts a worker for `target` on `strategy` and waits until its connection is open.
@@ -296,7 +406,11 @@ pub(crate) async fn spawn(
     };
     strategy.spawn(job).map_err(Error::Spawn)?;
     match open_rx.await {
-        Ok(Ok(())) => Ok(Spawned { sender, shared }),
+        Ok(Ok(interrupter)) => Ok(Spawned {
+            sender,
+            shared,
+            interrupter,
+        }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::WorkerGone),
     }
@@ -306,7 +420,7 @@ pub(crate) async fn spawn(
 fn run<D: Driver>(
     target: &Target,
     rx: Receiver<Request>,
-    open: oneshot::Sender<Result<()>>,
+    open: oneshot::Sender<Result<Arc<Interrupter>>>,
     shared: &Shared,
 ) {
     let mut driver = match catch_unwind(AssertUnwindSafe(|| D::open(target))) {
@@ -320,8 +434,13 @@ fn run<D: Driver>(
             return;
         }
     };
-    if open.send(Ok(())).is_ok() {
-        let served = catch_unwind(AssertUnwindSafe(|| serve(&mut driver, &rx, shared)));
+    let interrupter = Arc::new(Interrupter::new(driver.kill()));
+    if open.send(Ok(interrupter.clone())).is_ok() {
+        let link = Link {
+            rx: &rx,
+            interrupter: &interrupter,
+        };
+        let served = catch_unwind(AssertUnwindSafe(|| serve(&mut driver, &link, shared)));
         if served.is_err() {
             // A bug in a driver path: stop this connection, never the process.
             rx.close();
@@ -331,7 +450,12 @@ fn run<D: Driver>(
     drop(driver);
 }
 
-fn serve<D: Driver>(driver: &mut D, rx: &Receiver<Request>, shared: &Shared) {
+fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
+    let rx = link.rx;
+    // Transaction levels opened through `Tx` requests: if the database ends the
+    // transaction on its own (an interrupted or failed statement), statements
+    // are refused until the handle rolls back, rather than run in autocommit.
+    let mut depth = 0u32;
     let mut next: Option<Request> = None;
     loop {
         if driver.is_broken() {
@@ -346,9 +470,10 @@ fn serve<D: Driver>(driver: &mut D, rx: &Receiver<Request>, shared: &Shared) {
                 Err(_) => return,
             },
         };
+        let lost = depth > 0 && !driver.in_transaction();
         match request {
             Request::Execute {
-                cursor,
+                seq,
                 sql,
                 params,
                 reply,
@@ -357,20 +482,31 @@ fn serve<D: Driver>(driver: &mut D, rx: &Receiver<Request>, shared: &Shared) {
                     continue;
                 }
                 let answer = Answer { reply, shared };
-                match driver.execute(cursor, &sql, params, answer, rx) {
+                if lost {
+                    answer.send(false, Err(Error::TransactionAborted));
+                    continue;
+                }
+                match driver.execute(seq, &sql, params, answer, link) {
                     Next::Idle => {}
                     Next::Request(request) => next = Some(request),
                     Next::Disconnected => return,
                 }
-                continue;
             }
-            Request::ExecuteMany { sql, params, reply } => {
+            Request::ExecuteMany {
+                seq,
+                sql,
+                params,
+                reply,
+            } => {
                 if !reply.is_canceled() {
-                    let result = driver.execute_many(&sql, params);
-                    shared
-                        .in_tx
-                        .store(driver.in_transaction(), Ordering::SeqCst);
-                    let _ = reply.send(result);
+                    let result = if lost {
+                        Err(Error::TransactionAborted)
+                    } else {
+                        link.interrupter
+                            .run(seq, || driver.execute_many(&sql, params))
+                    };
+                    let answer = Answer { reply, shared };
+                    answer.send(driver.in_transaction(), result);
                 }
             }
             Request::Fetch { reply, .. } => {
@@ -380,6 +516,16 @@ fn serve<D: Driver>(driver: &mut D, rx: &Receiver<Request>, shared: &Shared) {
             Request::CloseCursor { .. } => {}
             Request::Tx { op, reply } => {
                 let result = transaction(driver, op);
+                depth = match (op, &result) {
+                    (TxOp::Begin, Ok(())) => 1,
+                    (TxOp::Savepoint(level), Ok(())) => level,
+                    (TxOp::Begin | TxOp::Savepoint(_), Err(_)) => depth,
+                    (TxOp::Commit | TxOp::Rollback, _) => 0,
+                    (TxOp::Release(level) | TxOp::RollbackTo(level), _) => level - 1,
+                };
+                if !driver.in_transaction() {
+                    depth = 0;
+                }
                 shared
                     .in_tx
                     .store(driver.in_transaction(), Ordering::SeqCst);
@@ -391,12 +537,15 @@ fn serve<D: Driver>(driver: &mut D, rx: &Receiver<Request>, shared: &Shared) {
                 if driver.in_transaction() {
                     let _ = driver.batch("ROLLBACK");
                 }
+                depth = 0;
                 shared
                     .in_tx
                     .store(driver.in_transaction(), Ordering::SeqCst);
             }
-            Request::Call(call) => {
+            Request::Call { seq, call } => {
+                link.interrupter.start(seq);
                 let (panicked, deliver) = call(driver.raw(), D::NAME);
+                link.interrupter.finish();
                 if panicked && driver.in_transaction() {
                     let _ = driver.batch("ROLLBACK");
                 }
@@ -436,14 +585,15 @@ fn transaction<D: Driver>(driver: &mut D, op: TxOp) -> Result<()> {
 ///
 /// `read` produces the next batch; the loop ends when a batch is `done`.
 pub(crate) fn serve_cursor(
-    rx: &Receiver<Request>,
+    link: &Link<'_>,
     cursor: u64,
     mut read: impl FnMut(Limit) -> Result<Batch>,
 ) -> Next {
     loop {
-        match rx.recv_blocking() {
+        match link.rx.recv_blocking() {
             Ok(Request::Fetch {
                 cursor: c,
+                seq,
                 limit,
                 reply,
             }) if c == cursor => {
@@ -451,7 +601,7 @@ pub(crate) fn serve_cursor(
                     // Its result was dropped.
                     return Next::Idle;
                 }
-                let batch = read(limit);
+                let batch = link.interrupter.run(seq, || read(limit));
                 let done = batch.as_ref().map_or(true, |b| b.done);
                 let _ = reply.send(batch);
                 if done {

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::sync::Arc;
 
-use async_channel::Receiver;
 use bytes::BytesMut;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, FromSql, IsNull, Kind, ToSql, Type};
@@ -19,13 +18,14 @@ use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::row::Row;
 use crate::value::Value;
-use crate::worker::{self, Answer, Batch, Driver, Header, Limit, Next, Request};
+use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next};
 
 /// Prepared statements kept per connection, at most.
 const STATEMENT_CACHE: usize = 256;
 
 pub(crate) struct PostgresDriver {
     client: Client,
+    tls: Tls,
     statements: HashMap<String, Statement>,
     in_tx: bool,
 }
@@ -66,15 +66,28 @@ impl Driver for PostgresDriver {
         let crate::config::Target::Postgres(config) = target else {
             unreachable!("the worker opens the driver its target names")
         };
-        let client = connect(config).map_err(|e| Error::Connect {
+        let tls = tls(config);
+        let client = connect(config, &tls).map_err(|e| Error::Connect {
             url: describe(config),
             source: Box::new(e),
         })?;
         Ok(PostgresDriver {
             client,
+            tls,
             statements: HashMap::new(),
             in_tx: false,
         })
+    }
+
+    fn kill(&self) -> Kill {
+        let token = self.client.cancel_token();
+        let tls = self.tls.clone();
+        Kill {
+            run: Box::new(move || {
+                let _ = cancel(&token, &tls);
+            }),
+            blocking: true,
+        }
     }
 
     fn raw(&mut self) -> &mut dyn Any {
@@ -99,19 +112,21 @@ impl Driver for PostgresDriver {
 
     fn execute(
         &mut self,
-        cursor: u64,
+        seq: u64,
         sql: &str,
         params: Parameters,
         reply: Answer<'_, Header>,
-        rx: &Receiver<Request>,
+        link: &Link<'_>,
     ) -> Next {
+        let interrupter = link.interrupter;
+        interrupter.start(seq);
         let stmt = match self
             .prepare(sql)
             .and_then(|stmt| check(&stmt, &params).map(|()| stmt))
         {
             Ok(stmt) => stmt,
             Err(e) => {
-                let _ = reply.send(self.in_tx, Err(e));
+                let _ = reply.send(self.in_tx, interrupter.end(Err(e)));
                 return Next::Idle;
             }
         };
@@ -122,11 +137,11 @@ impl Driver for PostgresDriver {
         let mut rows = match self.client.query_raw(&stmt, params.positional.iter()) {
             Ok(rows) => rows,
             Err(e) => {
-                let _ = reply.send(in_tx, Err(convert(e)));
+                let _ = reply.send(in_tx, interrupter.end(Err(convert(e))));
                 return Next::Idle;
             }
         };
-        let first = match read(&mut rows, &keys, Limit::Stream) {
+        let first = match interrupter.end(read(&mut rows, &keys, Limit::Stream)) {
             Ok(batch) => batch,
             Err(e) => {
                 let _ = reply.send(in_tx, Err(e));
@@ -148,7 +163,7 @@ impl Driver for PostgresDriver {
         if !reply.send(in_tx, Ok(header)) || done {
             return Next::Idle;
         }
-        worker::serve_cursor(rx, cursor, |limit| read(&mut rows, &keys, limit))
+        worker::serve_cursor(link, seq, |limit| read(&mut rows, &keys, limit))
     }
 
     fn execute_many(&mut self, sql: &str, params: Vec<Parameters>) -> Result<u64> {
@@ -199,8 +214,14 @@ impl Driver for PostgresDriver {
     }
 }
 
+/// The TLS connector a connection (and its cancel requests) use.
 #[cfg(feature = "tls")]
-fn connect(config: &postgres::Config) -> std::result::Result<Client, postgres::Error> {
+type Tls = Option<postgres_native_tls::MakeTlsConnector>;
+#[cfg(not(feature = "tls"))]
+type Tls = ();
+
+#[cfg(feature = "tls")]
+fn tls(config: &postgres::Config) -> Tls {
     use postgres::config::SslMode;
     let mut builder = native_tls::TlsConnector::builder();
     if config.get_ssl_mode() != SslMode::Disable {
@@ -209,15 +230,39 @@ fn connect(config: &postgres::Config) -> std::result::Result<Client, postgres::E
             .danger_accept_invalid_certs(true)
             .danger_accept_invalid_hostnames(true);
     }
-    match builder.build() {
-        Ok(tls) => config.connect(postgres_native_tls::MakeTlsConnector::new(tls)),
-        Err(_) => config.connect(postgres::NoTls),
+    builder
+        .build()
+        .ok()
+        .map(postgres_native_tls::MakeTlsConnector::new)
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls(_: &postgres::Config) -> Tls {}
+
+#[cfg(feature = "tls")]
+fn connect(config: &postgres::Config, tls: &Tls) -> std::result::Result<Client, postgres::Error> {
+    match tls {
+        Some(tls) => config.connect(tls.clone()),
+        None => config.connect(postgres::NoTls),
     }
 }
 
 #[cfg(not(feature = "tls"))]
-fn connect(config: &postgres::Config) -> std::result::Result<Client, postgres::Error> {
+fn connect(config: &postgres::Config, _: &Tls) -> std::result::Result<Client, postgres::Error> {
     config.connect(postgres::NoTls)
+}
+
+#[cfg(feature = "tls")]
+fn cancel(token: &postgres::CancelToken, tls: &Tls) -> std::result::Result<(), postgres::Error> {
+    match tls {
+        Some(tls) => token.cancel_query(tls.clone()),
+        None => token.cancel_query(postgres::NoTls),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn cancel(token: &postgres::CancelToken, _: &Tls) -> std::result::Result<(), postgres::Error> {
+    token.cancel_query(postgres::NoTls)
 }
 
 /// `postgres://user@host:port/db` for messages, never with the password.

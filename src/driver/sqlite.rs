@@ -4,7 +4,6 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_channel::Receiver;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{OpenFlags, Statement};
 
@@ -13,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::row::Row;
 use crate::value::Value;
-use crate::worker::{self, Answer, Batch, Driver, Header, Limit, Next, Request};
+use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next};
 
 /// How long a connection waits for a lock held by another connection before `SQLITE_BUSY`.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -67,6 +66,14 @@ impl Driver for SqliteDriver {
             })
     }
 
+    fn kill(&self) -> Kill {
+        let handle = self.conn.get_interrupt_handle();
+        Kill {
+            run: Box::new(move || handle.interrupt()),
+            blocking: false,
+        }
+    }
+
     fn raw(&mut self) -> &mut dyn Any {
         &mut self.conn
     }
@@ -81,25 +88,30 @@ impl Driver for SqliteDriver {
 
     fn execute(
         &mut self,
-        cursor: u64,
+        seq: u64,
         sql: &str,
         params: Parameters,
         reply: Answer<'_, Header>,
-        rx: &Receiver<Request>,
+        link: &Link<'_>,
     ) -> Next {
         let conn = &self.conn;
+        let interrupter = link.interrupter;
         let in_tx = || !conn.is_autocommit();
-        let mut stmt = match conn.prepare_cached(sql) {
+        interrupter.start(seq);
+        let prepared = conn
+            .prepare_cached(sql)
+            .map_err(convert)
+            .and_then(|mut stmt| {
+                bind(&mut stmt, &params)?;
+                Ok(stmt)
+            });
+        let mut stmt = match prepared {
             Ok(stmt) => stmt,
             Err(e) => {
-                let _ = reply.send(in_tx(), Err(convert(e)));
+                let _ = reply.send(in_tx(), interrupter.end(Err(e)));
                 return Next::Idle;
             }
         };
-        if let Err(e) = bind(&mut stmt, &params) {
-            let _ = reply.send(in_tx(), Err(e));
-            return Next::Idle;
-        }
         let inserts = is_insert(sql);
         let before = conn.total_changes();
         let count = |done: bool| {
@@ -125,13 +137,13 @@ impl Driver for SqliteDriver {
                     },
                 }
             });
-            let _ = reply.send(in_tx(), header);
+            let _ = reply.send(in_tx(), interrupter.end(header));
             return Next::Idle;
         }
 
         let keys: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
         let mut rows = stmt.raw_query();
-        let first = match read(&mut rows, &keys, Limit::Stream) {
+        let first = match interrupter.end(read(&mut rows, &keys, Limit::Stream)) {
             Ok(batch) => batch,
             Err(e) => {
                 let _ = reply.send(in_tx(), Err(e));
@@ -150,7 +162,7 @@ impl Driver for SqliteDriver {
         if !reply.send(in_tx(), Ok(header)) || done {
             return Next::Idle;
         }
-        worker::serve_cursor(rx, cursor, |limit| read(&mut rows, &keys, limit))
+        worker::serve_cursor(link, seq, |limit| read(&mut rows, &keys, limit))
     }
 
     fn execute_many(&mut self, sql: &str, params: Vec<Parameters>) -> Result<u64> {
