@@ -1,1 +1,697 @@
-fn main() {}
+//! Point reads: the bare rusqlite call first, then sqlaio per strategy.
+//!
+//! `point_read` runs `SELECT id, name FROM t WHERE id = ?1` with a varying id,
+//! one awaited call after the other, on a 10,000-row SQLite file database in
+//! WAL mode. `point_read_64_tasks` runs the same read from 64 concurrent
+//! tokio tasks over a pool of 4 connections and reports reads per second,
+//! next to the bare call doing as many reads on one thread.
+//!
+//! The `worker_wait_*` groups do not use sqlaio: they model its request
+//! round trip (a bounded `async_channel` to a worker thread that answers
+//! through a `futures` oneshot) and compare ways for the worker to wait for
+//! its next request: park at once, as sqlaio's worker does, or spin briefly
+//! first. They do the same rusqlite read on the worker, so their ratios to
+//! the bare call can be compared with sqlaio's.
+//!
+//! Run with `cargo bench --bench point_read --all-features`; the ratios are
+//! recorded in `docs/benchmarks.md`.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use criterion::async_executor::AsyncExecutor;
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+};
+use futures::channel::oneshot;
+use sqlaio::rusqlite::{self, OpenFlags};
+use sqlaio::{Connection, Engine, Strategy, ThreadStrategy};
+
+/// Rows in the table.
+const ROWS: u64 = 10_000;
+/// The point read.
+const SQL: &str = "SELECT id, name FROM t WHERE id = ?1";
+/// Concurrent tasks in the loaded groups.
+const TASKS: usize = 64;
+/// Reads each task does per iteration in the loaded groups.
+const READS_PER_TASK: usize = 16;
+/// Connections (or model workers) shared by the tasks.
+const POOL: usize = 4;
+
+/// A temporary database file with the table filled in.
+struct Database {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Database {
+    fn create() -> Database {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("point_read.db");
+        let mut conn = open_raw(&path);
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+            .expect("create table");
+        let tx = conn.transaction().expect("begin");
+        {
+            let mut insert = tx
+                .prepare("INSERT INTO t (id, name) VALUES (?1, ?2)")
+                .expect("prepare insert");
+            for id in 1..=ROWS {
+                // 30 characters.
+                let name = format!("customer-{id:021}");
+                insert.execute((id as i64, name)).expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+        Database { _dir: dir, path }
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+
+    fn engine(&self, strategy: impl Strategy, max_connections: usize) -> Engine {
+        Engine::builder()
+            .url(self.url())
+            .strategy(strategy)
+            .max_connections(max_connections)
+            .build()
+            .expect("engine")
+    }
+}
+
+/// Opens a raw connection the way sqlaio opens a file database.
+fn open_raw(path: &std::path::Path) -> rusqlite::Connection {
+    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE;
+    let conn = rusqlite::Connection::open_with_flags(path, flags).expect("open");
+    conn.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .expect("WAL");
+    assert_eq!(mode, "wal");
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .expect("pragmas");
+    conn
+}
+
+/// Ids visiting every row in a scattered order.
+#[derive(Debug, Default)]
+struct Ids(u64);
+
+impl Ids {
+    fn starting_at(n: u64) -> Ids {
+        Ids(n)
+    }
+
+    fn next_id(&mut self) -> i64 {
+        self.0 += 1;
+        // 7919 is prime, so this visits every id once per ROWS calls.
+        ((self.0 * 7919) % ROWS + 1) as i64
+    }
+}
+
+/// The floor: the bare driver call, decoding both columns.
+fn bare_read(conn: &rusqlite::Connection, id: i64) -> (i64, String) {
+    let mut stmt = conn.prepare_cached(SQL).expect("prepare");
+    stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("row")
+}
+
+/// The same read through sqlaio.
+async fn sqlaio_read(conn: &Connection, id: i64) -> (i64, String) {
+    let row = conn
+        .execute(SQL, (id,))
+        .await
+        .expect("execute")
+        .first()
+        .await
+        .expect("first")
+        .expect("a row");
+    (row.get(0).expect("id"), row.get(1).expect("name"))
+}
+
+/// `futures::executor::block_on` as a criterion executor.
+#[derive(Debug, Clone, Copy)]
+struct FuturesExecutor;
+
+impl AsyncExecutor for FuturesExecutor {
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        futures::executor::block_on(future)
+    }
+}
+
+/// async-std's `block_on` as a criterion executor (criterion has none).
+#[cfg(feature = "async-std")]
+#[derive(Debug, Clone, Copy)]
+struct AsyncStdExecutor;
+
+#[cfg(feature = "async-std")]
+impl AsyncExecutor for AsyncStdExecutor {
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        async_std::task::block_on(future)
+    }
+}
+
+/// smol's `block_on` as a criterion executor.
+#[cfg(feature = "smol")]
+#[derive(Debug, Clone, Copy)]
+struct SmolExecutor;
+
+#[cfg(feature = "smol")]
+impl AsyncExecutor for SmolExecutor {
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        smol::block_on(future)
+    }
+}
+
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+#[cfg(feature = "tokio")]
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Sequential point reads through one sqlaio connection, awaited by `executor`.
+fn bench_sqlaio<A: AsyncExecutor + Copy>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    db: &Database,
+    strategy: impl Strategy,
+    executor: A,
+) {
+    let engine = db.engine(strategy, 1);
+    let conn = executor.block_on(engine.connect()).expect("connect");
+    let mut ids = Ids::default();
+    group.bench_function(name, |b| {
+        b.to_async(executor)
+            .iter(|| sqlaio_read(&conn, ids.next_id()))
+    });
+    executor.block_on(async {
+        conn.close().await.expect("close connection");
+        engine.close().await.expect("close engine");
+    });
+}
+
+/// Sequential point reads from a task spawned on a multi-thread tokio
+/// runtime's worker, where an application's code usually runs (criterion's
+/// `to_async` alone would poll on the calling thread, outside the workers).
+#[cfg(feature = "tokio")]
+fn bench_sqlaio_in_task(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    db: &Database,
+    strategy: impl Strategy,
+    rt: &tokio::runtime::Runtime,
+) {
+    let engine = db.engine(strategy, 1);
+    let conn = Arc::new(rt.block_on(engine.connect()).expect("connect"));
+    let mut start = 0;
+    group.bench_function(name, |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let conn = conn.clone();
+            let mut ids = Ids::starting_at(start);
+            start += iters;
+            let task = tokio::spawn(async move {
+                let begin = Instant::now();
+                for _ in 0..iters {
+                    black_box(sqlaio_read(&conn, ids.next_id()).await);
+                }
+                begin.elapsed()
+            });
+            async move { task.await.expect("task") }
+        })
+    });
+    rt.block_on(async {
+        conn.close().await.expect("close connection");
+        engine.close().await.expect("close engine");
+    });
+}
+
+/// Group 1: one read at a time.
+fn point_read(c: &mut Criterion) {
+    let db = Database::create();
+    let mut group = c.benchmark_group("point_read");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+
+    let raw = open_raw(&db.path);
+    let mut ids = Ids::default();
+    group.bench_function("rusqlite", |b| b.iter(|| bare_read(&raw, ids.next_id())));
+    drop(raw);
+
+    bench_sqlaio(
+        &mut group,
+        "sqlaio/thread/block_on",
+        &db,
+        ThreadStrategy,
+        FuturesExecutor,
+    );
+
+    #[cfg(feature = "tokio")]
+    {
+        let rt = current_thread_runtime();
+        bench_sqlaio(
+            &mut group,
+            "sqlaio/tokio/current_thread",
+            &db,
+            sqlaio::TokioStrategy,
+            &rt,
+        );
+        drop(rt);
+        let rt = multi_thread_runtime();
+        bench_sqlaio_in_task(
+            &mut group,
+            "sqlaio/tokio/multi_thread_task",
+            &db,
+            sqlaio::TokioStrategy,
+            &rt,
+        );
+        bench_sqlaio(
+            &mut group,
+            "sqlaio/tokio/multi_thread_block_on",
+            &db,
+            sqlaio::TokioStrategy,
+            &rt,
+        );
+    }
+
+    #[cfg(feature = "async-std")]
+    bench_sqlaio(
+        &mut group,
+        "sqlaio/async_std/block_on",
+        &db,
+        sqlaio::AsyncStdStrategy,
+        AsyncStdExecutor,
+    );
+
+    #[cfg(feature = "smol")]
+    bench_sqlaio(
+        &mut group,
+        "sqlaio/smol/block_on",
+        &db,
+        sqlaio::SmolStrategy,
+        SmolExecutor,
+    );
+
+    group.finish();
+}
+
+/// `TASKS` tasks doing `READS_PER_TASK` reads each, every read on a
+/// connection taken from the pool for that read.
+async fn sqlaio_load(engine: &Engine, round: u64) {
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let engine = engine.clone();
+            let mut ids = Ids::starting_at(round * 7 + task as u64 * 131);
+            tokio::spawn(async move {
+                for _ in 0..READS_PER_TASK {
+                    let conn = engine.connect().await.expect("connect");
+                    black_box(sqlaio_read(&conn, ids.next_id()).await);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+}
+
+fn bench_sqlaio_load(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    db: &Database,
+    strategy: impl Strategy,
+    rt: &tokio::runtime::Runtime,
+) {
+    let engine = db.engine(strategy, POOL);
+    let mut round = 0;
+    group.bench_function(name, |b| {
+        b.to_async(rt).iter(|| {
+            round += 1;
+            sqlaio_load(&engine, round)
+        })
+    });
+    rt.block_on(engine.close()).expect("close engine");
+}
+
+fn configure_loaded(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .throughput(Throughput::Elements((TASKS * READS_PER_TASK) as u64));
+}
+
+/// Group 2: 64 tasks sharing a pool of 4 connections.
+fn point_read_64_tasks(c: &mut Criterion) {
+    let db = Database::create();
+    let mut group = c.benchmark_group("point_read_64_tasks");
+    configure_loaded(&mut group);
+
+    let raw = open_raw(&db.path);
+    let mut ids = Ids::default();
+    group.bench_function("rusqlite/one_thread", |b| {
+        b.iter(|| {
+            for _ in 0..TASKS * READS_PER_TASK {
+                black_box(bare_read(&raw, ids.next_id()));
+            }
+        })
+    });
+    drop(raw);
+
+    let rt = multi_thread_runtime();
+    bench_sqlaio_load(&mut group, "sqlaio/thread", &db, ThreadStrategy, &rt);
+    #[cfg(feature = "tokio")]
+    bench_sqlaio_load(&mut group, "sqlaio/tokio", &db, sqlaio::TokioStrategy, &rt);
+    group.finish();
+}
+
+/// A model of sqlaio's worker round trip, to try ways of waiting without
+/// changing the crate.
+mod model {
+    use super::*;
+
+    /// How a model worker waits for its next request.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Wait {
+        /// `recv_blocking` at once: sqlaio's worker today.
+        Park,
+        /// Poll `try_recv` with a spin hint for up to this long, then park.
+        Spin(Duration),
+        /// Poll `try_recv`, yielding the thread in between, for up to this long, then park.
+        SpinYield(Duration),
+        /// As `Spin`, but only one worker in the process spins at a time;
+        /// the others park at once.
+        SpinOne(Duration),
+    }
+
+    /// Workers currently spinning, for [`Wait::SpinOne`].
+    static SPINNING: AtomicUsize = AtomicUsize::new(0);
+    /// Waits by workers that may spin, and how many of them ended while spinning.
+    static WAITS: AtomicU64 = AtomicU64::new(0);
+    static SPIN_HITS: AtomicU64 = AtomicU64::new(0);
+
+    /// Forgets the counted waits.
+    pub(crate) fn reset_spin_hits() {
+        WAITS.store(0, Ordering::Relaxed);
+        SPIN_HITS.store(0, Ordering::Relaxed);
+    }
+
+    /// Waits counted since the last reset, and how many a spin served.
+    pub(crate) fn spin_hits() -> (u64, u64) {
+        (
+            WAITS.load(Ordering::Relaxed),
+            SPIN_HITS.load(Ordering::Relaxed),
+        )
+    }
+
+    impl Wait {
+        fn recv<T>(self, rx: &async_channel::Receiver<T>) -> Option<T> {
+            if !matches!(self, Wait::Park) {
+                WAITS.fetch_add(1, Ordering::Relaxed);
+            }
+            let (budget, yield_thread) = match self {
+                Wait::Park => return rx.recv_blocking().ok(),
+                Wait::Spin(budget) => (budget, false),
+                Wait::SpinYield(budget) => (budget, true),
+                Wait::SpinOne(budget) => {
+                    if SPINNING
+                        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                        .is_err()
+                    {
+                        return rx.recv_blocking().ok();
+                    }
+                    let got = spin(rx, budget, false);
+                    SPINNING.store(0, Ordering::Release);
+                    return match got {
+                        Spun::Got(value) => Some(value),
+                        Spun::Closed => None,
+                        Spun::Empty => rx.recv_blocking().ok(),
+                    };
+                }
+            };
+            match spin(rx, budget, yield_thread) {
+                Spun::Got(value) => Some(value),
+                Spun::Closed => None,
+                Spun::Empty => rx.recv_blocking().ok(),
+            }
+        }
+    }
+
+    enum Spun<T> {
+        Got(T),
+        Closed,
+        Empty,
+    }
+
+    fn spin<T>(rx: &async_channel::Receiver<T>, budget: Duration, yield_thread: bool) -> Spun<T> {
+        let start = Instant::now();
+        loop {
+            match rx.try_recv() {
+                Ok(value) => {
+                    SPIN_HITS.fetch_add(1, Ordering::Relaxed);
+                    return Spun::Got(value);
+                }
+                Err(async_channel::TryRecvError::Closed) => return Spun::Closed,
+                Err(async_channel::TryRecvError::Empty) => {}
+            }
+            if start.elapsed() >= budget {
+                return Spun::Empty;
+            }
+            if yield_thread {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    struct Request {
+        id: i64,
+        reply: oneshot::Sender<(i64, String)>,
+    }
+
+    /// One connection: a thread owning a rusqlite connection, fed through a
+    /// bounded channel, answering through a oneshot per request.
+    pub(crate) struct Worker {
+        tx: Option<async_channel::Sender<Request>>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Worker {
+        pub(crate) fn start(db: &Database, wait: Wait) -> Worker {
+            let (tx, rx) = async_channel::bounded::<Request>(16);
+            let path = db.path.clone();
+            let thread = std::thread::Builder::new()
+                .name("model-worker".into())
+                .spawn(move || {
+                    let conn = open_raw(&path);
+                    while let Some(request) = wait.recv(&rx) {
+                        if request.reply.is_canceled() {
+                            continue;
+                        }
+                        let _ = request.reply.send(bare_read(&conn, request.id));
+                    }
+                })
+                .expect("spawn model worker");
+            Worker {
+                tx: Some(tx),
+                thread: Some(thread),
+            }
+        }
+
+        pub(crate) async fn read(&self, id: i64, reply_spin: Option<Duration>) -> (i64, String) {
+            let (reply, answer) = oneshot::channel();
+            let tx = self.tx.as_ref().expect("running");
+            tx.send(Request { id, reply }).await.expect("send");
+            match reply_spin {
+                None => answer.await.expect("answer"),
+                Some(budget) => SpinPoll::new(answer, budget).await.expect("answer"),
+            }
+        }
+    }
+
+    impl Drop for Worker {
+        fn drop(&mut self) {
+            drop(self.tx.take());
+            if let Some(thread) = self.thread.take() {
+                thread.join().expect("model worker");
+            }
+        }
+    }
+
+    /// Polls its future again at once, for up to `budget`, before waiting
+    /// for a wake-up: the caller's side of spinning.
+    struct SpinPoll<F> {
+        inner: F,
+        budget: Duration,
+        deadline: Option<Instant>,
+    }
+
+    impl<F> SpinPoll<F> {
+        fn new(inner: F, budget: Duration) -> Self {
+            SpinPoll {
+                inner,
+                budget,
+                deadline: None,
+            }
+        }
+    }
+
+    impl<F: Future + Unpin> Future for SpinPoll<F> {
+        type Output = F::Output;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            if let Poll::Ready(value) = Pin::new(&mut self.inner).poll(cx) {
+                return Poll::Ready(value);
+            }
+            let now = Instant::now();
+            let budget = self.budget;
+            let deadline = *self.deadline.get_or_insert(now + budget);
+            if now < deadline {
+                std::hint::spin_loop();
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        }
+    }
+
+    /// `TASKS` tasks doing `READS_PER_TASK` reads each, every read on a
+    /// worker taken from a FIFO pool for that read.
+    pub(crate) async fn load(
+        pool: &(
+            async_channel::Sender<Arc<Worker>>,
+            async_channel::Receiver<Arc<Worker>>,
+        ),
+        round: u64,
+    ) {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let (give, take) = pool.clone();
+                let mut ids = Ids::starting_at(round * 7 + task as u64 * 131);
+                tokio::spawn(async move {
+                    for _ in 0..READS_PER_TASK {
+                        let worker = take.recv().await.expect("pool");
+                        black_box(worker.read(ids.next_id(), None).await);
+                        give.try_send(worker).expect("pool has room");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+    }
+}
+
+/// Ways of waiting tried by the model, with their names.
+fn wait_variants() -> [(&'static str, model::Wait, Option<Duration>); 7] {
+    use model::Wait;
+    let us = Duration::from_micros;
+    [
+        ("park", Wait::Park, None),
+        ("spin_20us", Wait::Spin(us(20)), None),
+        ("spin_one_20us", Wait::SpinOne(us(20)), None),
+        ("spin_yield_5us", Wait::SpinYield(us(5)), None),
+        ("spin_yield_20us", Wait::SpinYield(us(20)), None),
+        ("spin_yield_50us", Wait::SpinYield(us(50)), None),
+        ("spin_both_sides_20us", Wait::Spin(us(20)), Some(us(20))),
+    ]
+}
+
+/// Says how often a spinning model worker found its request while spinning.
+fn report_spin_hits(group: &str, name: &str) {
+    let (waits, hits) = model::spin_hits();
+    if waits > 0 {
+        eprintln!(
+            "{group}/{name}: {hits} of {waits} waits ({:.0}%) ended while spinning",
+            hits as f64 * 100.0 / waits as f64
+        );
+    }
+}
+
+/// The model, one read at a time, awaited with `futures::executor::block_on`
+/// (compare with `point_read/sqlaio/thread/block_on`).
+fn worker_wait_sequential(c: &mut Criterion) {
+    let db = Database::create();
+    let mut group = c.benchmark_group("worker_wait_sequential");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for (name, wait, reply_spin) in wait_variants() {
+        let worker = model::Worker::start(&db, wait);
+        let mut ids = Ids::default();
+        model::reset_spin_hits();
+        group.bench_function(name, |b| {
+            b.to_async(FuturesExecutor)
+                .iter(|| worker.read(ids.next_id(), reply_spin))
+        });
+        report_spin_hits("worker_wait_sequential", name);
+    }
+    group.finish();
+}
+
+/// The model under 64 tasks over 4 workers on a multi-thread tokio runtime
+/// (compare with `point_read_64_tasks`). The caller's side never spins here.
+fn worker_wait_64_tasks(c: &mut Criterion) {
+    let db = Database::create();
+    let mut group = c.benchmark_group("worker_wait_64_tasks");
+    configure_loaded(&mut group);
+    let rt = multi_thread_runtime();
+    for (name, wait, reply_spin) in wait_variants() {
+        if reply_spin.is_some() {
+            continue;
+        }
+        let pool = async_channel::bounded(POOL);
+        for _ in 0..POOL {
+            pool.0
+                .try_send(Arc::new(model::Worker::start(&db, wait)))
+                .expect("room");
+        }
+        let mut round = 0;
+        model::reset_spin_hits();
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                round += 1;
+                model::load(&pool, round)
+            })
+        });
+        report_spin_hits("worker_wait_64_tasks", name);
+        // Dropping the pool drops its workers, which joins their threads.
+        drop(pool);
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    point_read,
+    point_read_64_tasks,
+    worker_wait_sequential,
+    worker_wait_64_tasks
+);
+criterion_main!(benches);
