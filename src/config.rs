@@ -24,9 +24,11 @@ pub(crate) enum SqliteTarget {
         path: PathBuf,
         read_only: bool,
     },
-    /// A named in-memory database, shared by every connection of one engine.
+    /// The engine's private database for `sqlite::memory:`: a file on tmpfs
+    /// (`/dev/shm`) where there is one, shared by every connection of one
+    /// engine and deleted with it.
     Memory {
-        name: String,
+        path: PathBuf,
     },
 }
 
@@ -111,12 +113,18 @@ fn parse_postgres(_url: &str) -> Result<Target> {
 
 fn memory() -> SqliteTarget {
     static NEXT: AtomicU64 = AtomicU64::new(1);
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
     SqliteTarget::Memory {
-        name: format!(
-            "/sqlaio-memory-{}-{}",
+        path: dir.join(format!(
+            "sqlaio-memory-{}-{}.db",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
-        ),
+        )),
     }
 }
 
@@ -191,7 +199,7 @@ mod tests {
     #[test]
     fn two_memory_urls_are_two_databases() {
         let name = |t: Target| match t {
-            Target::Sqlite(SqliteTarget::Memory { name }) => name,
+            Target::Sqlite(SqliteTarget::Memory { path }) => path,
             other => panic!("not a memory target: {other:?}"),
         };
         assert_ne!(

@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use futures_channel::oneshot;
 
@@ -12,7 +13,7 @@ use crate::pool::{ConnState, Lease};
 use crate::result::{ConnRef, CursorResult};
 use crate::transaction::Transaction;
 use crate::value::FromValue;
-use crate::worker::{self, Header, Interrupter, Reason, Reply, Request, TxOp};
+use crate::worker::{self, Header, Interrupter, Reason, Reply, Request, Ticket, TxOp};
 
 /// A connection taken from an [`Engine`](crate::Engine)'s pool.
 ///
@@ -130,9 +131,9 @@ impl Connection {
 
     /// Sends a statement-like request (numbered, and interrupted if this future is dropped
     /// while it runs) and awaits its answer.
-    async fn statement<T>(&self, make: impl FnOnce(u64, Reply<T>) -> Request) -> Result<T> {
-        let (seq, guard) = self.number()?;
-        let answer = self.send(|reply| make(seq, reply)).await?;
+    async fn statement<T>(&self, make: impl FnOnce(Ticket, Reply<T>) -> Request) -> Result<T> {
+        let (ticket, guard) = self.number()?;
+        let answer = self.send(|reply| make(ticket, reply)).await?;
         let guard = guard.arm();
         let result = self.receive(answer).await;
         guard.disarm();
@@ -140,7 +141,7 @@ impl Connection {
     }
 
     /// A fresh request number, and the guard that would interrupt it.
-    pub(crate) fn number(&self) -> Result<(u64, InFlight)> {
+    pub(crate) fn number(&self) -> Result<(Ticket, InFlight)> {
         self.with_state(|state| {
             state.next_seq += 1;
             let guard = InFlight {
@@ -148,7 +149,11 @@ impl Connection {
                 seq: state.next_seq,
                 armed: false,
             };
-            (state.next_seq, guard)
+            let ticket = Ticket {
+                seq: state.next_seq,
+                timeout: state.statement_timeout,
+            };
+            (ticket, guard)
         })
     }
 
@@ -156,10 +161,10 @@ impl Connection {
         let sql = sql.to_owned();
         let mut cursor = 0;
         let header = self
-            .statement(|seq, reply| {
-                cursor = seq;
+            .statement(|ticket, reply| {
+                cursor = ticket.seq;
                 Request::Execute {
-                    seq,
+                    ticket,
                     sql,
                     params,
                     reply,
@@ -216,8 +221,8 @@ impl Connection {
         let sql = sql.as_ref().to_owned();
         let params: Vec<Parameters> = params.into_iter().map(Params::into_parameters).collect();
         let rowcount = self
-            .statement(|seq, reply| Request::ExecuteMany {
-                seq,
+            .statement(|ticket, reply| Request::ExecuteMany {
+                ticket,
                 sql,
                 params,
                 reply,
@@ -242,19 +247,49 @@ impl Connection {
         self.execute(sql, params).await?.scalar().await
     }
 
-    /// Begins a transaction (`BEGIN`).
+    /// Begins a transaction.
+    ///
+    /// On SQLite this takes the database's write lock at once (`BEGIN
+    /// IMMEDIATE`), so that concurrent read-modify-write transactions wait
+    /// for each other (within the busy timeout) instead of failing with
+    /// "database is locked" when one of them first reads and then writes. Use
+    /// [`begin_deferred`](Connection::begin_deferred) for a transaction that
+    /// only reads. On PostgreSQL it is a plain `BEGIN`.
     ///
     /// Commit it with [`Transaction::commit`]; dropping it rolls back.
     ///
     /// # Errors
     /// [`Error::Database`] when a transaction is already open on this
-    /// connection (use [`begin_nested`](Connection::begin_nested) for a savepoint).
+    /// connection (use [`begin_nested`](Connection::begin_nested) for a
+    /// savepoint), or when SQLite's write lock stays taken past the busy timeout.
     ///
     /// # Cancellation
     /// If the future is dropped, a `BEGIN` that did run is rolled back before
     /// the connection's next request.
     pub async fn begin(&self) -> Result<Transaction<'_>> {
-        let level = self.open_transaction(false).await?;
+        let level = self.open_transaction(Begin::Immediate).await?;
+        Ok(Transaction::new(ConnRef::Borrowed(self), level))
+    }
+
+    /// Begins a transaction that takes SQLite's write lock at once (`BEGIN
+    /// IMMEDIATE`); the same as [`begin`](Connection::begin), named for
+    /// code that wants to say so. A plain `BEGIN` on PostgreSQL.
+    ///
+    /// # Cancellation
+    /// As [`begin`](Connection::begin).
+    pub async fn begin_immediate(&self) -> Result<Transaction<'_>> {
+        self.begin().await
+    }
+
+    /// Begins a deferred transaction (`BEGIN`): on SQLite it takes no lock
+    /// until its first statement, and a write after a read can fail with
+    /// "database is locked" when another connection wrote in between. Best
+    /// for transactions that only read a consistent snapshot.
+    ///
+    /// # Cancellation
+    /// As [`begin`](Connection::begin).
+    pub async fn begin_deferred(&self) -> Result<Transaction<'_>> {
+        let level = self.open_transaction(Begin::Deferred).await?;
         Ok(Transaction::new(ConnRef::Borrowed(self), level))
     }
 
@@ -267,18 +302,20 @@ impl Connection {
     /// # Cancellation
     /// As [`begin`](Connection::begin).
     pub async fn begin_nested(&self) -> Result<Transaction<'_>> {
-        let level = self.open_transaction(true).await?;
+        let level = self.open_transaction(Begin::Nested).await?;
         Ok(Transaction::new(ConnRef::Borrowed(self), level))
     }
 
     /// Sends `BEGIN` or `SAVEPOINT` and raises the depth once it succeeded.
-    pub(crate) async fn open_transaction(&self, nested: bool) -> Result<u32> {
+    pub(crate) async fn open_transaction(&self, kind: Begin) -> Result<u32> {
         let (level, in_tx) = self.with_state(|state| (state.depth + 1, state.in_transaction()))?;
         // A savepoint needs an enclosing transaction: outside one, begin_nested begins one.
-        let (op, undo) = if nested && (level > 1 || in_tx) {
-            (TxOp::Savepoint(level), TxOp::RollbackTo(level))
-        } else {
-            (TxOp::Begin, TxOp::Rollback)
+        let (op, undo) = match kind {
+            Begin::Nested if level > 1 || in_tx => {
+                (TxOp::Savepoint(level), TxOp::RollbackTo(level))
+            }
+            Begin::Deferred => (TxOp::Begin { immediate: false }, TxOp::Rollback),
+            _ => (TxOp::Begin { immediate: true }, TxOp::Rollback),
         };
         let answer = self
             .send(|reply| Request::Tx {
@@ -333,6 +370,24 @@ impl Connection {
             state.depth = level - 1;
             state.try_flush();
         });
+    }
+
+    /// Sets the statement timeout for this connection's later calls: a
+    /// statement (or a fetch, or a `run_in_thread` closure) running longer is
+    /// interrupted on the database and fails with [`Error::Timeout`]. `None`
+    /// means no limit. The engine's
+    /// [`statement_timeout`](crate::EngineBuilder::statement_timeout) is the
+    /// initial value; the setting lasts until the connection goes back to the pool.
+    pub fn set_statement_timeout(&self, timeout: Option<Duration>) {
+        let _ = self.with_state(|state| state.statement_timeout = timeout);
+    }
+
+    /// The statement timeout of this connection's calls; see
+    /// [`set_statement_timeout`](Connection::set_statement_timeout).
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        self.with_state(|state| state.statement_timeout)
+            .ok()
+            .flatten()
     }
 
     /// `true` while a transaction (or savepoint) is open on this connection.
@@ -391,8 +446,8 @@ impl Connection {
         F: FnOnce(&mut R) -> Result<T, E> + Send + 'static,
     {
         let (call, answer) = worker::call(f);
-        let (seq, guard) = self.number()?;
-        self.send_request(Request::Call { seq, call }).await?;
+        let (ticket, guard) = self.number()?;
+        self.send_request(Request::Call { ticket, call }).await?;
         let guard = guard.arm();
         let result = self.receive(answer).await;
         guard.disarm();
@@ -500,4 +555,13 @@ impl Drop for InFlight {
             interrupter.interrupt(self.seq, Reason::Cancelled);
         }
     }
+}
+
+/// Which kind of transaction to begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Begin {
+    Immediate,
+    Deferred,
+    /// A savepoint inside the open transaction, or a transaction if none is open.
+    Nested,
 }

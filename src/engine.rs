@@ -3,12 +3,13 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Target;
-use crate::connection::Connection;
+use crate::connection::{Begin, Connection};
 use crate::error::{Error, Result};
 use crate::params::Params;
-use crate::pool::Pool;
+use crate::pool::{Pool, PoolConfig, PoolStatus};
 use crate::result::{ConnRef, CursorResult};
 use crate::strategy::Strategy;
 use crate::transaction::Transaction;
@@ -17,6 +18,9 @@ use crate::ThreadStrategy;
 
 /// The default for [`EngineBuilder::max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
+
+/// The default for [`EngineBuilder::acquire_timeout`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The entry point: a pool of connections to one database, and the strategy
 /// that runs their workers.
@@ -118,7 +122,8 @@ impl Engine {
         self.execute(sql, params).await?.scalar().await
     }
 
-    /// Begins a transaction on a connection of its own.
+    /// Begins a transaction on a connection of its own (`BEGIN IMMEDIATE` on
+    /// SQLite, as [`Connection::begin`]).
     ///
     /// The transaction owns the connection and returns it to the pool when
     /// it ends; dropping it uncommitted rolls back first.
@@ -127,7 +132,7 @@ impl Engine {
     /// As [`Connection::begin`].
     pub async fn begin(&self) -> Result<Transaction<'static>> {
         let conn = self.connect().await?;
-        let level = conn.open_transaction(false).await?;
+        let level = conn.open_transaction(Begin::Immediate).await?;
         Ok(Transaction::new(ConnRef::Owned(conn), level))
     }
 
@@ -184,6 +189,11 @@ impl Engine {
         self.pool.is_closed()
     }
 
+    /// How full the pool is: connections open, idle, in use, and callers waiting.
+    pub fn pool_status(&self) -> PoolStatus {
+        self.pool.status()
+    }
+
     /// How many worker threads the engine runs right now (one per open connection).
     pub fn worker_count(&self) -> usize {
         self.pool.tracker.live()
@@ -200,6 +210,9 @@ pub struct EngineBuilder {
     strategy: Arc<dyn Strategy>,
     max_connections: usize,
     interrupt_on_drop: bool,
+    statement_timeout: Option<Duration>,
+    acquire_timeout: Duration,
+    test_before_acquire: bool,
 }
 
 impl Default for EngineBuilder {
@@ -209,6 +222,9 @@ impl Default for EngineBuilder {
             strategy: Arc::new(ThreadStrategy),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             interrupt_on_drop: true,
+            statement_timeout: None,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            test_before_acquire: false,
         }
     }
 }
@@ -220,6 +236,9 @@ impl fmt::Debug for EngineBuilder {
             .field("strategy", &self.strategy)
             .field("max_connections", &self.max_connections)
             .field("interrupt_on_drop", &self.interrupt_on_drop)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("test_before_acquire", &self.test_before_acquire)
             .finish()
     }
 }
@@ -267,6 +286,38 @@ impl EngineBuilder {
         self
     }
 
+    /// The longest a statement may run: past it, the statement is interrupted
+    /// on the database and its call fails with [`Error::Timeout`]. Applies to
+    /// each execute, each fetch of more rows, and each `run_in_thread`
+    /// closure; never to `COMMIT` or `ROLLBACK`. Connections can override it
+    /// with [`Connection::set_statement_timeout`]. Defaults to no limit.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = Some(timeout);
+        self
+    }
+
+    /// The longest a caller waits for a pooled connection (including opening
+    /// one) before failing with [`Error::PoolTimeout`], which carries the last
+    /// connect error when connections could not be opened. Transient connect
+    /// failures (a refused or reset connection, a server starting up) are
+    /// retried with backoff within this time; others fail at once. Must be
+    /// more than zero. Defaults to [`DEFAULT_ACQUIRE_TIMEOUT`] (30 s).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Whether the pool checks that an idle connection still works (one
+    /// round trip to the database) before handing it out; a dead one is
+    /// discarded and replaced. Worth it for PostgreSQL servers that restart
+    /// or drop idle connections; without it, the first statement on a dead
+    /// connection fails with [`Error::ConnectionLost`] and the connection is
+    /// replaced. Defaults to `false`.
+    pub fn test_before_acquire(mut self, test: bool) -> Self {
+        self.test_before_acquire = test;
+        self
+    }
+
     /// Validates the configuration and builds the engine. Connects nothing:
     /// connections open on first use.
     ///
@@ -279,6 +330,11 @@ impl EngineBuilder {
         if self.max_connections == 0 {
             return Err(Error::Config("max_connections must be at least 1".into()));
         }
+        if self.acquire_timeout.is_zero() {
+            return Err(Error::Config(
+                "acquire_timeout must be more than zero".into(),
+            ));
+        }
         let target = Target::parse(&url)?;
         let keeper = keeper(&target)?;
         Ok(Engine {
@@ -287,24 +343,38 @@ impl EngineBuilder {
                 crate::config::redact(&url),
                 self.strategy,
                 self.max_connections,
-                self.interrupt_on_drop,
+                PoolConfig {
+                    interrupt_on_drop: self.interrupt_on_drop,
+                    statement_timeout: self.statement_timeout,
+                    acquire_timeout: self.acquire_timeout,
+                    test_before_acquire: self.test_before_acquire,
+                },
                 keeper,
             )),
         })
     }
 }
 
-/// A connection that keeps a shared in-memory database alive as long as the engine.
+/// The files of the engine's private `sqlite::memory:` database, deleted with the engine.
 fn keeper(target: &Target) -> Result<Option<Box<dyn Any + Send>>> {
     match target {
-        #[cfg(feature = "sqlite")]
-        Target::Sqlite(crate::config::SqliteTarget::Memory { name }) => {
-            let conn = crate::driver::sqlite::open_memory(name).map_err(|e| Error::Connect {
-                url: "sqlite::memory:".into(),
-                source: Box::new(e),
-            })?;
-            Ok(Some(Box::new(conn)))
+        Target::Sqlite(crate::config::SqliteTarget::Memory { path }) => {
+            Ok(Some(Box::new(TempDatabase(path.clone()))))
         }
+        #[allow(unreachable_patterns)]
         _ => Ok(None),
+    }
+}
+
+/// Deletes a database file and its WAL companions when dropped.
+struct TempDatabase(std::path::PathBuf);
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
     }
 }

@@ -1,16 +1,22 @@
 //! The connection pool behind an [`Engine`](crate::Engine).
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use async_channel::{Sender, WeakSender};
-use event_listener::Event;
+use futures_channel::oneshot;
 
 use crate::config::Target;
 use crate::error::{Error, Result};
 use crate::strategy::Strategy;
+use crate::timer::Timer;
 use crate::worker::{self, Interrupter, Request, Shared, Tracker, TxOp};
 
 /// One open connection, as the async side holds it: the way to its worker and
@@ -33,6 +39,8 @@ pub(crate) struct ConnState {
     pub(crate) interrupter: Arc<Interrupter>,
     /// Whether dropping a statement's future interrupts it.
     pub(crate) interrupt_on_drop: bool,
+    /// The timeout of each statement; reset to the engine's on return to the pool.
+    pub(crate) statement_timeout: Option<Duration>,
 }
 
 impl ConnState {
@@ -75,25 +83,80 @@ impl ConnState {
     }
 }
 
+/// Settings of a pool and of every connection it opens.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolConfig {
+    pub(crate) interrupt_on_drop: bool,
+    pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) test_before_acquire: bool,
+}
+
 struct State {
     idle: Vec<ConnState>,
     /// Connections open or being opened.
     size: usize,
     closed: bool,
-    /// Every connection's sender, to close them all on `Engine::close`.
-    all: Vec<WeakSender<Request>>,
+    /// Callers waiting for a connection, oldest first.
+    waiters: VecDeque<Arc<Waiter>>,
+    /// Every connection's sender and interrupter, to close them all on `Engine::close`.
+    all: Vec<(WeakSender<Request>, Arc<Interrupter>)>,
+    /// The error of the last failed attempt to open a connection.
+    last_connect_error: Option<Error>,
 }
 
-/// The pool: bounded, lazy, shared by every clone of an engine.
+/// What a waiting caller is handed.
+enum Handoff {
+    /// A connection, taken out of the pool for it.
+    Conn(ConnState),
+    /// Room to open a new connection (already counted in `size`).
+    Open,
+    /// The engine was closed.
+    Closed,
+}
+
+/// One caller waiting in line for a connection.
+#[derive(Default)]
+struct Waiter {
+    slot: Mutex<(Option<Handoff>, Option<Waker>)>,
+}
+
+impl Waiter {
+    fn give(&self, handoff: Handoff) {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.0 = Some(handoff);
+        if let Some(waker) = slot.1.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// How full the pool is; see [`Engine::pool_status`](crate::Engine::pool_status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStatus {
+    /// Connections open or being opened.
+    pub size: usize,
+    /// Open connections waiting in the pool.
+    pub idle: usize,
+    /// Connections taken by callers (or being opened for them).
+    pub in_use: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+    /// The most connections the pool opens.
+    pub max: usize,
+}
+
+/// The pool: bounded, lazy, fair (first come, first served), shared by every clone of an engine.
 pub(crate) struct Pool {
     pub(crate) target: Target,
     pub(crate) url: String,
     pub(crate) strategy: Arc<dyn Strategy>,
     pub(crate) max: usize,
-    pub(crate) interrupt_on_drop: bool,
+    pub(crate) config: PoolConfig,
     pub(crate) tracker: Arc<Tracker>,
+    pub(crate) timer: Arc<Timer>,
     state: Mutex<State>,
-    released: Event,
     next_id: AtomicU64,
     /// Keeps a shared in-memory database alive while the engine is.
     keeper: Mutex<Option<Box<dyn Any + Send>>>,
@@ -102,10 +165,17 @@ pub(crate) struct Pool {
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("max", &self.max)
+            .field("status", &self.status())
             .field("live_workers", &self.tracker.live())
             .finish_non_exhaustive()
     }
+}
+
+/// What `try_take` found.
+enum Take {
+    Conn(ConnState),
+    Open,
+    Wait(Arc<Waiter>),
 }
 
 impl Pool {
@@ -114,7 +184,7 @@ impl Pool {
         url: String,
         strategy: Arc<dyn Strategy>,
         max: usize,
-        interrupt_on_drop: bool,
+        config: PoolConfig,
         keeper: Option<Box<dyn Any + Send>>,
     ) -> Pool {
         Pool {
@@ -122,15 +192,17 @@ impl Pool {
             url,
             strategy,
             max,
-            interrupt_on_drop,
+            config,
             tracker: Arc::default(),
+            timer: Arc::default(),
             state: Mutex::new(State {
                 idle: Vec::new(),
                 size: 0,
                 closed: false,
+                waiters: VecDeque::new(),
                 all: Vec::new(),
+                last_connect_error: None,
             }),
-            released: Event::new(),
             next_id: AtomicU64::new(1),
             keeper: Mutex::new(keeper),
         }
@@ -141,106 +213,224 @@ impl Pool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes an idle connection or opens a new one, waiting while the pool is full.
-    ///
-    /// # Cancellation
-    /// Dropping the future gives up the wait; a connection being opened for it
-    /// is closed by its worker, which then exits.
-    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease> {
-        loop {
-            if let Some(lease) = self.try_acquire().await? {
-                return Ok(lease);
-            }
-            let listener = self.released.listen();
-            if let Some(lease) = self.try_acquire().await? {
-                return Ok(lease);
-            }
-            listener.await;
+    pub(crate) fn status(&self) -> PoolStatus {
+        let state = self.lock();
+        PoolStatus {
+            size: state.size,
+            idle: state.idle.len(),
+            in_use: state.size - state.idle.len(),
+            waiting: state.waiters.len(),
+            max: self.max,
         }
     }
 
-    async fn try_acquire(self: &Arc<Self>) -> Result<Option<Lease>> {
-        {
-            let mut state = self.lock();
-            if state.closed {
-                return Err(Error::Closed("engine"));
+    /// Takes an idle connection or opens a new one, waiting in line while the
+    /// pool is full, for at most the acquire timeout.
+    ///
+    /// # Cancellation
+    /// Dropping the future leaves the line; a connection handed to it goes to
+    /// the next caller, and one being opened for it is closed by its worker.
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease> {
+        let mut wait = pin!(self.acquire_untimed());
+        let mut sleep = None;
+        poll_fn(|cx| {
+            if let Poll::Ready(result) = wait.as_mut().poll(cx) {
+                return Poll::Ready(result);
             }
+            let sleep = sleep
+                .get_or_insert_with(|| Box::pin(self.timer.sleep(self.config.acquire_timeout)));
+            match sleep.as_mut().poll(cx) {
+                Poll::Ready(()) if self.lock().closed => Poll::Ready(Err(Error::Closed("engine"))),
+                Poll::Ready(()) => Poll::Ready(Err(Error::PoolTimeout {
+                    last_connect_error: self.lock().last_connect_error.take().map(Box::new),
+                })),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    async fn acquire_untimed(self: &Arc<Self>) -> Result<Lease> {
+        loop {
+            let conn = match self.try_take()? {
+                Take::Conn(conn) => conn,
+                Take::Open => self.open().await?,
+                Take::Wait(waiter) => match (Wait { pool: self, waiter }).await {
+                    Handoff::Conn(conn) => conn,
+                    Handoff::Open => self.open().await?,
+                    Handoff::Closed => return Err(Error::Closed("engine")),
+                },
+            };
+            if let Some(conn) = self.check(conn).await {
+                return Ok(Lease::new(conn, self.clone()));
+            }
+        }
+    }
+
+    fn try_take(self: &Arc<Self>) -> Result<Take> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Error::Closed("engine"));
+        }
+        if state.waiters.is_empty() {
             while let Some(conn) = state.idle.pop() {
                 if conn.is_stopped() {
                     state.size -= 1;
                     continue;
                 }
-                return Ok(Some(Lease::new(conn, self.clone())));
+                return Ok(Take::Conn(conn));
             }
-            if state.size >= self.max {
-                return Ok(None);
+            if state.size < self.max {
+                state.size += 1;
+                return Ok(Take::Open);
             }
-            state.size += 1;
         }
+        let waiter = Arc::new(Waiter::default());
+        state.waiters.push_back(waiter.clone());
+        Ok(Take::Wait(waiter))
+    }
+
+    /// Checks a connection about to be handed out; `None` if it was dead and is discarded.
+    async fn check(&self, conn: ConnState) -> Option<ConnState> {
+        if conn.is_stopped() {
+            self.discard();
+            return None;
+        }
+        if !self.config.test_before_acquire {
+            return Some(conn);
+        }
+        let (reply, answer) = oneshot::channel();
+        let alive = conn.sender.send(Request::Ping { reply }).await.is_ok()
+            && matches!(answer.await, Ok(Ok(())));
+        if alive {
+            Some(conn)
+        } else {
+            drop(conn);
+            self.discard();
+            None
+        }
+    }
+
+    /// Opens a new connection in a slot already counted in `size`, retrying
+    /// transient failures (server starting, refused connection) until the
+    /// acquire timeout ends the wait.
+    async fn open(self: &Arc<Self>) -> Result<ConnState> {
         let slot = Slot(self);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let spawned = worker::spawn(&self.target, &*self.strategy, &self.tracker, id).await?;
+        let mut backoff = Duration::from_millis(10);
+        let spawned = loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            match worker::spawn(
+                &self.target,
+                &*self.strategy,
+                &self.tracker,
+                &self.timer,
+                id,
+            )
+            .await
+            {
+                Ok(spawned) => break (id, spawned),
+                Err(e) if is_transient(&e) => {
+                    self.lock().last_connect_error = Some(e);
+                    self.timer.sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    if self.lock().closed {
+                        return Err(Error::Closed("engine"));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let (id, spawned) = spawned;
         let mut state = self.lock();
         if state.closed {
             return Err(Error::Closed("engine"));
         }
-        state.all.retain(|w| w.upgrade().is_some());
-        state.all.push(spawned.sender.downgrade());
+        state.last_connect_error = None;
+        state.all.retain(|(w, _)| w.upgrade().is_some());
+        state
+            .all
+            .push((spawned.sender.downgrade(), spawned.interrupter.clone()));
         drop(state);
         std::mem::forget(slot);
-        Ok(Some(Lease::new(
-            ConnState {
-                id,
-                sender: spawned.sender,
-                shared: spawned.shared,
-                depth: 0,
-                pending: None,
-                rollback_queued: false,
-                open_cursor: None,
-                next_seq: 0,
-                interrupter: spawned.interrupter,
-                interrupt_on_drop: self.interrupt_on_drop,
-            },
-            self.clone(),
-        )))
+        Ok(ConnState {
+            id,
+            sender: spawned.sender,
+            shared: spawned.shared,
+            depth: 0,
+            pending: None,
+            rollback_queued: false,
+            open_cursor: None,
+            next_seq: 0,
+            interrupter: spawned.interrupter,
+            interrupt_on_drop: self.config.interrupt_on_drop,
+            statement_timeout: self.config.statement_timeout,
+        })
     }
 
-    /// Takes a connection back: clean ones go idle, dirty ones are reset first, dead ones are dropped.
+    /// A connection was dropped: its room goes to the first waiter, to open a new one.
+    fn discard(&self) {
+        let mut state = self.lock();
+        state.size -= 1;
+        self.hand_room(&mut state);
+    }
+
+    fn hand_room(&self, state: &mut State) {
+        if !state.closed && state.size < self.max {
+            if let Some(waiter) = state.waiters.pop_front() {
+                state.size += 1;
+                waiter.give(Handoff::Open);
+            }
+        }
+    }
+
+    /// Takes a connection back: clean ones go to the first waiter or idle,
+    /// dirty ones are reset first, dead ones are dropped.
     fn release(&self, mut conn: ConnState) {
         let mut state = self.lock();
         if state.closed || conn.is_stopped() {
             state.size -= 1;
-        } else {
-            if conn.pending.is_some() || conn.open_cursor.is_some() || conn.in_transaction() {
-                conn.pending = None;
-                conn.open_cursor = None;
-                conn.depth = 0;
-                if conn.sender.try_send(Request::Reset).is_err() {
-                    conn.add_pending(TxOp::Rollback);
-                } else {
-                    conn.rollback_queued = true;
-                }
-            }
-            state.idle.push(conn);
+            self.hand_room(&mut state);
+            return;
         }
-        drop(state);
-        self.released.notify(1);
+        if conn.pending.is_some() || conn.open_cursor.is_some() || conn.in_transaction() {
+            conn.pending = None;
+            conn.open_cursor = None;
+            conn.depth = 0;
+            if conn.sender.try_send(Request::Reset).is_err() {
+                conn.add_pending(TxOp::Rollback);
+            } else {
+                conn.rollback_queued = true;
+            }
+        }
+        conn.statement_timeout = self.config.statement_timeout;
+        match state.waiters.pop_front() {
+            Some(waiter) => waiter.give(Handoff::Conn(conn)),
+            None => state.idle.push(conn),
+        }
     }
 
     /// Closes every connection and waits for every worker to stop.
     pub(crate) async fn close(&self) {
-        let idle = {
+        let (idle, waiters) = {
             let mut state = self.lock();
             state.closed = true;
             state.size -= state.idle.len();
-            for sender in state.all.drain(..).filter_map(|w| w.upgrade()) {
-                sender.close();
+            for (sender, _) in &state.all {
+                if let Some(sender) = sender.upgrade() {
+                    sender.close();
+                }
             }
-            std::mem::take(&mut state.idle)
+            (
+                std::mem::take(&mut state.idle),
+                std::mem::take(&mut state.waiters),
+            )
         };
         drop(idle);
-        self.released.notify(usize::MAX);
+        for waiter in waiters {
+            waiter.give(Handoff::Closed);
+        }
         self.tracker.idle().await;
+        self.timer.stop();
         let keeper = self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(keeper);
     }
@@ -250,13 +440,89 @@ impl Pool {
     }
 }
 
+/// `true` for connect errors worth retrying: the server is not reachable yet,
+/// refuses for now, or SQLite found the file busy.
+fn is_transient(e: &Error) -> bool {
+    let Error::Connect { source, .. } = e else {
+        return false;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                ConnectionRefused | ConnectionReset | ConnectionAborted | TimedOut | NotConnected
+            );
+        }
+        #[cfg(feature = "postgres")]
+        if let Some(db) = err
+            .downcast_ref::<postgres::Error>()
+            .and_then(|e| e.as_db_error())
+        {
+            use postgres::error::SqlState;
+            return [SqlState::TOO_MANY_CONNECTIONS, SqlState::CANNOT_CONNECT_NOW]
+                .contains(db.code());
+        }
+        #[cfg(feature = "sqlite")]
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = err.downcast_ref::<rusqlite::Error>() {
+            return matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            );
+        }
+        cause = err.source();
+    }
+    false
+}
+
+/// A caller's place in line; leaving it passes anything handed to it on.
+struct Wait<'a> {
+    pool: &'a Pool,
+    waiter: Arc<Waiter>,
+}
+
+impl Future for Wait<'_> {
+    type Output = Handoff;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Handoff> {
+        let mut slot = self.waiter.slot.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.0.take() {
+            Some(handoff) => Poll::Ready(handoff),
+            None => {
+                slot.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        let mut state = self.pool.lock();
+        state.waiters.retain(|w| !Arc::ptr_eq(w, &self.waiter));
+        drop(state);
+        let handed = self
+            .waiter
+            .slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .take();
+        match handed {
+            Some(Handoff::Conn(conn)) => self.pool.release(conn),
+            Some(Handoff::Open) => self.pool.discard(),
+            Some(Handoff::Closed) | None => {}
+        }
+    }
+}
+
 /// Gives a reserved pool slot back if opening the connection failed or was cancelled.
 struct Slot<'a>(&'a Pool);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.lock().size -= 1;
-        self.0.released.notify(1);
+        self.0.discard();
     }
 }
 
@@ -296,5 +562,11 @@ impl Drop for Lease {
         if let Some(conn) = self.conn.take() {
             self.pool.release(conn);
         }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.timer.stop();
     }
 }

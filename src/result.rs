@@ -202,7 +202,7 @@ impl<'c> CursorResult<'c> {
             let Some(conn) = self.conn.get() else {
                 return Poll::Ready(Err(Error::Closed("connection")));
             };
-            let (seq, guard) = match conn.number() {
+            let (ticket, guard) = match conn.number() {
                 Ok(numbered) => numbered,
                 Err(e) => return Poll::Ready(Err(e)),
             };
@@ -215,7 +215,7 @@ impl<'c> CursorResult<'c> {
                 sender
                     .send(Request::Fetch {
                         cursor,
-                        seq,
+                        ticket,
                         limit,
                         reply,
                     })

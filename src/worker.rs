@@ -10,7 +10,8 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use async_channel::Receiver;
 use event_listener::Event;
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::row::Row;
 use crate::strategy::{Job, Strategy};
+use crate::timer::{Deadline, Timer};
 
 /// How many requests may wait in a connection's queue before senders wait.
 pub(crate) const QUEUE_CAPACITY: usize = 16;
@@ -73,10 +75,19 @@ pub(crate) struct Kill {
     pub(crate) blocking: bool,
 }
 
+/// Which request runs, and its deadline if it has one.
 #[derive(Default)]
 struct Running {
     seq: u64,
     reason: Option<Reason>,
+    deadline: Option<Deadline>,
+}
+
+/// A request's number and its statement timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    pub(crate) seq: u64,
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// Aims interrupts at one request: the worker marks which request runs, and
@@ -84,28 +95,51 @@ struct Running {
 pub(crate) struct Interrupter {
     running: Mutex<Running>,
     kill: Kill,
+    timer: Arc<Timer>,
+    this: Weak<Interrupter>,
 }
 
 impl Interrupter {
-    fn new(kill: Kill) -> Interrupter {
-        Interrupter {
+    fn new(kill: Kill, timer: Arc<Timer>) -> Arc<Interrupter> {
+        Arc::new_cyclic(|this| Interrupter {
             running: Mutex::new(Running::default()),
             kill,
-        }
+            timer,
+            this: this.clone(),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Running> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The worker starts running request `seq`.
-    pub(crate) fn start(&self, seq: u64) {
-        *self.lock() = Running { seq, reason: None };
+    /// The worker starts running a request; past its timeout, it is interrupted.
+    pub(crate) fn start(&self, ticket: Ticket) {
+        let deadline = ticket.timeout.and_then(|after| {
+            let this = self.this.clone();
+            let seq = ticket.seq;
+            self.timer.schedule(
+                after,
+                Box::new(move || {
+                    if let Some(this) = this.upgrade() {
+                        this.interrupt_now(seq, Reason::Timeout);
+                    }
+                }),
+            )
+        });
+        *self.lock() = Running {
+            seq: ticket.seq,
+            reason: None,
+            deadline,
+        };
     }
 
     /// The worker is done with its request; says whether it was interrupted.
     fn finish(&self) -> Option<Reason> {
-        std::mem::take(&mut *self.lock()).reason
+        let running = std::mem::take(&mut *self.lock());
+        // Dropped outside the lock: cancelling the deadline takes the timer's lock.
+        drop(running.deadline);
+        running.reason
     }
 
     /// Interrupts request `seq` if, and only if, it is the one running.
@@ -137,9 +171,9 @@ impl Interrupter {
         }
     }
 
-    /// Runs `work` as request `seq`; see [`end`](Interrupter::end).
-    pub(crate) fn run<T>(&self, seq: u64, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.start(seq);
+    /// Runs `work` as the ticket's request; see [`end`](Interrupter::end).
+    pub(crate) fn run<T>(&self, ticket: Ticket, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.start(ticket);
         let result = work();
         self.end(result)
     }
@@ -163,15 +197,15 @@ pub(crate) struct Link<'a> {
 pub(crate) enum Request {
     /// Run one statement; answer with its header and first batch, then serve its cursor.
     Execute {
-        /// The request's number; also the id of the cursor it may open.
-        seq: u64,
+        /// The request's number (also the id of the cursor it may open) and timeout.
+        ticket: Ticket,
         sql: String,
         params: Parameters,
         reply: Reply<Header>,
     },
     /// Run one statement once per parameter set, atomically.
     ExecuteMany {
-        seq: u64,
+        ticket: Ticket,
         sql: String,
         params: Vec<Parameters>,
         reply: Reply<u64>,
@@ -179,7 +213,7 @@ pub(crate) enum Request {
     /// The next rows of an open cursor.
     Fetch {
         cursor: u64,
-        seq: u64,
+        ticket: Ticket,
         limit: Limit,
         reply: Reply<Batch>,
     },
@@ -190,15 +224,20 @@ pub(crate) enum Request {
     /// Close any cursor and roll back any transaction: the connection goes back to the pool.
     Reset,
     /// Run user code against the raw connection.
-    Call { seq: u64, call: Call },
+    Call { ticket: Ticket, call: Call },
     /// The names of the tables visible to the connection.
     TableNames { reply: Reply<Vec<String>> },
+    /// A cheap liveness check, before the pool hands the connection out.
+    Ping { reply: Reply<()> },
 }
 
 /// Transaction control statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TxOp {
-    Begin,
+    /// `BEGIN`; `true` takes SQLite's write lock at once (`BEGIN IMMEDIATE`).
+    Begin {
+        immediate: bool,
+    },
     Commit,
     Rollback,
     /// `SAVEPOINT` at this nesting depth (1 for the first nested level).
@@ -212,7 +251,8 @@ pub(crate) enum TxOp {
 impl TxOp {
     fn sql(self) -> String {
         match self {
-            TxOp::Begin => "BEGIN".into(),
+            TxOp::Begin { immediate: true } => "BEGIN IMMEDIATE".into(),
+            TxOp::Begin { immediate: false } => "BEGIN".into(),
             TxOp::Commit => "COMMIT".into(),
             TxOp::Rollback => "ROLLBACK".into(),
             TxOp::Savepoint(d) => format!("SAVEPOINT sqlaio_sp_{d}"),
@@ -267,6 +307,8 @@ pub(crate) enum Next {
 pub(crate) trait Driver: Sized + 'static {
     /// The database's name in messages and thread names.
     const NAME: &'static str;
+    /// The database knows `BEGIN IMMEDIATE`.
+    const HAS_IMMEDIATE: bool = false;
     /// Opens a connection on the worker thread.
     fn open(target: &Target) -> Result<Self>;
     /// How to interrupt the statement running on this connection from another thread.
@@ -279,12 +321,16 @@ pub(crate) trait Driver: Sized + 'static {
     fn is_broken(&mut self) -> bool {
         false
     }
+    /// A cheap check that the connection still works.
+    fn ping(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Runs a statement without parameters or results.
     fn batch(&mut self, sql: &str) -> Result<()>;
     /// Runs a statement, answers `reply` with its header, then serves its cursor from `rx`.
     fn execute(
         &mut self,
-        seq: u64,
+        ticket: Ticket,
         sql: &str,
         params: Parameters,
         answer: Answer<'_, Header>,
@@ -363,8 +409,10 @@ pub(crate) async fn spawn(
     target: &Target,
     strategy: &dyn Strategy,
     tracker: &Arc<Tracker>,
+    timer: &Arc<Timer>,
     id: u64,
 ) -> Result<Spawned> {
+    let timer = timer.clone();
     let (sender, rx) = async_channel::bounded(QUEUE_CAPACITY);
     let (open_tx, open_rx) = oneshot::channel();
     let shared = Arc::new(Shared::default());
@@ -377,7 +425,13 @@ pub(crate) async fn spawn(
             format!("sqlaio-{}-{id}", crate::driver::sqlite::SqliteDriver::NAME),
             move || {
                 let _guard = guard;
-                run::<crate::driver::sqlite::SqliteDriver>(&target, rx, open_tx, &worker_shared);
+                run::<crate::driver::sqlite::SqliteDriver>(
+                    &target,
+                    rx,
+                    open_tx,
+                    &worker_shared,
+                    timer,
+                );
             },
         ),
         #[cfg(feature = "postgres")]
@@ -393,12 +447,13 @@ pub(crate) async fn spawn(
                     rx,
                     open_tx,
                     &worker_shared,
+                    timer,
                 );
             },
         ),
         #[cfg(not(feature = "sqlite"))]
         Target::Sqlite(_) => {
-            let _ = (guard, rx, open_tx, worker_shared, id);
+            let _ = (guard, rx, open_tx, worker_shared, id, timer);
             return Err(Error::Config(
                 "sqlite URLs need the \"sqlite\" feature of sqlaio".into(),
             ));
@@ -422,6 +477,7 @@ fn run<D: Driver>(
     rx: Receiver<Request>,
     open: oneshot::Sender<Result<Arc<Interrupter>>>,
     shared: &Shared,
+    timer: Arc<Timer>,
 ) {
     let mut driver = match catch_unwind(AssertUnwindSafe(|| D::open(target))) {
         Ok(Ok(driver)) => driver,
@@ -434,7 +490,7 @@ fn run<D: Driver>(
             return;
         }
     };
-    let interrupter = Arc::new(Interrupter::new(driver.kill()));
+    let interrupter = Interrupter::new(driver.kill(), timer);
     if open.send(Ok(interrupter.clone())).is_ok() {
         let link = Link {
             rx: &rx,
@@ -473,7 +529,7 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
         let lost = depth > 0 && !driver.in_transaction();
         match request {
             Request::Execute {
-                seq,
+                ticket,
                 sql,
                 params,
                 reply,
@@ -486,14 +542,14 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                     answer.send(false, Err(Error::TransactionAborted));
                     continue;
                 }
-                match driver.execute(seq, &sql, params, answer, link) {
+                match driver.execute(ticket, &sql, params, answer, link) {
                     Next::Idle => {}
                     Next::Request(request) => next = Some(request),
                     Next::Disconnected => return,
                 }
             }
             Request::ExecuteMany {
-                seq,
+                ticket,
                 sql,
                 params,
                 reply,
@@ -503,7 +559,7 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                         Err(Error::TransactionAborted)
                     } else {
                         link.interrupter
-                            .run(seq, || driver.execute_many(&sql, params))
+                            .run(ticket, || driver.execute_many(&sql, params))
                     };
                     let answer = Answer { reply, shared };
                     answer.send(driver.in_transaction(), result);
@@ -515,11 +571,17 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
             }
             Request::CloseCursor { .. } => {}
             Request::Tx { op, reply } => {
-                let result = transaction(driver, op);
+                let result = match op {
+                    // The database already ended it (an interrupted or failed
+                    // statement, a panic in user code): nothing left to undo.
+                    TxOp::Rollback if !driver.in_transaction() => Ok(()),
+                    TxOp::RollbackTo(level) if level > depth || !driver.in_transaction() => Ok(()),
+                    op => transaction(driver, op),
+                };
                 depth = match (op, &result) {
-                    (TxOp::Begin, Ok(())) => 1,
+                    (TxOp::Begin { .. }, Ok(())) => 1,
                     (TxOp::Savepoint(level), Ok(())) => level,
-                    (TxOp::Begin | TxOp::Savepoint(_), Err(_)) => depth,
+                    (TxOp::Begin { .. } | TxOp::Savepoint(_), Err(_)) => depth,
                     (TxOp::Commit | TxOp::Rollback, _) => 0,
                     (TxOp::Release(level) | TxOp::RollbackTo(level), _) => level - 1,
                 };
@@ -542,8 +604,8 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                     .in_tx
                     .store(driver.in_transaction(), Ordering::SeqCst);
             }
-            Request::Call { seq, call } => {
-                link.interrupter.start(seq);
+            Request::Call { ticket, call } => {
+                link.interrupter.start(ticket);
                 let (panicked, deliver) = call(driver.raw(), D::NAME);
                 link.interrupter.finish();
                 if panicked && driver.in_transaction() {
@@ -559,6 +621,9 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                     let _ = reply.send(driver.table_names());
                 }
             }
+            Request::Ping { reply } => {
+                let _ = reply.send(driver.ping());
+            }
         }
     }
 }
@@ -566,6 +631,12 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
 /// Runs a transaction statement; a failed `COMMIT` or `RELEASE` rolls back so
 /// the connection is never left inside a transaction nobody owns.
 fn transaction<D: Driver>(driver: &mut D, op: TxOp) -> Result<()> {
+    let op = match op {
+        TxOp::Begin { immediate } => TxOp::Begin {
+            immediate: immediate && D::HAS_IMMEDIATE,
+        },
+        op => op,
+    };
     let result = driver.batch(&op.sql());
     if result.is_err() {
         match op {
@@ -593,7 +664,7 @@ pub(crate) fn serve_cursor(
         match link.rx.recv_blocking() {
             Ok(Request::Fetch {
                 cursor: c,
-                seq,
+                ticket,
                 limit,
                 reply,
             }) if c == cursor => {
@@ -601,7 +672,7 @@ pub(crate) fn serve_cursor(
                     // Its result was dropped.
                     return Next::Idle;
                 }
-                let batch = link.interrupter.run(seq, || read(limit));
+                let batch = link.interrupter.run(ticket, || read(limit));
                 let done = batch.as_ref().map_or(true, |b| b.done);
                 let _ = reply.send(batch);
                 if done {

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::row::Row;
 use crate::value::Value;
-use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next};
+use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next, Ticket};
 
 /// Prepared statements kept per connection, at most.
 const STATEMENT_CACHE: usize = 256;
@@ -104,6 +104,10 @@ impl Driver for PostgresDriver {
         self.client.is_closed()
     }
 
+    fn ping(&mut self) -> Result<()> {
+        self.client.batch_execute("").map_err(convert)
+    }
+
     fn batch(&mut self, sql: &str) -> Result<()> {
         let result = self.client.batch_execute(sql).map_err(convert);
         self.note_transaction_sql(sql);
@@ -112,14 +116,14 @@ impl Driver for PostgresDriver {
 
     fn execute(
         &mut self,
-        seq: u64,
+        ticket: Ticket,
         sql: &str,
         params: Parameters,
         reply: Answer<'_, Header>,
         link: &Link<'_>,
     ) -> Next {
         let interrupter = link.interrupter;
-        interrupter.start(seq);
+        interrupter.start(ticket);
         let stmt = match self
             .prepare(sql)
             .and_then(|stmt| check(&stmt, &params).map(|()| stmt))
@@ -163,7 +167,7 @@ impl Driver for PostgresDriver {
         if !reply.send(in_tx, Ok(header)) || done {
             return Next::Idle;
         }
-        worker::serve_cursor(link, seq, |limit| read(&mut rows, &keys, limit))
+        worker::serve_cursor(link, ticket.seq, |limit| read(&mut rows, &keys, limit))
     }
 
     fn execute_many(&mut self, sql: &str, params: Vec<Parameters>) -> Result<u64> {

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::row::Row;
 use crate::value::Value;
-use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next};
+use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next, Ticket};
 
 /// How long a connection waits for a lock held by another connection before `SQLITE_BUSY`.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,14 +30,9 @@ fn flags(read_only: bool) -> OpenFlags {
     }
 }
 
-/// Opens the shared in-memory database `name` (`memdb` VFS: one database per
-/// name, shared by every connection of the process that opens it).
-pub(crate) fn open_memory(name: &str) -> rusqlite::Result<rusqlite::Connection> {
-    rusqlite::Connection::open_with_flags_and_vfs(name, flags(false), "memdb")
-}
-
 impl Driver for SqliteDriver {
     const NAME: &'static str = "sqlite";
+    const HAS_IMMEDIATE: bool = true;
 
     fn open(target: &Target) -> Result<Self> {
         #[allow(irrefutable_let_patterns)]
@@ -51,11 +46,14 @@ impl Driver for SqliteDriver {
                     .and_then(|conn| setup_file(conn, *read_only)),
                 format!("sqlite://{}", path.display()),
             ),
-            SqliteTarget::Memory { name } => (
-                open_memory(name).and_then(|conn| {
-                    conn.busy_timeout(BUSY_TIMEOUT)?;
-                    Ok(conn)
-                }),
+            SqliteTarget::Memory { path } => (
+                rusqlite::Connection::open_with_flags(path, flags(false))
+                    .and_then(|conn| setup_file(conn, false))
+                    .and_then(|conn| {
+                        // Nothing to keep across a crash: the database dies with its engine.
+                        conn.execute_batch("PRAGMA synchronous = OFF;")?;
+                        Ok(conn)
+                    }),
                 "sqlite::memory:".to_owned(),
             ),
         };
@@ -88,7 +86,7 @@ impl Driver for SqliteDriver {
 
     fn execute(
         &mut self,
-        seq: u64,
+        ticket: Ticket,
         sql: &str,
         params: Parameters,
         reply: Answer<'_, Header>,
@@ -97,7 +95,7 @@ impl Driver for SqliteDriver {
         let conn = &self.conn;
         let interrupter = link.interrupter;
         let in_tx = || !conn.is_autocommit();
-        interrupter.start(seq);
+        interrupter.start(ticket);
         let prepared = conn
             .prepare_cached(sql)
             .map_err(convert)
@@ -162,7 +160,7 @@ impl Driver for SqliteDriver {
         if !reply.send(in_tx(), Ok(header)) || done {
             return Next::Idle;
         }
-        worker::serve_cursor(link, seq, |limit| read(&mut rows, &keys, limit))
+        worker::serve_cursor(link, ticket.seq, |limit| read(&mut rows, &keys, limit))
     }
 
     fn execute_many(&mut self, sql: &str, params: Vec<Parameters>) -> Result<u64> {
