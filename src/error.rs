@@ -30,7 +30,7 @@ pub enum Error {
         source: BoxError,
     },
     /// Opening a connection failed.
-    #[error("could not connect to {url}: {source}")]
+    #[error("could not connect to {url}: {}", chain(source.as_ref()))]
     Connect {
         /// The URL, with any password redacted.
         url: String,
@@ -41,7 +41,7 @@ pub enum Error {
     /// The connection to the database server was lost (the server closed it,
     /// restarted, or the network failed). The connection is discarded from
     /// the pool; the next call opens a new one.
-    #[error("the connection to the database was lost: {0}")]
+    #[error("the connection to the database was lost: {}", chain(.0.as_ref()))]
     ConnectionLost(#[source] BoxError),
     /// The connection, the result or the engine was closed before or during the call.
     #[error("{0} is closed")]
@@ -117,6 +117,22 @@ pub enum Error {
         /// The engine's driver.
         actual: &'static str,
     },
+}
+
+/// An error's message followed by its causes', as "a: b: c" (skipping a cause
+/// whose message the previous one already ends with).
+fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 impl Error {
