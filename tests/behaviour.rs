@@ -1,0 +1,2354 @@
+//! The behavioural suite, stamped per runtime and per backend (see `common`).
+//!
+//! The first part ports what Python's sqlalchemy_aio tests; the rest covers
+//! what it did not: concurrency, the shared in-memory database, isolation,
+//! parameters, decoding, bad input, panics, closing, and failed connects.
+#![cfg(feature = "sqlite")]
+
+#[macro_use]
+mod common;
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use futures::future;
+use futures::{StreamExt, TryStreamExt};
+use sqlaio::{params, rusqlite, Connection, Engine, Error, Value};
+
+use common::{Backend, Ctx};
+
+stamp! {
+    // sqlalchemy_aio's own suite
+    engine_execute_and_scalar,
+    connection_execute_and_scalar,
+    connection_close,
+    in_transaction,
+    commit,
+    rollback,
+    dropped_transaction_rolls_back,
+    begin_nested,
+    engine_begin,
+    has_table_and_table_names,
+    fetchone,
+    fetchmany,
+    fetchall,
+    first,
+    scalar,
+    keys,
+    returns_rows,
+    rowcount,
+    last_insert_id,
+    stream_large_result,
+    dropped_call_in_flight,
+    // beyond it
+    dropped_statement_is_interrupted,
+    interrupted_statement_in_a_transaction,
+    dropped_fetch_keeps_its_rows,
+    dropped_result_releases_its_connection,
+    cancelled_begin_is_rolled_back,
+    closing_a_connection_in_a_transaction_rolls_back,
+    dropped_connection_in_sql_transaction_rolls_back,
+    concurrent_tasks,
+    concurrent_transactions,
+    pooled_connections_share_one_database,
+    transactions_are_isolated,
+    ddl_is_transactional,
+    execute_many,
+    parameters,
+    row_get,
+    row_get_errors,
+    bad_sql,
+    bad_parameters,
+    panic_in_run_in_thread,
+    panic_in_run_in_thread_rolls_back_the_transaction,
+    run_in_thread_returns_the_users_error,
+    engine_close,
+    engine_debug,
+    failed_connect,
+    failed_commit_leaves_the_connection_usable,
+}
+
+/// `1, 2, ..., $1` as rows of one column `n`.
+const SERIES: &str =
+    "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) \
+                      SELECT n FROM s";
+
+/// Counts to `$1`: one row, after a while.
+const COUNT_TO: &str =
+    "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) \
+                        SELECT count(*) FROM s";
+
+/// Long enough that the statement is still running when its future is dropped
+/// (over a second in a debug build), short enough to let it run to the end.
+const SLOW: i64 = 1_000_000;
+
+/// Far longer than any test may take (tens of seconds even in a release
+/// build): only ever run to be interrupted.
+const ENDLESS: i64 = 20_000_000;
+
+async fn count(conn: &Connection, table: &str) -> i64 {
+    conn.scalar(format!("SELECT count(*) FROM {table}"), ())
+        .await
+        .unwrap()
+}
+
+async fn ids(conn: &Connection, table: &str) -> Vec<i64> {
+    conn.execute(format!("SELECT id FROM {table} ORDER BY id"), ())
+        .await
+        .unwrap()
+        .map(|row| row.unwrap().get::<i64>("id").unwrap())
+        .collect()
+        .await
+}
+
+/// Inserts users through the engine, one pooled call each.
+async fn insert_users_through(engine: &Engine, names: &[&str]) {
+    for (i, name) in names.iter().enumerate() {
+        let id = i64::try_from(i).unwrap() + 1;
+        engine
+            .execute("INSERT INTO users (id, name) VALUES ($1, $2)", (id, *name))
+            .await
+            .unwrap();
+    }
+}
+
+async fn create_users(conn: &Connection) {
+    conn.execute(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+        (),
+    )
+    .await
+    .unwrap();
+}
+
+async fn insert_users(conn: &Connection, names: &[&str]) {
+    for (i, name) in names.iter().enumerate() {
+        let id = i64::try_from(i).unwrap() + 1;
+        conn.execute("INSERT INTO users (id, name) VALUES ($1, $2)", (id, *name))
+            .await
+            .unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// sqlalchemy_aio's suite
+// ---------------------------------------------------------------------------
+
+async fn engine_execute_and_scalar(ctx: Ctx) {
+    let engine = ctx.engine();
+    let mut result = engine
+        .execute("SELECT $1 + 1 AS answer", (41,))
+        .await
+        .unwrap();
+    let row = result.fetchone().await.unwrap().expect("one row");
+    assert_eq!(row.get::<i64>(0).unwrap(), 42);
+    assert_eq!(row.get::<i64>("answer").unwrap(), 42);
+    assert!(result.fetchone().await.unwrap().is_none());
+    drop(result);
+
+    assert_eq!(
+        engine.scalar::<i64>("SELECT $1 * 2", (21,)).await.unwrap(),
+        42
+    );
+    engine
+        .execute("CREATE TABLE t (x INTEGER)", ())
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO t (x) VALUES ($1)", (7,))
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.scalar::<i64>("SELECT x FROM t", ()).await.unwrap(),
+        7
+    );
+    engine.close().await.unwrap();
+}
+
+async fn connection_execute_and_scalar(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    insert_users(&conn, &["Dana Whitaker", "Casey McCall"]).await;
+    let name: String = conn
+        .scalar("SELECT name FROM users WHERE id = $1", (2,))
+        .await
+        .unwrap();
+    assert_eq!(name, "Casey McCall");
+    let rows = conn
+        .execute("SELECT id, name FROM users ORDER BY id", ())
+        .await
+        .unwrap()
+        .fetchall()
+        .await
+        .unwrap();
+    let got: Vec<(i64, String)> = rows
+        .iter()
+        .map(|r| (r.get(0).unwrap(), r.get(1).unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "Dana Whitaker".to_owned()),
+            (2, "Casey McCall".to_owned())
+        ]
+    );
+    // The connection serves statement after statement.
+    for i in 0..20_i64 {
+        assert_eq!(conn.scalar::<i64>("SELECT $1", (i,)).await.unwrap(), i);
+    }
+}
+
+async fn connection_close(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    assert!(!conn.is_closed());
+    assert_eq!(conn.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
+    conn.close().await.unwrap();
+    assert!(conn.is_closed());
+    // Closing twice is fine.
+    conn.close().await.unwrap();
+    assert!(conn.is_closed());
+
+    let err = conn.execute("SELECT 1", ()).await.unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    let err = conn.scalar::<i64>("SELECT 1", ()).await.unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    let err = conn.begin().await.unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    let err = conn.begin_nested().await.unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    let err = conn
+        .execute_many("SELECT $1", [(1,), (2,)])
+        .await
+        .unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    let err = conn.table_names().await.unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    let err = conn.has_table("users").await.unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    let err = conn
+        .run_in_thread(|_raw: &mut rusqlite::Connection| Ok::<_, Error>(()))
+        .await
+        .unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    assert!(!conn.in_transaction());
+
+    // The engine is not affected.
+    assert!(!engine.is_closed());
+    assert_eq!(engine.scalar::<i64>("SELECT 2", ()).await.unwrap(), 2);
+    let again = engine.connect().await.unwrap();
+    assert_eq!(again.scalar::<i64>("SELECT 3", ()).await.unwrap(), 3);
+}
+
+async fn in_transaction(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    assert!(!conn.in_transaction());
+
+    let tx = conn.begin().await.unwrap();
+    assert!(tx.is_active());
+    assert!(tx.in_transaction());
+    assert!(conn.in_transaction());
+    tx.commit().await.unwrap();
+    assert!(!conn.in_transaction());
+
+    let tx = conn.begin().await.unwrap();
+    assert!(conn.in_transaction());
+    tx.rollback().await.unwrap();
+    assert!(!conn.in_transaction());
+
+    // Transactions begun with SQL count too.
+    conn.execute("BEGIN", ()).await.unwrap();
+    assert!(conn.in_transaction());
+    conn.execute("COMMIT", ()).await.unwrap();
+    assert!(!conn.in_transaction());
+
+    // A second BEGIN on the same connection is refused; the first stays open.
+    let tx = conn.begin().await.unwrap();
+    let err = conn.begin().await.unwrap_err();
+    assert!(err.is_database(), "{err}");
+    assert!(tx.is_active());
+    tx.commit().await.unwrap();
+    assert!(!conn.in_transaction());
+}
+
+async fn commit(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    let tx = conn.begin().await.unwrap();
+    tx.execute("INSERT INTO users (id, name) VALUES ($1, $2)", (1, "Isaac"))
+        .await
+        .unwrap();
+    assert_eq!(count(&tx, "users").await, 1);
+    tx.commit().await.unwrap();
+    assert_eq!(count(&conn, "users").await, 1);
+    // Committed means visible to every other connection.
+    let other = engine.connect().await.unwrap();
+    assert_eq!(count(&other, "users").await, 1);
+}
+
+async fn rollback(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    let tx = conn.begin().await.unwrap();
+    tx.execute("INSERT INTO users (id, name) VALUES ($1, $2)", (1, "Isaac"))
+        .await
+        .unwrap();
+    assert_eq!(count(&tx, "users").await, 1);
+    tx.rollback().await.unwrap();
+    assert!(!conn.in_transaction());
+    assert_eq!(count(&conn, "users").await, 0);
+    let other = engine.connect().await.unwrap();
+    assert_eq!(count(&other, "users").await, 0);
+}
+
+async fn dropped_transaction_rolls_back(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    {
+        let tx = conn.begin().await.unwrap();
+        tx.execute(
+            "INSERT INTO users (id, name) VALUES ($1, $2)",
+            (1, "Natalie"),
+        )
+        .await
+        .unwrap();
+        // dropped uncommitted
+    }
+    // Out of the transaction right away, before any other call.
+    assert!(!conn.in_transaction());
+    assert_eq!(count(&conn, "users").await, 0);
+    assert!(!conn.in_transaction());
+    let other = engine.connect().await.unwrap();
+    assert_eq!(count(&other, "users").await, 0);
+
+    // The connection is usable: a new transaction begins and commits.
+    let tx = conn.begin().await.unwrap();
+    tx.execute(
+        "INSERT INTO users (id, name) VALUES ($1, $2)",
+        (2, "Jeremy"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids(&other, "users").await, [2]);
+}
+
+async fn begin_nested(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    let insert = "INSERT INTO users (id, name) VALUES ($1, 'x')";
+
+    let tx = conn.begin().await.unwrap();
+    tx.execute(insert, (1,)).await.unwrap();
+    let inner = tx.begin_nested().await.unwrap();
+    inner.execute(insert, (2,)).await.unwrap();
+    assert_eq!(ids(&inner, "users").await, [1, 2]);
+    inner.rollback().await.unwrap();
+    assert!(tx.is_active());
+    assert!(conn.in_transaction());
+    assert_eq!(ids(&tx, "users").await, [1]);
+
+    let inner = tx.begin_nested().await.unwrap();
+    inner.execute(insert, (3,)).await.unwrap();
+    inner.commit().await.unwrap();
+    assert!(tx.is_active());
+
+    {
+        let inner = tx.begin_nested().await.unwrap();
+        inner.execute(insert, (4,)).await.unwrap();
+        // dropped: back to the savepoint only
+    }
+    assert!(tx.is_active());
+    assert_eq!(ids(&tx, "users").await, [1, 3]);
+
+    // Two levels deep, the outer savepoint keeps what the inner one released.
+    let outer = tx.begin_nested().await.unwrap();
+    outer.execute(insert, (5,)).await.unwrap();
+    let deeper = outer.begin_nested().await.unwrap();
+    deeper.execute(insert, (6,)).await.unwrap();
+    deeper.rollback().await.unwrap();
+    outer.commit().await.unwrap();
+
+    tx.commit().await.unwrap();
+    assert!(!conn.in_transaction());
+    let other = engine.connect().await.unwrap();
+    assert_eq!(ids(&other, "users").await, [1, 3, 5]);
+
+    // Outside a transaction, a savepoint starts one.
+    let sp = conn.begin_nested().await.unwrap();
+    assert!(conn.in_transaction());
+    sp.execute(insert, (7,)).await.unwrap();
+    sp.commit().await.unwrap();
+    assert!(!conn.in_transaction());
+    assert_eq!(ids(&other, "users").await, [1, 3, 5, 7]);
+}
+
+async fn engine_begin(ctx: Ctx) {
+    // One connection: each transaction must give it back for the next call.
+    let engine = ctx.builder().max_connections(1).build().unwrap();
+    engine
+        .execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+            (),
+        )
+        .await
+        .unwrap();
+    let insert = "INSERT INTO users (id, name) VALUES ($1, 'x')";
+
+    let tx = engine.begin().await.unwrap();
+    assert!(tx.in_transaction());
+    tx.execute(insert, (1,)).await.unwrap();
+    tx.commit().await.unwrap();
+    let c: i64 = engine
+        .scalar("SELECT count(*) FROM users", ())
+        .await
+        .unwrap();
+    assert_eq!(c, 1);
+
+    let tx = engine.begin().await.unwrap();
+    tx.execute(insert, (2,)).await.unwrap();
+    tx.rollback().await.unwrap();
+    let c: i64 = engine
+        .scalar("SELECT count(*) FROM users", ())
+        .await
+        .unwrap();
+    assert_eq!(c, 1);
+
+    let tx = engine.begin().await.unwrap();
+    tx.execute(insert, (3,)).await.unwrap();
+    drop(tx);
+    let conn = engine.connect().await.unwrap();
+    assert!(!conn.in_transaction());
+    assert_eq!(ids(&conn, "users").await, [1]);
+}
+
+async fn has_table_and_table_names(ctx: Ctx) {
+    let engine = ctx.engine();
+    assert!(!engine.has_table("users").await.unwrap());
+    assert_eq!(engine.table_names().await.unwrap(), Vec::<String>::new());
+
+    let conn = engine.connect().await.unwrap();
+    assert!(!conn.has_table("users").await.unwrap());
+    create_users(&conn).await;
+    conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY)", ())
+        .await
+        .unwrap();
+    assert!(conn.has_table("users").await.unwrap());
+    assert!(conn.has_table("accounts").await.unwrap());
+    assert!(!conn.has_table("nothing").await.unwrap());
+    assert_eq!(conn.table_names().await.unwrap(), ["accounts", "users"]);
+    drop(conn);
+
+    assert!(engine.has_table("users").await.unwrap());
+    assert_eq!(engine.table_names().await.unwrap(), ["accounts", "users"]);
+
+    engine.execute("DROP TABLE users", ()).await.unwrap();
+    assert!(!engine.has_table("users").await.unwrap());
+    assert_eq!(engine.table_names().await.unwrap(), ["accounts"]);
+}
+
+async fn fetchone(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    insert_users(&conn, &["Dana", "Casey"]).await;
+    let mut result = conn
+        .execute("SELECT id, name FROM users ORDER BY id", ())
+        .await
+        .unwrap();
+    let row = result.fetchone().await.unwrap().expect("a first row");
+    assert_eq!(row.get::<i64>("id").unwrap(), 1);
+    assert_eq!(row.get::<String>("name").unwrap(), "Dana");
+    let row = result.fetchone().await.unwrap().expect("a second row");
+    assert_eq!(row.get::<i64>("id").unwrap(), 2);
+    assert_eq!(row.get::<String>("name").unwrap(), "Casey");
+    assert!(result.fetchone().await.unwrap().is_none());
+    assert!(result.fetchone().await.unwrap().is_none());
+
+    let mut empty = conn
+        .execute("SELECT id FROM users WHERE id > 100", ())
+        .await
+        .unwrap();
+    assert!(empty.fetchone().await.unwrap().is_none());
+}
+
+async fn fetchmany(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    insert_users(&conn, &["a", "b"]).await;
+    let select = "SELECT id FROM users ORDER BY id";
+    let got =
+        |rows: Vec<sqlaio::Row>| -> Vec<i64> { rows.iter().map(|r| r.get(0).unwrap()).collect() };
+
+    // Size 1 (sqlalchemy's default arraysize), one row at a time.
+    let mut result = conn.execute(select, ()).await.unwrap();
+    assert_eq!(got(result.fetchmany(1).await.unwrap()), [1]);
+    assert_eq!(got(result.fetchmany(1).await.unwrap()), [2]);
+    assert!(result.fetchmany(1).await.unwrap().is_empty());
+    drop(result);
+
+    // 1 of 2 rows, then the rest.
+    let mut result = conn.execute(select, ()).await.unwrap();
+    assert_eq!(got(result.fetchmany(1).await.unwrap()), [1]);
+    assert_eq!(got(result.fetchall().await.unwrap()), [2]);
+    drop(result);
+
+    // 100 of 3 rows gives the 3.
+    conn.execute("INSERT INTO users (id, name) VALUES (3, 'c')", ())
+        .await
+        .unwrap();
+    let mut result = conn.execute(select, ()).await.unwrap();
+    assert_eq!(got(result.fetchmany(100).await.unwrap()), [1, 2, 3]);
+    assert!(result.fetchmany(100).await.unwrap().is_empty());
+    drop(result);
+
+    // Across batches: sizes that straddle what comes with the first answer.
+    let mut result = conn.execute(SERIES, (1000,)).await.unwrap();
+    let mut next = 1;
+    for size in [1, 300, 7, 500, 1000] {
+        let rows = result.fetchmany(size).await.unwrap();
+        let want: Vec<i64> = (next..(next + size as i64).min(1001)).collect();
+        assert_eq!(got(rows), want);
+        next += want.len() as i64;
+    }
+    assert_eq!(next, 1001);
+}
+
+async fn fetchall(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    insert_users(&conn, &["a", "b", "c"]).await;
+    let mut result = conn
+        .execute("SELECT id, name FROM users ORDER BY id", ())
+        .await
+        .unwrap();
+    let rows = result.fetchall().await.unwrap();
+    let got: Vec<(i64, String)> = rows
+        .iter()
+        .map(|r| (r.get("id").unwrap(), r.get("name").unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "a".to_owned()),
+            (2, "b".to_owned()),
+            (3, "c".to_owned())
+        ]
+    );
+    assert!(result.fetchall().await.unwrap().is_empty());
+
+    // More than one batch.
+    let rows = conn
+        .execute(SERIES, (3000,))
+        .await
+        .unwrap()
+        .fetchall()
+        .await
+        .unwrap();
+    let got: Vec<i64> = rows.iter().map(|r| r.get(0).unwrap()).collect();
+    assert_eq!(got, (1..=3000).collect::<Vec<_>>());
+}
+
+async fn first(ctx: Ctx) {
+    // One connection: `first` must give it back.
+    let engine = ctx.builder().max_connections(1).build().unwrap();
+    engine
+        .execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+            (),
+        )
+        .await
+        .unwrap();
+    insert_users_through(&engine, &["Dana", "Casey", "Dan"]).await;
+    let row = engine
+        .execute("SELECT id, name FROM users ORDER BY id", ())
+        .await
+        .unwrap()
+        .first()
+        .await
+        .unwrap()
+        .expect("a row");
+    assert_eq!(row.get::<String>("name").unwrap(), "Dana");
+
+    // `first` of a result larger than a batch closes it and frees the connection.
+    let row = engine
+        .execute(SERIES, (5000,))
+        .await
+        .unwrap()
+        .first()
+        .await
+        .unwrap()
+        .expect("a row");
+    assert_eq!(row.get::<i64>(0).unwrap(), 1);
+    let none = engine
+        .execute("SELECT id FROM users WHERE id > 100", ())
+        .await
+        .unwrap()
+        .first()
+        .await
+        .unwrap();
+    assert!(none.is_none());
+    assert_eq!(
+        engine
+            .scalar::<i64>("SELECT count(*) FROM users", ())
+            .await
+            .unwrap(),
+        3
+    );
+
+    let conn = engine.connect().await.unwrap();
+    let row = conn
+        .execute(SERIES, (5000,))
+        .await
+        .unwrap()
+        .first()
+        .await
+        .unwrap()
+        .expect("a row");
+    assert_eq!(row.get::<i64>("n").unwrap(), 1);
+    assert_eq!(conn.scalar::<i64>("SELECT 5", ()).await.unwrap(), 5);
+}
+
+async fn scalar(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    insert_users(&conn, &["Dana", "Casey"]).await;
+    assert_eq!(
+        conn.scalar::<i64>("SELECT count(*) FROM users", ())
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        conn.scalar::<String>("SELECT name FROM users ORDER BY id DESC", ())
+            .await
+            .unwrap(),
+        "Casey"
+    );
+
+    // Option: no row and NULL are both None.
+    let none: Option<i64> = conn
+        .scalar("SELECT id FROM users WHERE id > 100", ())
+        .await
+        .unwrap();
+    assert_eq!(none, None);
+    let null: Option<i64> = conn.scalar("SELECT NULL", ()).await.unwrap();
+    assert_eq!(null, None);
+    let some: Option<i64> = conn.scalar("SELECT 5", ()).await.unwrap();
+    assert_eq!(some, Some(5));
+
+    // A plain type: no row is NoRows, NULL does not decode.
+    let err = conn
+        .scalar::<i64>("SELECT id FROM users WHERE id > 100", ())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoRows), "{err:?}");
+    let err = engine
+        .scalar::<i64>("SELECT id FROM users WHERE id > 100", ())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoRows), "{err:?}");
+    let err = conn
+        .scalar::<i64>("SELECT NULL AS empty_value", ())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("empty_value") && text.contains("null"),
+        "{text}"
+    );
+
+    // On a result, and on a statement that returns no rows.
+    let result = conn.execute("SELECT 9, 10", ()).await.unwrap();
+    assert_eq!(result.scalar::<i64>().await.unwrap(), 9);
+    let result = conn
+        .execute("UPDATE users SET name = 'x' WHERE id = 1", ())
+        .await
+        .unwrap();
+    assert_eq!(result.scalar::<Option<i64>>().await.unwrap(), None);
+    // The connection is free afterwards.
+    assert_eq!(conn.scalar::<i64>("SELECT 11", ()).await.unwrap(), 11);
+}
+
+async fn keys(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    let result = conn
+        .execute("SELECT id, name FROM users", ())
+        .await
+        .unwrap();
+    // Known even when there are no rows.
+    assert_eq!(result.keys(), ["id", "name"]);
+    drop(result);
+    let result = conn
+        .execute(
+            "SELECT 1 AS first_col, 'x' AS second_col, NULL AS third_col",
+            (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.keys(), ["first_col", "second_col", "third_col"]);
+    let row = result.first().await.unwrap().expect("a row");
+    assert_eq!(row.keys(), ["first_col", "second_col", "third_col"]);
+    let result = conn
+        .execute("CREATE TABLE other (x INTEGER)", ())
+        .await
+        .unwrap();
+    assert!(result.keys().is_empty());
+}
+
+async fn returns_rows(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    let result = conn
+        .execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)", ())
+        .await
+        .unwrap();
+    assert!(!result.returns_rows());
+    drop(result);
+    let result = conn.execute("SELECT id FROM users", ()).await.unwrap();
+    assert!(result.returns_rows());
+    drop(result);
+    let result = conn
+        .execute("INSERT INTO users (id, name) VALUES (1, 'a')", ())
+        .await
+        .unwrap();
+    assert!(!result.returns_rows());
+    drop(result);
+    let mut result = conn
+        .execute(
+            "INSERT INTO users (id, name) VALUES (2, 'b') RETURNING id",
+            (),
+        )
+        .await
+        .unwrap();
+    assert!(result.returns_rows());
+    let rows = result.fetchall().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<i64>("id").unwrap(), 2);
+    assert_eq!(count(&conn, "users").await, 2);
+}
+
+async fn rowcount(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    let result = conn
+        .execute(
+            "INSERT INTO users (id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+            (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.rowcount(), 3);
+    drop(result);
+    let result = conn
+        .execute("DELETE FROM users WHERE id <= $1", (2,))
+        .await
+        .unwrap();
+    assert_eq!(result.rowcount(), 2);
+    drop(result);
+    let result = conn
+        .execute("UPDATE users SET name = 'z'", ())
+        .await
+        .unwrap();
+    assert_eq!(result.rowcount(), 1);
+    drop(result);
+    let result = conn
+        .execute("DELETE FROM users WHERE id > 100", ())
+        .await
+        .unwrap();
+    assert_eq!(result.rowcount(), 0);
+    drop(result);
+    // Through the engine too.
+    let result = engine.execute("DELETE FROM users", ()).await.unwrap();
+    assert_eq!(result.rowcount(), 1);
+}
+
+async fn last_insert_id(ctx: Ctx) {
+    if !ctx.backend.is_sqlite() {
+        return; // rowid semantics
+    }
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    let result = conn
+        .execute("INSERT INTO users (name) VALUES ($1)", ("Dana",))
+        .await
+        .unwrap();
+    assert_eq!(result.last_insert_id(), Some(1));
+    drop(result);
+    let result = conn
+        .execute("INSERT INTO users (name) VALUES ($1)", ("Casey",))
+        .await
+        .unwrap();
+    assert_eq!(result.last_insert_id(), Some(2));
+    drop(result);
+    let result = conn
+        .execute("INSERT INTO users (id, name) VALUES (40, 'x')", ())
+        .await
+        .unwrap();
+    assert_eq!(result.last_insert_id(), Some(40));
+    drop(result);
+    // Not an insert: no id.
+    let result = conn
+        .execute("UPDATE users SET name = 'y' WHERE id = 1", ())
+        .await
+        .unwrap();
+    assert_eq!(result.last_insert_id(), None);
+    drop(result);
+    let result = conn.execute("SELECT 1", ()).await.unwrap();
+    assert_eq!(result.last_insert_id(), None);
+    drop(result);
+    // Through the engine.
+    let result = engine
+        .execute("INSERT INTO users (name) VALUES ('z')", ())
+        .await
+        .unwrap();
+    assert_eq!(result.last_insert_id(), Some(41));
+}
+
+async fn stream_large_result(ctx: Ctx) {
+    const N: i64 = 2000;
+    let engine = ctx.builder().max_connections(1).build().unwrap();
+
+    let mut result = engine.execute(SERIES, (N,)).await.unwrap();
+    let mut expected = 1;
+    while let Some(row) = result.try_next().await.unwrap() {
+        assert_eq!(row.get::<i64>("n").unwrap(), expected);
+        expected += 1;
+    }
+    assert_eq!(expected, N + 1);
+    // A drained stream stays drained.
+    assert!(result.next().await.is_none());
+    drop(result);
+
+    // Combinators; the single connection came back after each drained result.
+    let values: Vec<i64> = engine
+        .execute(SERIES, (N,))
+        .await
+        .unwrap()
+        .map(|row| row.unwrap().get::<i64>(0).unwrap())
+        .collect()
+        .await;
+    assert_eq!(values, (1..=N).collect::<Vec<_>>());
+    let rows: Vec<sqlaio::Row> = engine
+        .execute(SERIES, (N,))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), N as usize);
+
+    // Mixed with fetches, on a connection.
+    let conn = engine.connect().await.unwrap();
+    let mut result = conn.execute(SERIES, (N,)).await.unwrap();
+    let head: Vec<i64> = (&mut result)
+        .take(300)
+        .map(|row| row.unwrap().get::<i64>(0).unwrap())
+        .collect()
+        .await;
+    assert_eq!(head, (1..=300).collect::<Vec<_>>());
+    let one = result.fetchone().await.unwrap().expect("row 301");
+    assert_eq!(one.get::<i64>(0).unwrap(), 301);
+    let many = result.fetchmany(299).await.unwrap();
+    assert_eq!(many.first().unwrap().get::<i64>(0).unwrap(), 302);
+    assert_eq!(many.last().unwrap().get::<i64>(0).unwrap(), 600);
+    let tail: Vec<i64> = result
+        .map_ok(|row| row.get::<i64>(0).unwrap())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(tail, (601..=N).collect::<Vec<_>>());
+    assert_eq!(conn.scalar::<i64>("SELECT 7", ()).await.unwrap(), 7);
+}
+
+async fn dropped_call_in_flight(ctx: Ctx) {
+    // Whether the dropped statement is interrupted (the default) or runs to
+    // completion (as in sqlalchemy_aio), later calls get their own answers.
+    for interrupt in [true, false] {
+        let engine = ctx.builder().interrupt_on_drop(interrupt).build().unwrap();
+        let conn = engine.connect().await.unwrap();
+
+        // Dropped right after it was sent.
+        {
+            let mut slow = Box::pin(conn.execute(COUNT_TO, (SLOW,)));
+            assert!(futures::poll!(slow.as_mut()).is_pending());
+        }
+        for i in 0..5_i64 {
+            assert_eq!(conn.scalar::<i64>("SELECT $1", (i,)).await.unwrap(), i);
+        }
+        let rows = conn
+            .execute(SERIES, (600,))
+            .await
+            .unwrap()
+            .fetchall()
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 600);
+        assert_eq!(rows[599].get::<i64>(0).unwrap(), 600);
+        drop(conn);
+        engine.close().await.unwrap();
+
+        // Dropped while the worker runs it, on an engine with one connection
+        // that many tasks then queue for.
+        let engine = ctx
+            .builder()
+            .interrupt_on_drop(interrupt)
+            .max_connections(1)
+            .build()
+            .unwrap();
+        assert_eq!(engine.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
+        {
+            let mut slow = Box::pin(engine.scalar::<i64>(COUNT_TO, (SLOW,)));
+            assert!(futures::poll!(slow.as_mut()).is_pending());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let tasks = (0..8_i64).map(|i| {
+            let engine = engine.clone();
+            ctx.spawn(async move {
+                let got: i64 = engine.scalar("SELECT $1 * 10", (i,)).await.unwrap();
+                (i, got)
+            })
+        });
+        for (i, got) in future::join_all(tasks).await {
+            assert_eq!(got, i * 10);
+        }
+        // The same statement, awaited this time, is right.
+        assert_eq!(engine.scalar::<i64>(COUNT_TO, (1000,)).await.unwrap(), 1000);
+        engine.close().await.unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Beyond sqlalchemy_aio
+// ---------------------------------------------------------------------------
+
+async fn dropped_statement_is_interrupted(ctx: Ctx) {
+    // The statement takes far longer than the test: it must be interrupted
+    // (or skipped), never completed, once its future is dropped.
+    let engine = ctx.builder().max_connections(1).build().unwrap();
+    let conn = engine.connect().await.unwrap();
+    conn.execute("CREATE TABLE t (n INTEGER)", ())
+        .await
+        .unwrap();
+    let insert_count = format!("INSERT INTO t (n) {COUNT_TO}");
+    {
+        let mut slow = Box::pin(conn.execute(&insert_count, (ENDLESS,)));
+        assert!(futures::poll!(slow.as_mut()).is_pending());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(conn.scalar::<i64>("SELECT $1", (5,)).await.unwrap(), 5);
+    assert_eq!(count(&conn, "t").await, 0);
+    assert!(!conn.in_transaction());
+
+    // The same for a batch and for a query that streams.
+    {
+        let mut slow = Box::pin(conn.execute_many(&insert_count, [(ENDLESS,), (ENDLESS,)]));
+        assert!(futures::poll!(slow.as_mut()).is_pending());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(count(&conn, "t").await, 0);
+    {
+        let mut slow = Box::pin(conn.scalar::<i64>(COUNT_TO, (ENDLESS,)));
+        assert!(futures::poll!(slow.as_mut()).is_pending());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(conn.scalar::<i64>("SELECT $1", (6,)).await.unwrap(), 6);
+    drop(conn);
+
+    // Through the engine: its only connection comes back and works.
+    {
+        let mut slow = Box::pin(engine.scalar::<i64>(COUNT_TO, (ENDLESS,)));
+        let _ = futures::poll!(slow.as_mut());
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = futures::poll!(slow.as_mut());
+    }
+    assert_eq!(engine.scalar::<i64>("SELECT $1", (7,)).await.unwrap(), 7);
+    let c: i64 = engine.scalar("SELECT count(*) FROM t", ()).await.unwrap();
+    assert_eq!(c, 0);
+    engine.close().await.unwrap();
+}
+
+async fn interrupted_statement_in_a_transaction(ctx: Ctx) {
+    let engine = ctx.builder().max_connections(2).build().unwrap();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    let tx = conn.begin().await.unwrap();
+    tx.execute("INSERT INTO users (id, name) VALUES (1, 'kept?')", ())
+        .await
+        .unwrap();
+    let slow = format!(
+        "INSERT INTO users (id, name) SELECT n + 100, 'slow' FROM ({}) WHERE n = 1",
+        COUNT_TO.replace("count(*)", "count(*) AS n")
+    );
+    {
+        let mut insert = Box::pin(tx.execute(&slow, (ENDLESS,)));
+        assert!(futures::poll!(insert.as_mut()).is_pending());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Either the transaction goes on without the interrupted statement, or
+    // the database rolled it back and the handle refuses to run statements
+    // outside it. Never: a statement silently run in autocommit.
+    match tx
+        .execute("INSERT INTO users (id, name) VALUES (2, 'after')", ())
+        .await
+    {
+        Ok(_) => {
+            tx.commit().await.unwrap();
+            assert_eq!(ids(&conn, "users").await, [1, 2]);
+        }
+        Err(err) => {
+            assert!(matches!(err, Error::TransactionAborted), "{err:?}");
+            drop(tx);
+            assert!(!conn.in_transaction());
+            assert_eq!(count(&conn, "users").await, 0);
+        }
+    }
+    assert!(!conn.in_transaction());
+    let other = engine.connect().await.unwrap();
+    let slow_rows: i64 = other
+        .scalar("SELECT count(*) FROM users WHERE name = 'slow'", ())
+        .await
+        .unwrap();
+    assert_eq!(slow_rows, 0);
+}
+
+async fn dropped_fetch_keeps_its_rows(ctx: Ctx) {
+    const N: i64 = 2000;
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    let mut result = conn.execute(SERIES, (N,)).await.unwrap();
+    let mut next = 1;
+    for _ in 0..3 {
+        // More than one batch, so the fetch has to ask the worker.
+        let mut fetch = Box::pin(result.fetchmany(700));
+        if let std::task::Poll::Ready(rows) = futures::poll!(fetch.as_mut()) {
+            // It completed at once; those rows were handed out.
+            next += rows.unwrap().len() as i64;
+        }
+    }
+    let rest: Vec<i64> = result
+        .fetchall()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0).unwrap())
+        .collect();
+    assert_eq!(rest, (next..=N).collect::<Vec<_>>());
+}
+
+async fn dropped_result_releases_its_connection(ctx: Ctx) {
+    let engine = ctx.builder().max_connections(1).build().unwrap();
+    for _ in 0..3 {
+        let mut result = engine.execute(SERIES, (5000,)).await.unwrap();
+        assert_eq!(
+            result
+                .fetchone()
+                .await
+                .unwrap()
+                .unwrap()
+                .get::<i64>(0)
+                .unwrap(),
+            1
+        );
+        drop(result);
+        assert_eq!(engine.scalar::<i64>("SELECT 2", ()).await.unwrap(), 2);
+    }
+
+    let conn = engine.connect().await.unwrap();
+    let mut result = conn.execute(SERIES, (5000,)).await.unwrap();
+    result.fetchmany(10).await.unwrap();
+    drop(result);
+    assert_eq!(conn.scalar::<i64>("SELECT 3", ()).await.unwrap(), 3);
+    // The same statement again starts from its first row.
+    let all = conn
+        .execute(SERIES, (5000,))
+        .await
+        .unwrap()
+        .fetchall()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5000);
+    assert_eq!(all[0].get::<i64>(0).unwrap(), 1);
+
+    // An explicitly closed result refuses fetches; closing twice is fine.
+    let mut result = conn.execute(SERIES, (5000,)).await.unwrap();
+    result.fetchone().await.unwrap();
+    result.close().await.unwrap();
+    assert!(result.is_closed());
+    result.close().await.unwrap();
+    let err = result.fetchone().await.unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    let err = result.fetchall().await.unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    assert!(result.next().await.is_none());
+    drop(result);
+    assert_eq!(conn.scalar::<i64>("SELECT 4", ()).await.unwrap(), 4);
+}
+
+async fn cancelled_begin_is_rolled_back(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    for _ in 0..3 {
+        let mut begin = Box::pin(conn.begin());
+        if let std::task::Poll::Ready(tx) = futures::poll!(begin.as_mut()) {
+            drop(tx.unwrap()); // completed at once: dropping it rolls back too
+        }
+        drop(begin);
+        assert!(!conn.in_transaction());
+        // A new transaction begins (no "transaction within a transaction").
+        let tx = conn.begin().await.unwrap();
+        tx.execute("INSERT INTO users (name) VALUES ('x')", ())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(!conn.in_transaction());
+    }
+    let other = engine.connect().await.unwrap();
+    assert_eq!(count(&other, "users").await, 3);
+}
+
+async fn closing_a_connection_in_a_transaction_rolls_back(ctx: Ctx) {
+    let engine = ctx.builder().max_connections(1).build().unwrap();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    let tx = conn.begin().await.unwrap();
+    tx.execute("INSERT INTO users (id, name) VALUES (1, 'x')", ())
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    assert!(!tx.is_active());
+    drop(tx);
+    // The pool's only connection is clean for the next user.
+    let next = engine.connect().await.unwrap();
+    assert!(!next.in_transaction());
+    assert_eq!(count(&next, "users").await, 0);
+    let tx = next.begin().await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn dropped_connection_in_sql_transaction_rolls_back(ctx: Ctx) {
+    let engine = ctx.builder().max_connections(1).build().unwrap();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    conn.execute("BEGIN", ()).await.unwrap();
+    conn.execute("INSERT INTO users (id, name) VALUES (1, 'x')", ())
+        .await
+        .unwrap();
+    assert!(conn.in_transaction());
+    drop(conn);
+    let next = engine.connect().await.unwrap();
+    assert!(!next.in_transaction());
+    assert_eq!(count(&next, "users").await, 0);
+    next.begin().await.unwrap().commit().await.unwrap();
+}
+
+async fn concurrent_tasks(ctx: Ctx) {
+    const TASKS: i64 = 32;
+    const ROWS: i64 = 5;
+    let engine = ctx.builder().max_connections(4).build().unwrap();
+    engine
+        .execute(
+            "CREATE TABLE hits (task INTEGER NOT NULL, n INTEGER NOT NULL)",
+            (),
+        )
+        .await
+        .unwrap();
+    let tasks = (0..TASKS).map(|task| {
+        let engine = engine.clone();
+        ctx.spawn(async move {
+            for n in 0..ROWS {
+                engine
+                    .execute("INSERT INTO hits (task, n) VALUES ($1, $2)", (task, n))
+                    .await
+                    .unwrap();
+            }
+            let conn = engine.connect().await.unwrap();
+            let mine: i64 = conn
+                .scalar("SELECT count(*) FROM hits WHERE task = $1", (task,))
+                .await
+                .unwrap();
+            assert_eq!(mine, ROWS);
+            let echoed: String = conn
+                .scalar("SELECT $1", (format!("task {task}"),))
+                .await
+                .unwrap();
+            assert_eq!(echoed, format!("task {task}"));
+            task
+        })
+    });
+    let finished = future::join_all(tasks).await;
+    assert_eq!(finished, (0..TASKS).collect::<Vec<_>>());
+    let total: i64 = engine
+        .scalar("SELECT count(*) FROM hits", ())
+        .await
+        .unwrap();
+    assert_eq!(total, TASKS * ROWS);
+    let distinct: i64 = engine
+        .scalar("SELECT count(DISTINCT task * 100 + n) FROM hits", ())
+        .await
+        .unwrap();
+    assert_eq!(distinct, TASKS * ROWS);
+    assert!(engine.worker_count() <= 4, "{}", engine.worker_count());
+    engine.close().await.unwrap();
+    assert_eq!(engine.worker_count(), 0);
+}
+
+async fn concurrent_transactions(ctx: Ctx) {
+    // Writing transactions from many tasks: none may fail with "database is
+    // locked" (a writer waits for the lock), and no increment may be lost.
+    // `BEGIN` is deferred, so a transaction that reads before it writes must
+    // take the write lock up front with `BEGIN IMMEDIATE` (documented).
+    const TASKS: i64 = 8;
+    const ROUNDS: i64 = 5;
+    let engine = ctx.builder().max_connections(4).build().unwrap();
+    engine
+        .execute(
+            "CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)",
+            (),
+        )
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO counter (id, value) VALUES (1, 0), (2, 0)", ())
+        .await
+        .unwrap();
+    let tasks = (0..TASKS).map(|task| {
+        let engine = engine.clone();
+        let sqlite = ctx.backend.is_sqlite();
+        ctx.spawn(async move {
+            for _ in 0..ROUNDS {
+                // Write first, then read, through the transaction API.
+                let tx = engine.begin().await.unwrap();
+                tx.execute("UPDATE counter SET value = value + 1 WHERE id = 1", ())
+                    .await
+                    .unwrap();
+                let seen: i64 = tx
+                    .scalar("SELECT value FROM counter WHERE id = 1", ())
+                    .await
+                    .unwrap();
+                assert!(seen >= 1);
+                if task % 2 == 0 {
+                    tx.commit().await.unwrap();
+                } else {
+                    // Half of them also nest a savepoint.
+                    let sp = tx.begin_nested().await.unwrap();
+                    sp.execute("UPDATE counter SET value = value + 0 WHERE id = 1", ())
+                        .await
+                        .unwrap();
+                    sp.commit().await.unwrap();
+                    tx.commit().await.unwrap();
+                }
+
+                // Read, then write the value read, locked up front.
+                let conn = engine.connect().await.unwrap();
+                let (begin, lock) = if sqlite {
+                    ("BEGIN IMMEDIATE", "")
+                } else {
+                    ("BEGIN", " FOR UPDATE")
+                };
+                conn.execute(begin, ()).await.unwrap();
+                let value: i64 = conn
+                    .scalar(format!("SELECT value FROM counter WHERE id = 2{lock}"), ())
+                    .await
+                    .unwrap();
+                conn.execute("UPDATE counter SET value = $1 WHERE id = 2", (value + 1,))
+                    .await
+                    .unwrap();
+                conn.execute("COMMIT", ()).await.unwrap();
+                assert!(!conn.in_transaction());
+            }
+        })
+    });
+    future::join_all(tasks).await;
+    let values: Vec<i64> = engine
+        .execute("SELECT value FROM counter ORDER BY id", ())
+        .await
+        .unwrap()
+        .map(|row| row.unwrap().get::<i64>(0).unwrap())
+        .collect()
+        .await;
+    assert_eq!(values, [TASKS * ROUNDS, TASKS * ROUNDS]);
+    engine.close().await.unwrap();
+}
+
+async fn pooled_connections_share_one_database(ctx: Ctx) {
+    let engine = ctx.builder().max_connections(3).build().unwrap();
+    let a = engine.connect().await.unwrap();
+    let b = engine.connect().await.unwrap();
+    assert_eq!(engine.worker_count(), 2);
+    a.execute("CREATE TABLE shared (x INTEGER)", ())
+        .await
+        .unwrap();
+    a.execute("INSERT INTO shared (x) VALUES (7)", ())
+        .await
+        .unwrap();
+    // `a` is still checked out: `b` is another connection, same database.
+    assert!(b.has_table("shared").await.unwrap());
+    assert_eq!(
+        b.scalar::<i64>("SELECT x FROM shared", ()).await.unwrap(),
+        7
+    );
+    b.execute("INSERT INTO shared (x) VALUES (8)", ())
+        .await
+        .unwrap();
+    assert_eq!(count(&a, "shared").await, 2);
+    // And a third, through the engine, while both are held.
+    let sum: i64 = engine
+        .scalar("SELECT sum(x) FROM shared", ())
+        .await
+        .unwrap();
+    assert_eq!(sum, 15);
+
+    if ctx.backend == Backend::Memory {
+        // Each engine has its own in-memory database.
+        let separate = ctx.engine();
+        assert!(!separate.has_table("shared").await.unwrap());
+        separate.close().await.unwrap();
+        // Closing that one did not disturb this one.
+        assert_eq!(count(&a, "shared").await, 2);
+    }
+
+    // The database lives as long as the engine, not as long as a connection.
+    drop((a, b));
+    for _ in 0..3 {
+        let c = engine.connect().await.unwrap();
+        c.close().await.unwrap();
+    }
+    assert_eq!(
+        engine
+            .scalar::<i64>("SELECT count(*) FROM shared", ())
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+async fn transactions_are_isolated(ctx: Ctx) {
+    let engine = ctx.engine();
+    let a = engine.connect().await.unwrap();
+    let b = engine.connect().await.unwrap();
+    create_users(&a).await;
+    // A shared in-memory database has one lock for the whole database: while
+    // a transaction holds it for writing, other connections wait instead of
+    // reading (documented). Files in WAL mode let them read meanwhile.
+    let read_during_write = ctx.backend != Backend::Memory;
+
+    let tx = a.begin().await.unwrap();
+    tx.execute("INSERT INTO users (id, name) VALUES (1, 'x')", ())
+        .await
+        .unwrap();
+    assert_eq!(count(&tx, "users").await, 1);
+    if read_during_write {
+        assert_eq!(count(&b, "users").await, 0);
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(count(&b, "users").await, 1);
+
+    // A reader's transaction keeps its snapshot while another commits.
+    if read_during_write {
+        let reader = b.begin().await.unwrap();
+        assert_eq!(count(&reader, "users").await, 1);
+        a.execute("INSERT INTO users (id, name) VALUES (2, 'y')", ())
+            .await
+            .unwrap();
+        assert_eq!(count(&reader, "users").await, 1);
+        reader.commit().await.unwrap();
+        assert_eq!(count(&b, "users").await, 2);
+        a.execute("DELETE FROM users WHERE id = 2", ())
+            .await
+            .unwrap();
+    }
+
+    let tx = a.begin().await.unwrap();
+    tx.execute("DELETE FROM users", ()).await.unwrap();
+    assert_eq!(count(&tx, "users").await, 0);
+    if read_during_write {
+        assert_eq!(count(&b, "users").await, 1);
+    }
+    tx.rollback().await.unwrap();
+    assert_eq!(count(&b, "users").await, 1);
+    assert_eq!(count(&a, "users").await, 1);
+}
+
+async fn ddl_is_transactional(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    let tx = conn.begin().await.unwrap();
+    tx.execute("CREATE TABLE ddl (x INTEGER)", ())
+        .await
+        .unwrap();
+    tx.execute("INSERT INTO ddl (x) VALUES (1)", ())
+        .await
+        .unwrap();
+    assert!(tx.has_table("ddl").await.unwrap());
+    tx.rollback().await.unwrap();
+    assert!(!conn.has_table("ddl").await.unwrap());
+    assert!(!engine.has_table("ddl").await.unwrap());
+
+    let tx = conn.begin().await.unwrap();
+    tx.execute("CREATE TABLE ddl (x INTEGER)", ())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(engine.has_table("ddl").await.unwrap());
+
+    // Dropping a table can be undone too.
+    let tx = conn.begin().await.unwrap();
+    tx.execute("DROP TABLE ddl", ()).await.unwrap();
+    drop(tx);
+    assert!(engine.has_table("ddl").await.unwrap());
+}
+
+async fn execute_many(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    let insert = "INSERT INTO users (id, name) VALUES ($1, $2)";
+
+    let result = conn
+        .execute_many(insert, [(1, "a"), (2, "b"), (3, "c")])
+        .await
+        .unwrap();
+    assert_eq!(result.rowcount(), 3);
+    assert!(!result.returns_rows());
+    drop(result);
+    assert_eq!(ids(&conn, "users").await, [1, 2, 3]);
+
+    // The total over every set.
+    let result = conn
+        .execute_many(
+            "UPDATE users SET name = $1 WHERE id <= $2",
+            vec![("x", 2), ("y", 3)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.rowcount(), 5);
+    drop(result);
+
+    // No sets: nothing happens.
+    let result = conn
+        .execute_many(insert, Vec::<(i64, &str)>::new())
+        .await
+        .unwrap();
+    assert_eq!(result.rowcount(), 0);
+    drop(result);
+
+    // Atomic: the third set fails, the first two are undone.
+    let err = conn
+        .execute_many(insert, [(4, "d"), (5, "e"), (1, "duplicate")])
+        .await
+        .unwrap_err();
+    assert!(err.is_database(), "{err}");
+    assert!(!conn.in_transaction());
+    assert_eq!(ids(&conn, "users").await, [1, 2, 3]);
+
+    // Inside a transaction: the batch is undone, the transaction goes on.
+    let tx = conn.begin().await.unwrap();
+    tx.execute(insert, (10, "j")).await.unwrap();
+    let err = tx
+        .execute_many(insert, [(11, "k"), (2, "duplicate")])
+        .await
+        .unwrap_err();
+    assert!(err.is_database(), "{err}");
+    assert!(tx.is_active());
+    assert_eq!(ids(&tx, "users").await, [1, 2, 3, 10]);
+    let ok = tx.execute_many(insert, [(12, "l")]).await.unwrap();
+    assert_eq!(ok.rowcount(), 1);
+    drop(ok);
+    tx.commit().await.unwrap();
+    assert_eq!(ids(&conn, "users").await, [1, 2, 3, 10, 12]);
+
+    // Parameter errors are errors too.
+    let err = conn.execute_many(insert, [(20,)]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ParameterCount {
+                expected: 2,
+                given: 1
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(count(&conn, "users").await, 5);
+}
+
+async fn parameters(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+
+    // ()
+    assert_eq!(conn.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
+    // tuples of mixed types
+    let joined: String = conn
+        .scalar("SELECT $1 || '-' || $2 || '-' || $3", (1, "two", 3.5))
+        .await
+        .unwrap();
+    assert_eq!(joined, "1-two-3.5");
+    let one: i64 = conn.scalar("SELECT $1", (1_i64,)).await.unwrap();
+    assert_eq!(one, 1);
+    // Vec<Value>, &[Value], [Value; N]
+    let values = vec![Value::Integer(6), Value::Integer(7)];
+    assert_eq!(
+        conn.scalar::<i64>("SELECT $1 * $2", values.clone())
+            .await
+            .unwrap(),
+        42
+    );
+    assert_eq!(
+        conn.scalar::<i64>("SELECT $1 * $2", &values[..])
+            .await
+            .unwrap(),
+        42
+    );
+    assert_eq!(
+        conn.scalar::<i64>("SELECT $1 - $2", [Value::Integer(50), Value::Integer(8)])
+            .await
+            .unwrap(),
+        42
+    );
+    // params![]
+    let joined: String = conn
+        .scalar("SELECT $1 || $2 || $3", params![4, "x", 2.5])
+        .await
+        .unwrap();
+    assert_eq!(joined, "4x2.5");
+    assert_eq!(conn.scalar::<i64>("SELECT 3", params![]).await.unwrap(), 3);
+    // None binds NULL, Some the value
+    assert!(conn
+        .scalar::<bool>("SELECT $1 IS NULL", (None::<i64>,))
+        .await
+        .unwrap());
+    assert!(!conn
+        .scalar::<bool>("SELECT $1 IS NULL", (Some(5_i64),))
+        .await
+        .unwrap());
+    assert_eq!(
+        conn.scalar::<Option<String>>("SELECT $1", (None::<String>,))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Every kind round-trips through a table.
+    conn.execute(
+        "CREATE TABLE kinds (i INTEGER, r DOUBLE PRECISION, t TEXT, b BLOB, f BOOLEAN, n TEXT)",
+        (),
+    )
+    .await
+    .unwrap();
+    conn.execute(
+        "INSERT INTO kinds (i, r, t, b, f, n) VALUES ($1, $2, $3, $4, $5, $6)",
+        (
+            -9_000_000_000_i64,
+            0.25_f64,
+            "Dan Rydell",
+            vec![0_u8, 159, 146, 150],
+            true,
+            None::<String>,
+        ),
+    )
+    .await
+    .unwrap();
+    let row = conn
+        .execute("SELECT i, r, t, b, f, n FROM kinds", ())
+        .await
+        .unwrap()
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.get::<i64>("i").unwrap(), -9_000_000_000);
+    assert_eq!(row.get::<f64>("r").unwrap(), 0.25);
+    assert_eq!(row.get::<String>("t").unwrap(), "Dan Rydell");
+    assert_eq!(row.get::<Vec<u8>>("b").unwrap(), [0, 159, 146, 150]);
+    assert!(row.get::<bool>("f").unwrap());
+    assert_eq!(row.get::<Option<String>>("n").unwrap(), None);
+
+    if ctx.backend.is_sqlite() {
+        // Named placeholders, in any order.
+        let diff: i64 = conn
+            .scalar("SELECT :a - :b", [(":a", 10), (":b", 2)])
+            .await
+            .unwrap();
+        assert_eq!(diff, 8);
+        let diff: i64 = conn
+            .scalar("SELECT :a - :b", [(":b", 2), (":a", 10)])
+            .await
+            .unwrap();
+        assert_eq!(diff, 8);
+        let named: String = conn
+            .scalar(
+                "SELECT :first || ' ' || :last",
+                vec![(":first", "Casey"), (":last", "McCall")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(named, "Casey McCall");
+        let null: Option<i64> = conn
+            .scalar("SELECT :x", [(":x", None::<i64>)])
+            .await
+            .unwrap();
+        assert_eq!(null, None);
+    }
+}
+
+async fn row_get(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    conn.execute(
+        "CREATE TABLE kinds (amount INTEGER, ratio DOUBLE PRECISION, title TEXT, \
+         payload BLOB, flag BOOLEAN, missing TEXT)",
+        (),
+    )
+    .await
+    .unwrap();
+    conn.execute(
+        "INSERT INTO kinds VALUES ($1, $2, $3, $4, $5, $6)",
+        (
+            1234,
+            2.5,
+            "Sports Night",
+            vec![0_u8, 255, 16],
+            true,
+            None::<i64>,
+        ),
+    )
+    .await
+    .unwrap();
+    let row = conn
+        .execute(
+            "SELECT amount, ratio, title, payload, flag, missing FROM kinds",
+            (),
+        )
+        .await
+        .unwrap()
+        .first()
+        .await
+        .unwrap()
+        .expect("a row");
+    assert_eq!(row.len(), 6);
+    assert!(!row.is_empty());
+    assert_eq!(
+        row.keys(),
+        ["amount", "ratio", "title", "payload", "flag", "missing"]
+    );
+
+    // By index and by name.
+    assert_eq!(row.get::<i64>(0).unwrap(), 1234);
+    assert_eq!(row.get::<i64>("amount").unwrap(), 1234);
+    assert_eq!(row.get::<i32>("amount").unwrap(), 1234);
+    assert_eq!(row.get::<i16>(0).unwrap(), 1234);
+    assert_eq!(row.get::<f64>(1).unwrap(), 2.5);
+    assert_eq!(row.get::<f64>("ratio").unwrap(), 2.5);
+    assert_eq!(row.get::<f32>("ratio").unwrap(), 2.5_f32);
+    assert_eq!(row.get::<String>(2).unwrap(), "Sports Night");
+    assert_eq!(row.get::<String>("title").unwrap(), "Sports Night");
+    assert_eq!(row.get::<Vec<u8>>(3).unwrap(), [0, 255, 16]);
+    assert_eq!(row.get::<Vec<u8>>("payload").unwrap(), [0, 255, 16]);
+    assert!(row.get::<bool>(4).unwrap());
+    assert!(row.get::<bool>("flag").unwrap());
+
+    // Value, without conversion.
+    assert_eq!(row.get::<Value>("amount").unwrap(), Value::Integer(1234));
+    assert_eq!(row.get::<Value>("ratio").unwrap(), Value::Real(2.5));
+    assert_eq!(
+        row.get::<Value>("title").unwrap(),
+        Value::Text("Sports Night".into())
+    );
+    assert_eq!(
+        row.get::<Value>("payload").unwrap(),
+        Value::Blob(vec![0, 255, 16])
+    );
+    assert_eq!(row.get::<Value>(5).unwrap(), Value::Null);
+    assert!(row.get_value("missing").unwrap().is_null());
+    assert_eq!(row.values().len(), 6);
+
+    // Option<T>: NULL is None, a value is Some.
+    assert_eq!(row.get::<Option<String>>("missing").unwrap(), None);
+    assert_eq!(row.get::<Option<i64>>(5).unwrap(), None);
+    assert_eq!(row.get::<Option<i64>>("amount").unwrap(), Some(1234));
+    assert_eq!(
+        row.get::<Option<String>>("title").unwrap().as_deref(),
+        Some("Sports Night")
+    );
+
+    // Booleans written as false read back as false.
+    let f: bool = conn.scalar("SELECT $1", (false,)).await.unwrap();
+    assert!(!f);
+}
+
+async fn row_get_errors(ctx: Ctx) {
+    let engine = ctx.engine();
+    let row = engine
+        .execute(
+            "SELECT 40000 AS big, 'Jeremy' AS title, NULL AS missing, 7 AS flag",
+            (),
+        )
+        .await
+        .unwrap()
+        .first()
+        .await
+        .unwrap()
+        .expect("a row");
+
+    // The wrong type: names the column and both types.
+    let err = row.get::<i64>("title").unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("title") && text.contains("integer") && text.contains("text"),
+        "{text}"
+    );
+    assert!(err.source().is_some());
+    let err = row.get::<String>(0).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("big") && text.contains("text") && text.contains("integer"),
+        "{text}"
+    );
+    let err = row.get::<Vec<u8>>("big").unwrap_err();
+    assert!(err.to_string().contains("big"), "{err}");
+
+    // Narrowing out of range: no silent wrap.
+    let err = row.get::<i16>("big").unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("big") && text.contains("40000") && text.contains("i16"),
+        "{text}"
+    );
+    assert_eq!(row.get::<i32>("big").unwrap(), 40000);
+    let err = row.get::<bool>("flag").unwrap_err();
+    assert!(err.to_string().contains("flag"), "{err}");
+
+    // NULL into a plain type.
+    let err = row.get::<i64>("missing").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("missing") && text.contains("null"), "{text}");
+
+    // No such column.
+    let err = row.get::<i64>("no_such_column").unwrap_err();
+    assert!(
+        matches!(err, Error::ColumnName(ref name) if name == "no_such_column"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("no_such_column"), "{err}");
+    let err = row.get::<i64>(99).unwrap_err();
+    assert!(
+        matches!(err, Error::ColumnIndex { index: 99, len: 4 }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("99") && text.contains('4'), "{text}");
+    assert!(row.get_value(4).is_err());
+}
+
+async fn bad_sql(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    let mut check = 0_i64;
+    let mut still_works = || {
+        check += 1;
+        let n = check;
+        let conn = &conn;
+        async move {
+            assert_eq!(conn.scalar::<i64>("SELECT $1", (n,)).await.unwrap(), n);
+            assert!(!conn.in_transaction());
+        }
+    };
+
+    let err = conn.execute("SELEC 1", ()).await.unwrap_err();
+    assert!(err.is_database(), "{err:?}");
+    assert!(!err.is_closed());
+    assert!(err.source().is_some(), "the driver's error is kept");
+    if ctx.backend.is_sqlite() {
+        let text = err.to_string();
+        assert!(
+            text.contains("syntax error") && text.contains("SELEC"),
+            "{text}"
+        );
+    }
+    still_works().await;
+
+    let err = conn
+        .execute("SELECT * FROM no_such_table", ())
+        .await
+        .unwrap_err();
+    assert!(err.is_database(), "{err:?}");
+    assert!(err.to_string().contains("no_such_table"), "{err}");
+    still_works().await;
+
+    for empty in ["", "   ", "-- only a comment\n", ";"] {
+        let err = conn.execute(empty, ()).await.unwrap_err();
+        assert!(!err.is_closed(), "{empty:?}: {err:?}");
+        assert!(err.to_string().contains("statement"), "{empty:?}: {err}");
+        still_works().await;
+    }
+
+    let err = conn.execute("SELECT 1; SELECT 2", ()).await.unwrap_err();
+    assert!(!err.is_closed(), "{err:?}");
+    assert!(err.to_string().contains("statement"), "{err}");
+    still_works().await;
+    // Nothing of a multi-statement string runs.
+    let err = conn
+        .execute("CREATE TABLE a (x INTEGER); CREATE TABLE b (x INTEGER)", ())
+        .await
+        .unwrap_err();
+    assert!(!err.is_closed(), "{err:?}");
+    assert!(!conn.has_table("a").await.unwrap());
+    assert!(!conn.has_table("b").await.unwrap());
+    still_works().await;
+
+    // A constraint violation is the database's error.
+    create_users(&conn).await;
+    conn.execute("INSERT INTO users (id, name) VALUES (1, 'x')", ())
+        .await
+        .unwrap();
+    let err = conn
+        .execute("INSERT INTO users (id, name) VALUES (1, 'y')", ())
+        .await
+        .unwrap_err();
+    assert!(err.is_database(), "{err:?}");
+    let err = conn
+        .execute("INSERT INTO users (id, name) VALUES (2, NULL)", ())
+        .await
+        .unwrap_err();
+    assert!(err.is_database(), "{err:?}");
+    still_works().await;
+
+    if ctx.backend.is_sqlite() {
+        // In SQLite a failed statement does not end the transaction around it.
+        let tx = conn.begin().await.unwrap();
+        tx.execute("INSERT INTO users (id, name) VALUES (2, 'z')", ())
+            .await
+            .unwrap();
+        assert!(tx.execute("SELEC", ()).await.unwrap_err().is_database());
+        assert!(tx.is_active());
+        tx.commit().await.unwrap();
+        assert_eq!(ids(&conn, "users").await, [1, 2]);
+    }
+}
+
+async fn bad_parameters(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+
+    let err = conn.execute("SELECT $1, $2", (1,)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ParameterCount {
+                expected: 2,
+                given: 1
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains('2') && text.contains('1'), "{text}");
+    let err = conn.execute("SELECT $1, $2", (1, 2, 3)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ParameterCount {
+                expected: 2,
+                given: 3
+            }
+        ),
+        "{err:?}"
+    );
+    let err = conn.execute("SELECT $1", ()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ParameterCount {
+                expected: 1,
+                given: 0
+            }
+        ),
+        "{err:?}"
+    );
+    let err = conn.execute("SELECT 1", (1,)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ParameterCount {
+                expected: 0,
+                given: 1
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(conn.scalar::<i64>("SELECT $1", (5,)).await.unwrap(), 5);
+    let err = engine.scalar::<i64>("SELECT $1", ()).await.unwrap_err();
+    assert!(matches!(err, Error::ParameterCount { .. }), "{err:?}");
+
+    if ctx.backend.is_sqlite() {
+        let err = conn.execute("SELECT :a", [(":b", 1)]).await.unwrap_err();
+        assert!(
+            matches!(err, Error::ParameterName(ref n) if n == ":b"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(":b"), "{err}");
+        let err = conn
+            .execute("SELECT :a, :b", [(":a", 1)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::ParameterCount {
+                    expected: 2,
+                    given: 1
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            conn.scalar::<i64>("SELECT :a", [(":a", 6)]).await.unwrap(),
+            6
+        );
+    }
+    assert!(!conn.in_transaction());
+    assert_eq!(conn.scalar::<i64>("SELECT $1", (7,)).await.unwrap(), 7);
+}
+
+async fn panic_in_run_in_thread(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    let code = 4242;
+    let err = conn
+        .run_in_thread(
+            move |_raw: &mut rusqlite::Connection| -> Result<(), Error> {
+                panic!("the closure gave up at step {code}")
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_panic(), "{err:?}");
+    assert!(
+        err.to_string().contains("the closure gave up at step 4242"),
+        "{err}"
+    );
+    // The same connection and the engine keep working.
+    assert!(!conn.is_closed());
+    assert_eq!(conn.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
+    let n = conn
+        .run_in_thread(|raw: &mut rusqlite::Connection| {
+            Ok::<i64, Error>(raw.query_row("SELECT 2", [], |r| r.get(0))?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+
+    let err = engine
+        .run_in_thread(|_raw: &mut rusqlite::Connection| -> Result<(), Error> {
+            panic!("a static message")
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_panic(), "{err:?}");
+    assert!(err.to_string().contains("a static message"), "{err}");
+    assert_eq!(engine.scalar::<i64>("SELECT 3", ()).await.unwrap(), 3);
+    assert!(!engine.is_closed());
+}
+
+async fn panic_in_run_in_thread_rolls_back_the_transaction(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    create_users(&conn).await;
+    let tx = conn.begin().await.unwrap();
+    tx.execute("INSERT INTO users (id, name) VALUES (1, 'x')", ())
+        .await
+        .unwrap();
+    let err = tx
+        .run_in_thread(|raw: &mut rusqlite::Connection| -> Result<(), Error> {
+            raw.execute("INSERT INTO users (id, name) VALUES (2, 'y')", [])?;
+            panic!("half way")
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_panic(), "{err:?}");
+    // The transaction is gone: a statement through its handle is refused
+    // rather than run in autocommit.
+    let err = tx
+        .execute("INSERT INTO users (id, name) VALUES (4, 'stray')", ())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TransactionAborted), "{err:?}");
+    drop(tx);
+    assert!(!conn.in_transaction());
+    assert_eq!(count(&conn, "users").await, 0);
+    let other = engine.connect().await.unwrap();
+    assert_eq!(count(&other, "users").await, 0);
+    // And the connection takes a new one.
+    let tx = conn.begin().await.unwrap();
+    tx.execute("INSERT INTO users (id, name) VALUES (3, 'z')", ())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids(&other, "users").await, [3]);
+
+    // Rolling back a transaction the panic already ended is fine too.
+    let tx = conn.begin().await.unwrap();
+    tx.execute("INSERT INTO users (id, name) VALUES (5, 'z')", ())
+        .await
+        .unwrap();
+    let err = tx
+        .run_in_thread(|_raw: &mut rusqlite::Connection| -> Result<(), Error> { panic!("again") })
+        .await
+        .unwrap_err();
+    assert!(err.is_panic(), "{err:?}");
+    tx.rollback().await.unwrap();
+    assert!(!conn.in_transaction());
+    assert_eq!(ids(&conn, "users").await, [3]);
+}
+
+/// An application's own error type, as `run_in_thread` closures return it.
+#[derive(Debug)]
+enum AppError {
+    Db(Error),
+    Invalid(String),
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> AppError {
+        AppError::Db(e)
+    }
+}
+
+async fn run_in_thread_returns_the_users_error(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+
+    let result: Result<i64, AppError> = conn
+        .run_in_thread(|raw: &mut rusqlite::Connection| {
+            let n: i64 = raw
+                .query_row("SELECT 5", [], |r| r.get(0))
+                .map_err(|e| AppError::Db(e.into()))?;
+            Err(AppError::Invalid(format!("{n} is too small")))
+        })
+        .await;
+    match result {
+        Err(AppError::Invalid(message)) => assert_eq!(message, "5 is too small"),
+        other => panic!("expected the closure's own error, got {other:?}"),
+    }
+
+    let ok: Result<String, AppError> = engine
+        .run_in_thread(|raw: &mut rusqlite::Connection| {
+            raw.query_row("SELECT 'fine'", [], |r| r.get(0))
+                .map_err(|e| AppError::Db(e.into()))
+        })
+        .await;
+    assert_eq!(ok.unwrap(), "fine");
+
+    // sqlaio's own failures arrive converted into the user's type.
+    let result: Result<(), AppError> = conn
+        .run_in_thread(|_raw: &mut rusqlite::Connection| panic!("oops"))
+        .await;
+    match result {
+        Err(AppError::Db(e)) => assert!(e.is_panic(), "{e:?}"),
+        other => panic!("expected a converted panic, got {other:?}"),
+    }
+    let result: Result<(), AppError> = conn.run_in_thread(|_raw: &mut String| Ok(())).await;
+    match result {
+        Err(AppError::Db(Error::WrongDriver { .. })) => {}
+        other => panic!("expected WrongDriver, got {other:?}"),
+    }
+    conn.close().await.unwrap();
+    let result: Result<(), AppError> = conn
+        .run_in_thread(|_raw: &mut rusqlite::Connection| Ok(()))
+        .await;
+    match result {
+        Err(AppError::Db(e)) => assert!(e.is_closed(), "{e:?}"),
+        other => panic!("expected a closed error, got {other:?}"),
+    }
+}
+
+async fn engine_close(ctx: Ctx) {
+    let engine = ctx.engine();
+    let clone = engine.clone();
+    engine
+        .execute("CREATE TABLE t (x INTEGER)", ())
+        .await
+        .unwrap();
+    let conn = engine.connect().await.unwrap();
+    assert_eq!(conn.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
+    // A result still streaming, on a connection of its own.
+    let mut streaming = engine.execute(SERIES, (5000,)).await.unwrap();
+    streaming.fetchone().await.unwrap();
+    // A transaction still open.
+    let tx = engine.begin().await.unwrap();
+    tx.execute("INSERT INTO t (x) VALUES (1)", ())
+        .await
+        .unwrap();
+    assert!(engine.worker_count() >= 3);
+
+    engine.close().await.unwrap();
+    assert!(engine.is_closed());
+    assert!(clone.is_closed());
+    // Every worker has stopped.
+    assert_eq!(engine.worker_count(), 0);
+
+    let err = engine.execute("SELECT 1", ()).await.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    let err = engine.connect().await.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    let err = engine.scalar::<i64>("SELECT 1", ()).await.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    let err = engine.begin().await.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    let err = engine.table_names().await.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    let err = engine
+        .run_in_thread(|_raw: &mut rusqlite::Connection| Ok::<_, Error>(()))
+        .await
+        .unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    let err = clone.execute("SELECT 1", ()).await.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+
+    // Handles taken before the close.
+    assert!(conn.is_closed());
+    let err = conn.execute("SELECT 1", ()).await.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    let err = tx.execute("SELECT 1", ()).await.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    assert!(!tx.is_active());
+    let err = tx.commit().await.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    let err = streaming.fetchall().await.unwrap_err();
+    assert!(err.is_closed(), "{err:?}");
+    conn.close().await.unwrap();
+
+    // Closing again is fine.
+    engine.close().await.unwrap();
+    clone.close().await.unwrap();
+    assert_eq!(engine.worker_count(), 0);
+
+    if ctx.backend == Backend::File {
+        // The uncommitted insert did not survive; the file is intact.
+        let reopened = ctx.engine();
+        let n: i64 = reopened.scalar("SELECT count(*) FROM t", ()).await.unwrap();
+        assert_eq!(n, 0);
+        reopened.close().await.unwrap();
+    }
+}
+
+async fn engine_debug(ctx: Ctx) {
+    let engine = ctx.engine();
+    let debug = format!("{engine:?}");
+    assert!(debug.contains(ctx.url()), "{debug}");
+    let strategy = format!("{:?}", ctx.strategy());
+    assert!(debug.contains(&strategy), "{debug} lacks {strategy}");
+    assert_eq!(engine.url(), ctx.url());
+    // Futures are Send, so they can be spawned on any multi-thread executor.
+    fn is_send<T: Send>(_: &T) {}
+    is_send(&engine.execute("SELECT 1", ()));
+    is_send(&engine.connect());
+    is_send(&engine.close());
+    let conn = engine.connect().await.unwrap();
+    is_send(&conn.execute("SELECT 1", ()));
+    is_send(&conn.begin());
+    let debug = format!("{conn:?}");
+    assert!(debug.contains("Connection"), "{debug}");
+}
+
+async fn failed_connect(ctx: Ctx) {
+    let url = ctx.unreachable_url();
+    let engine = ctx.builder().url(url).max_connections(1).build().unwrap();
+    for _ in 0..3 {
+        // With one slot, each failure must give the slot back (no hang).
+        let err = engine.connect().await.unwrap_err();
+        assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+        assert!(!err.is_closed());
+        let text = err.to_string();
+        assert!(text.contains("no-such-dir"), "{text}");
+        assert!(err.source().is_some());
+        assert!(
+            common::wait_until(Duration::from_secs(5), || engine.worker_count() == 0),
+            "a worker outlived its failed connect: {}",
+            engine.worker_count()
+        );
+    }
+    let err = engine.execute("SELECT 1", ()).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    engine.close().await.unwrap();
+    assert_eq!(engine.worker_count(), 0);
+}
+
+async fn failed_commit_leaves_the_connection_usable(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    if ctx.backend.is_sqlite() {
+        let on: i64 = conn.scalar("PRAGMA foreign_keys", ()).await.unwrap();
+        if ctx.backend == Backend::File {
+            assert_eq!(on, 1, "foreign keys are enforced on file databases");
+        }
+        conn.execute("PRAGMA foreign_keys = ON", ()).await.unwrap();
+    }
+    conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)", ())
+        .await
+        .unwrap();
+    conn.execute(
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, \
+         parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+        (),
+    )
+    .await
+    .unwrap();
+
+    let tx = conn.begin().await.unwrap();
+    // Deferred: accepted now, checked at COMMIT.
+    tx.execute("INSERT INTO child (id, parent_id) VALUES (1, 99)", ())
+        .await
+        .unwrap();
+    let err = tx.commit().await.unwrap_err();
+    assert!(err.is_database(), "{err:?}");
+    if ctx.backend.is_sqlite() {
+        assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    }
+    assert!(!conn.in_transaction());
+    assert_eq!(count(&conn, "child").await, 0);
+    assert!(!conn.in_transaction());
+
+    // The connection begins and commits again.
+    let tx = conn.begin().await.unwrap();
+    tx.execute("INSERT INTO parent (id) VALUES (99)", ())
+        .await
+        .unwrap();
+    tx.execute("INSERT INTO child (id, parent_id) VALUES (1, 99)", ())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let other = engine.connect().await.unwrap();
+    assert_eq!(count(&other, "child").await, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Not stamped: independent of runtime and backend, or about mixing runtimes.
+// ---------------------------------------------------------------------------
+
+/// `Engine` is cheap to share between tasks and threads.
+const _: fn() = || {
+    fn shareable<T: Clone + Send + Sync + std::fmt::Debug + 'static>() {}
+    fn sendable<T: Send + Sync + 'static>() {}
+    shareable::<Engine>();
+    sendable::<Connection>();
+    sendable::<Error>();
+    sendable::<sqlaio::Row>();
+    fn send_only<T: Send + 'static>() {}
+    send_only::<sqlaio::CursorResult<'static>>();
+    sendable::<sqlaio::Transaction<'static>>();
+};
+
+#[test]
+fn builder_rejects_bad_configuration() {
+    let err = Engine::builder().build().unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    let err = Engine::builder()
+        .url("sqlite::memory:")
+        .max_connections(0)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    let err = Engine::builder().url("mysql://db/app").build().unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("mysql"), "{err}");
+    let engine = Engine::builder().url("sqlite::memory:").build().unwrap();
+    assert_eq!(engine.max_connections(), sqlaio::DEFAULT_MAX_CONNECTIONS);
+    assert_eq!(engine.worker_count(), 0, "connections open lazily");
+}
+
+/// An engine built under tokio, with a connection opened there, is then
+/// used from `futures::executor::block_on` on a plain thread.
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_engine_awaited_from_a_plain_thread() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (engine, conn) = rt.block_on(async {
+        let engine = Engine::builder()
+            .url("sqlite::memory:")
+            .strategy(sqlaio::TokioStrategy)
+            .max_connections(3)
+            .build()
+            .unwrap();
+        let conn = engine.connect().await.unwrap();
+        conn.execute("CREATE TABLE t (x INTEGER)", ())
+            .await
+            .unwrap();
+        // A second connection, left idle in the pool.
+        let spare = engine.connect().await.unwrap();
+        drop(spare);
+        (engine, conn)
+    });
+    assert_eq!(engine.worker_count(), 2);
+
+    let shared = engine.clone();
+    std::thread::spawn(move || {
+        futures::executor::block_on(async move {
+            conn.execute("INSERT INTO t (x) VALUES ($1)", (20,))
+                .await
+                .unwrap();
+            conn.execute_many("INSERT INTO t (x) VALUES ($1)", [(1,), (2,)])
+                .await
+                .unwrap();
+            assert_eq!(count(&conn, "t").await, 3);
+            let tx = conn.begin().await.unwrap();
+            tx.execute("DELETE FROM t WHERE x = 1", ()).await.unwrap();
+            tx.commit().await.unwrap();
+            let rows: Vec<sqlaio::Row> = conn
+                .execute(SERIES, (1000,))
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), 1000);
+            // The pooled idle connection serves this thread too.
+            let sum: i64 = shared.scalar("SELECT sum(x) FROM t", ()).await.unwrap();
+            assert_eq!(sum, 22);
+            // Opening a new connection needs the tokio runtime: a clear error, no panic.
+            let idle = shared.connect().await.unwrap();
+            let err = shared.connect().await.unwrap_err();
+            assert!(matches!(err, Error::Spawn(_)), "{err:?}");
+            assert!(err.to_string().contains("tokio"), "{err}");
+            drop(idle);
+            drop(conn);
+        })
+    })
+    .join()
+    .expect("the plain thread's checks");
+
+    rt.block_on(async {
+        // The failed open gave its slot back: a third connection opens here.
+        let a = engine.connect().await.unwrap();
+        let b = engine.connect().await.unwrap();
+        let c = engine.connect().await.unwrap();
+        assert_eq!(count(&c, "t").await, 2);
+        drop((a, b, c));
+        engine.close().await.unwrap();
+        assert_eq!(engine.worker_count(), 0);
+    });
+    drop(rt);
+}
