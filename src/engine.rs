@@ -14,6 +14,7 @@ use crate::result::{ConnRef, CursorResult};
 use crate::strategy::Strategy;
 use crate::transaction::Transaction;
 use crate::value::FromValue;
+use crate::worker::{Hook, Setup};
 use crate::ThreadStrategy;
 
 /// The default for [`EngineBuilder::max_connections`].
@@ -21,6 +22,15 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
 
 /// The default for [`EngineBuilder::acquire_timeout`].
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default for [`EngineBuilder::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// The default for [`EngineBuilder::max_lifetime`].
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// The default for [`EngineBuilder::close_timeout`].
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The entry point: a pool of connections to one database, and the strategy
 /// that runs their workers.
@@ -172,7 +182,9 @@ impl Engine {
     /// Closes the engine: closes every connection, idle or in use, and waits
     /// until every worker has stopped and its thread is released.
     ///
-    /// A statement still running finishes first. Afterwards every call on
+    /// Statements still running get the [close
+    /// timeout](EngineBuilder::close_timeout) to finish; then they are
+    /// interrupted on the database. Afterwards every call on
     /// the engine, its clones and its connections fails with
     /// [`Error::Closed`]. Closing twice is not an error.
     ///
@@ -213,6 +225,12 @@ pub struct EngineBuilder {
     statement_timeout: Option<Duration>,
     acquire_timeout: Duration,
     test_before_acquire: bool,
+    single_writer: bool,
+    after_connect: Option<Hook>,
+    min_connections: usize,
+    idle_timeout: Option<Duration>,
+    max_lifetime: Option<Duration>,
+    close_timeout: Duration,
 }
 
 impl Default for EngineBuilder {
@@ -225,6 +243,12 @@ impl Default for EngineBuilder {
             statement_timeout: None,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             test_before_acquire: false,
+            single_writer: false,
+            after_connect: None,
+            min_connections: 0,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            max_lifetime: Some(DEFAULT_MAX_LIFETIME),
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
         }
     }
 }
@@ -239,6 +263,12 @@ impl fmt::Debug for EngineBuilder {
             .field("statement_timeout", &self.statement_timeout)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("test_before_acquire", &self.test_before_acquire)
+            .field("single_writer", &self.single_writer)
+            .field("after_connect", &self.after_connect.is_some())
+            .field("min_connections", &self.min_connections)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("close_timeout", &self.close_timeout)
             .finish()
     }
 }
@@ -318,6 +348,86 @@ impl EngineBuilder {
         self
     }
 
+    /// The pool never closes idle connections below this number (it opens
+    /// connections on demand only, never ahead of it). Must not exceed
+    /// `max_connections`. Defaults to 0.
+    pub fn min_connections(mut self, n: usize) -> Self {
+        self.min_connections = n;
+        self
+    }
+
+    /// How long a connection may sit idle in the pool before it is closed
+    /// (and its worker thread released); `None` keeps idle connections
+    /// forever. Defaults to [`DEFAULT_IDLE_TIMEOUT`] (10 minutes).
+    pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.idle_timeout = timeout.into();
+        self
+    }
+
+    /// How long a connection may live before the pool replaces it (checked
+    /// when it is idle, never in the middle of use); `None` for no limit.
+    /// Defaults to [`DEFAULT_MAX_LIFETIME`] (30 minutes).
+    pub fn max_lifetime(mut self, lifetime: impl Into<Option<Duration>>) -> Self {
+        self.max_lifetime = lifetime.into();
+        self
+    }
+
+    /// How long [`Engine::close`] lets running statements finish before it
+    /// interrupts them. Defaults to [`DEFAULT_CLOSE_TIMEOUT`] (30 s).
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// SQLite only: lets one connection of the engine write at a time. A
+    /// transaction from [`begin`](Connection::begin) holds the engine's write
+    /// permit until it ends, and an autocommit write holds it for its
+    /// statement; other writers wait for it in their worker (up to 5 s, then
+    /// "database is locked"), while readers never wait. It takes SQLite's own
+    /// busy-waiting out of writes between connections of one engine. Defaults
+    /// to `false` (WAL, `BEGIN IMMEDIATE` and the busy timeout already
+    /// serialize writers).
+    pub fn single_writer(mut self, single: bool) -> Self {
+        self.single_writer = single;
+        self
+    }
+
+    /// Runs `hook` on every new connection, on its worker thread, before the
+    /// connection is first used: PRAGMAs, custom SQLite functions,
+    /// `SET search_path`, ... The hook names the raw type it takes
+    /// (`&mut rusqlite::Connection` or `&mut postgres::Client`); an error
+    /// (or a panic) fails the connect with that error.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let engine = sqlaio::Engine::builder()
+    ///     .url("sqlite::memory:")
+    ///     .after_connect(|raw: &mut rusqlite::Connection| {
+    ///         raw.execute_batch("PRAGMA cache_size = -8000;")?;
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// assert_eq!(engine.scalar::<i64>("PRAGMA cache_size", ()).await?, -8000);
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn after_connect<R, F>(mut self, hook: F) -> Self
+    where
+        R: Any,
+        F: Fn(&mut R) -> Result<()> + Send + Sync + 'static,
+    {
+        self.after_connect = Some(Arc::new(move |raw: &mut dyn Any, driver| {
+            match raw.downcast_mut::<R>() {
+                Some(raw) => hook(raw),
+                None => Err(Error::WrongDriver {
+                    expected: std::any::type_name::<R>(),
+                    actual: driver,
+                }),
+            }
+        }));
+        self
+    }
+
     /// Validates the configuration and builds the engine. Connects nothing:
     /// connections open on first use.
     ///
@@ -330,16 +440,31 @@ impl EngineBuilder {
         if self.max_connections == 0 {
             return Err(Error::Config("max_connections must be at least 1".into()));
         }
+        if self.min_connections > self.max_connections {
+            return Err(Error::Config(format!(
+                "min_connections ({}) exceeds max_connections ({})",
+                self.min_connections, self.max_connections
+            )));
+        }
         if self.acquire_timeout.is_zero() {
             return Err(Error::Config(
                 "acquire_timeout must be more than zero".into(),
             ));
         }
         let target = Target::parse(&url)?;
+        if self.single_writer && !matches!(target, Target::Sqlite(_)) {
+            return Err(Error::Config("single_writer applies to SQLite only".into()));
+        }
         let keeper = keeper(&target)?;
+        let setup = Setup {
+            target,
+            timer: Arc::default(),
+            after_connect: self.after_connect,
+            gate: self.single_writer.then(Arc::default),
+        };
         Ok(Engine {
             pool: Arc::new(Pool::new(
-                target,
+                setup,
                 crate::config::redact(&url),
                 self.strategy,
                 self.max_connections,
@@ -348,6 +473,10 @@ impl EngineBuilder {
                     statement_timeout: self.statement_timeout,
                     acquire_timeout: self.acquire_timeout,
                     test_before_acquire: self.test_before_acquire,
+                    min_connections: self.min_connections,
+                    idle_timeout: self.idle_timeout,
+                    max_lifetime: self.max_lifetime,
+                    close_timeout: self.close_timeout,
                 },
                 keeper,
             )),

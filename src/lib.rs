@@ -98,7 +98,10 @@ mod async_std_strategy;
 mod smol_strategy;
 
 pub use connection::Connection;
-pub use engine::{Engine, EngineBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
+pub use engine::{
+    Engine, EngineBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME,
+};
 pub use error::{BoxError, DecodeError, Error, Result};
 pub use params::{Parameters, Params};
 pub use pool::PoolStatus;

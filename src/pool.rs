@@ -8,16 +8,15 @@ use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_channel::{Sender, WeakSender};
 use futures_channel::oneshot;
 
-use crate::config::Target;
 use crate::error::{Error, Result};
 use crate::strategy::Strategy;
 use crate::timer::Timer;
-use crate::worker::{self, Interrupter, Request, Shared, Tracker, TxOp};
+use crate::worker::{self, Interrupter, Request, Setup, Shared, Tracker, TxOp};
 
 /// One open connection, as the async side holds it: the way to its worker and
 /// what the handle knows of its state.
@@ -41,6 +40,9 @@ pub(crate) struct ConnState {
     pub(crate) interrupt_on_drop: bool,
     /// The timeout of each statement; reset to the engine's on return to the pool.
     pub(crate) statement_timeout: Option<Duration>,
+    /// When the connection was opened, and when it last went back to the pool.
+    pub(crate) opened: Instant,
+    pub(crate) returned: Instant,
 }
 
 impl ConnState {
@@ -90,6 +92,10 @@ pub(crate) struct PoolConfig {
     pub(crate) statement_timeout: Option<Duration>,
     pub(crate) acquire_timeout: Duration,
     pub(crate) test_before_acquire: bool,
+    pub(crate) min_connections: usize,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) close_timeout: Duration,
 }
 
 struct State {
@@ -149,7 +155,7 @@ pub struct PoolStatus {
 
 /// The pool: bounded, lazy, fair (first come, first served), shared by every clone of an engine.
 pub(crate) struct Pool {
-    pub(crate) target: Target,
+    pub(crate) setup: Arc<Setup>,
     pub(crate) url: String,
     pub(crate) strategy: Arc<dyn Strategy>,
     pub(crate) max: usize,
@@ -158,6 +164,7 @@ pub(crate) struct Pool {
     pub(crate) timer: Arc<Timer>,
     state: Mutex<State>,
     next_id: AtomicU64,
+    reaper: std::sync::atomic::AtomicBool,
     /// Keeps a shared in-memory database alive while the engine is.
     keeper: Mutex<Option<Box<dyn Any + Send>>>,
 }
@@ -180,21 +187,22 @@ enum Take {
 
 impl Pool {
     pub(crate) fn new(
-        target: Target,
+        setup: Setup,
         url: String,
         strategy: Arc<dyn Strategy>,
         max: usize,
         config: PoolConfig,
         keeper: Option<Box<dyn Any + Send>>,
     ) -> Pool {
+        let timer = setup.timer.clone();
         Pool {
-            target,
+            setup: Arc::new(setup),
             url,
             strategy,
             max,
             config,
             tracker: Arc::default(),
-            timer: Arc::default(),
+            timer,
             state: Mutex::new(State {
                 idle: Vec::new(),
                 size: 0,
@@ -204,6 +212,7 @@ impl Pool {
                 last_connect_error: None,
             }),
             next_id: AtomicU64::new(1),
+            reaper: Default::default(),
             keeper: Mutex::new(keeper),
         }
     }
@@ -273,8 +282,9 @@ impl Pool {
             return Err(Error::Closed("engine"));
         }
         if state.waiters.is_empty() {
+            let now = Instant::now();
             while let Some(conn) = state.idle.pop() {
-                if conn.is_stopped() {
+                if conn.is_stopped() || self.expired(&conn, now) {
                     state.size -= 1;
                     continue;
                 }
@@ -319,15 +329,7 @@ impl Pool {
         let mut backoff = Duration::from_millis(10);
         let spawned = loop {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            match worker::spawn(
-                &self.target,
-                &*self.strategy,
-                &self.tracker,
-                &self.timer,
-                id,
-            )
-            .await
-            {
+            match worker::spawn(&self.setup, &*self.strategy, &self.tracker, id).await {
                 Ok(spawned) => break (id, spawned),
                 Err(e) if is_transient(&e) => {
                     self.lock().last_connect_error = Some(e);
@@ -352,6 +354,9 @@ impl Pool {
             .push((spawned.sender.downgrade(), spawned.interrupter.clone()));
         drop(state);
         std::mem::forget(slot);
+        if !self.reaper.swap(true, Ordering::Relaxed) {
+            self.schedule_reaper();
+        }
         Ok(ConnState {
             id,
             sender: spawned.sender,
@@ -364,7 +369,70 @@ impl Pool {
             interrupter: spawned.interrupter,
             interrupt_on_drop: self.config.interrupt_on_drop,
             statement_timeout: self.config.statement_timeout,
+            opened: Instant::now(),
+            returned: Instant::now(),
         })
+    }
+
+    /// `true` when a connection outlived `max_lifetime`.
+    fn expired(&self, conn: &ConnState, now: Instant) -> bool {
+        self.config
+            .max_lifetime
+            .is_some_and(|max| now.duration_since(conn.opened) >= max)
+    }
+
+    /// Closes idle connections past `idle_timeout` or `max_lifetime`, keeping
+    /// `min_connections` open, then schedules the next round.
+    fn reap(self: &Arc<Self>) {
+        let now = Instant::now();
+        let closed = {
+            let mut state = self.lock();
+            if state.closed {
+                return;
+            }
+            let mut keep = Vec::with_capacity(state.idle.len());
+            let mut gone = Vec::new();
+            for conn in std::mem::take(&mut state.idle) {
+                let idle_too_long = self
+                    .config
+                    .idle_timeout
+                    .is_some_and(|t| now.duration_since(conn.returned) >= t);
+                let removable = state.size - gone.len() > self.config.min_connections;
+                if conn.is_stopped() || self.expired(&conn, now) || (idle_too_long && removable) {
+                    gone.push(conn);
+                } else {
+                    keep.push(conn);
+                }
+            }
+            state.idle = keep;
+            state.size -= gone.len();
+            for _ in 0..gone.len() {
+                self.hand_room(&mut state);
+            }
+            gone
+        };
+        drop(closed);
+        self.schedule_reaper();
+    }
+
+    /// Runs [`reap`](Pool::reap) again after a while, if the pool has limits to enforce.
+    pub(crate) fn schedule_reaper(self: &Arc<Self>) {
+        let period = match (self.config.idle_timeout, self.config.max_lifetime) {
+            (None, None) => return,
+            (a, b) => a.into_iter().chain(b).min().unwrap_or_default() / 2,
+        };
+        let period = period.clamp(Duration::from_millis(50), Duration::from_secs(30));
+        let pool = Arc::downgrade(self);
+        let deadline = self.timer.schedule(
+            period,
+            Box::new(move || {
+                if let Some(pool) = pool.upgrade() {
+                    pool.reap();
+                }
+            }),
+        );
+        // The timer keeps the action until it fires; the reaper needs no handle.
+        std::mem::forget(deadline);
     }
 
     /// A connection was dropped: its room goes to the first waiter, to open a new one.
@@ -387,7 +455,7 @@ impl Pool {
     /// dirty ones are reset first, dead ones are dropped.
     fn release(&self, mut conn: ConnState) {
         let mut state = self.lock();
-        if state.closed || conn.is_stopped() {
+        if state.closed || conn.is_stopped() || self.expired(&conn, Instant::now()) {
             state.size -= 1;
             self.hand_room(&mut state);
             return;
@@ -403,6 +471,7 @@ impl Pool {
             }
         }
         conn.statement_timeout = self.config.statement_timeout;
+        conn.returned = Instant::now();
         match state.waiters.pop_front() {
             Some(waiter) => waiter.give(Handoff::Conn(conn)),
             None => state.idle.push(conn),
@@ -429,8 +498,23 @@ impl Pool {
         for waiter in waiters {
             waiter.give(Handoff::Closed);
         }
-        self.tracker.idle().await;
+        // Statements still running get `close_timeout` to finish, then are interrupted.
+        let mut idle = pin!(self.tracker.idle());
+        let mut sleep = pin!(self.timer.sleep(self.config.close_timeout));
+        let finished = poll_fn(|cx| match idle.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(true),
+            Poll::Pending => sleep.as_mut().poll(cx).map(|()| false),
+        })
+        .await;
+        if !finished {
+            let interrupters: Vec<_> = self.lock().all.iter().map(|(_, i)| i.clone()).collect();
+            for interrupter in interrupters {
+                interrupter.interrupt_running();
+            }
+            idle.await;
+        }
         self.timer.stop();
+        self.timer.stopped().await;
         let keeper = self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(keeper);
     }

@@ -13,6 +13,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::worker::Tracker;
+
 /// What to do when a deadline passes.
 pub(crate) type Action = Box<dyn FnOnce() + Send>;
 
@@ -29,6 +31,8 @@ struct State {
 pub(crate) struct Timer {
     state: Mutex<State>,
     changed: Condvar,
+    /// Counts the timer's thread, so that closing can wait for it.
+    thread: Arc<Tracker>,
 }
 
 impl std::fmt::Debug for Timer {
@@ -73,9 +77,13 @@ impl Timer {
         if !state.running {
             state.running = true;
             let timer = Arc::downgrade(self);
+            let guard = self.thread.enter();
             let started = std::thread::Builder::new()
                 .name("sqlaio-timer".into())
-                .spawn(move || run(timer));
+                .spawn(move || {
+                    let _guard = guard;
+                    run(timer);
+                });
             if started.is_err() {
                 state.running = false;
                 state.entries.remove(&key);
@@ -102,10 +110,19 @@ impl Timer {
 
     /// Stops the thread; pending actions are dropped without running.
     pub(crate) fn stop(&self) {
-        let mut state = self.lock();
-        state.stopped = true;
-        state.entries.clear();
-        self.changed.notify_one();
+        let entries = {
+            let mut state = self.lock();
+            state.stopped = true;
+            self.changed.notify_one();
+            std::mem::take(&mut state.entries)
+        };
+        // Dropped outside the lock: an action may own things that lock it again.
+        drop(entries);
+    }
+
+    /// Waits until the timer's thread has exited (after [`stop`](Timer::stop)).
+    pub(crate) async fn stopped(&self) {
+        self.thread.idle().await;
     }
 }
 

@@ -24,6 +24,9 @@ use crate::row::Row;
 use crate::strategy::{Job, Strategy};
 use crate::timer::{Deadline, Timer};
 
+/// How long a worker waits for the engine's write permit in single-writer mode.
+pub(crate) const WRITE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How many requests may wait in a connection's queue before senders wait.
 pub(crate) const QUEUE_CAPACITY: usize = 16;
 /// Rows in a streamed batch, at most.
@@ -154,6 +157,12 @@ impl Interrupter {
         }
     }
 
+    /// Interrupts whatever request is running (for `Engine::close` past its deadline).
+    pub(crate) fn interrupt_running(self: &Arc<Self>) {
+        let seq = self.lock().seq;
+        self.interrupt(seq, Reason::Cancelled);
+    }
+
     fn interrupt_now(&self, seq: u64, reason: Reason) {
         // Holding the lock keeps the worker from moving on to another request meanwhile.
         let mut running = self.lock();
@@ -191,6 +200,30 @@ impl std::fmt::Debug for Interrupter {
 pub(crate) struct Link<'a> {
     pub(crate) rx: &'a Receiver<Request>,
     pub(crate) interrupter: &'a Interrupter,
+    /// The engine's write permit, in single-writer mode.
+    pub(crate) gate: Option<&'a WriteGate>,
+}
+
+impl Link<'_> {
+    /// Takes the write permit for one autocommit write, if the engine has one.
+    pub(crate) fn write(&self, patience: Duration) -> Result<Option<Permit<'_>>> {
+        match self.gate {
+            Some(gate) => {
+                gate.take(patience)?;
+                Ok(Some(Permit(gate)))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// A write permit held for one statement.
+pub(crate) struct Permit<'a>(&'a WriteGate);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.0.give_back();
+    }
 }
 
 /// What a connection's worker is asked to do.
@@ -359,7 +392,7 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    fn enter(self: &Arc<Self>) -> TrackerGuard {
+    pub(crate) fn enter(self: &Arc<Self>) -> TrackerGuard {
         self.live.fetch_add(1, Ordering::SeqCst);
         TrackerGuard(self.clone())
     }
@@ -384,7 +417,8 @@ impl Tracker {
     }
 }
 
-struct TrackerGuard(Arc<Tracker>);
+/// Counts one running thread until dropped.
+pub(crate) struct TrackerGuard(Arc<Tracker>);
 
 impl Drop for TrackerGuard {
     fn drop(&mut self) {
@@ -400,65 +434,93 @@ pub(crate) struct Spawned {
     pub(crate) interrupter: Arc<Interrupter>,
 }
 
-/// Starts a worker for `target` on `strategy` and waits until its connection is open.
+/// Code run on each new connection's worker, with the raw driver connection.
+pub(crate) type Hook = Arc<dyn Fn(&mut dyn Any, &'static str) -> Result<()> + Send + Sync>;
+
+/// What every worker of one engine shares.
+pub(crate) struct Setup {
+    pub(crate) target: Target,
+    pub(crate) timer: Arc<Timer>,
+    pub(crate) after_connect: Option<Hook>,
+    /// In single-writer mode, the engine's one write permit.
+    pub(crate) gate: Option<Arc<WriteGate>>,
+}
+
+/// One writer at a time: a fair-enough permit that workers take before
+/// writing (blocking their own thread, never an executor's).
+#[derive(Debug, Default)]
+pub(crate) struct WriteGate {
+    taken: Mutex<bool>,
+    freed: std::sync::Condvar,
+}
+
+impl WriteGate {
+    /// Takes the permit, waiting at most `patience`.
+    pub(crate) fn take(&self, patience: Duration) -> Result<()> {
+        let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut taken, wait) = self
+            .freed
+            .wait_timeout_while(taken, patience, |taken| *taken)
+            .unwrap_or_else(|e| e.into_inner());
+        if wait.timed_out() && *taken {
+            return Err(Error::Database {
+                message: format!(
+                    "database is locked: another connection of this engine kept the write permit for {} s",
+                    patience.as_secs()
+                ),
+                source: "single-writer permit wait timed out".into(),
+            });
+        }
+        *taken = true;
+        Ok(())
+    }
+
+    pub(crate) fn give_back(&self) {
+        *self.taken.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.freed.notify_one();
+    }
+}
+
+/// Starts a worker on `strategy` and waits until its connection is open.
 ///
 /// # Cancellation
 /// If the returned future is dropped, the worker finishes opening, sees that
 /// nobody waits for it, closes the connection and exits.
 pub(crate) async fn spawn(
-    target: &Target,
+    setup: &Arc<Setup>,
     strategy: &dyn Strategy,
     tracker: &Arc<Tracker>,
-    timer: &Arc<Timer>,
     id: u64,
 ) -> Result<Spawned> {
-    let timer = timer.clone();
     let (sender, rx) = async_channel::bounded(QUEUE_CAPACITY);
     let (open_tx, open_rx) = oneshot::channel();
     let shared = Arc::new(Shared::default());
     let guard = tracker.enter();
     let worker_shared = shared.clone();
-    let target = target.clone();
-    let job = match &target {
+    let worker_setup = setup.clone();
+    let (name, run): (&str, fn(&Setup, Receiver<Request>, Opened, &Shared)) = match &setup.target {
         #[cfg(feature = "sqlite")]
-        Target::Sqlite(_) => Job::new(
-            format!("sqlaio-{}-{id}", crate::driver::sqlite::SqliteDriver::NAME),
-            move || {
-                let _guard = guard;
-                run::<crate::driver::sqlite::SqliteDriver>(
-                    &target,
-                    rx,
-                    open_tx,
-                    &worker_shared,
-                    timer,
-                );
-            },
-        ),
-        #[cfg(feature = "postgres")]
-        Target::Postgres(_) => Job::new(
-            format!(
-                "sqlaio-{}-{id}",
-                crate::driver::postgres::PostgresDriver::NAME
-            ),
-            move || {
-                let _guard = guard;
-                run::<crate::driver::postgres::PostgresDriver>(
-                    &target,
-                    rx,
-                    open_tx,
-                    &worker_shared,
-                    timer,
-                );
-            },
+        Target::Sqlite(_) => (
+            crate::driver::sqlite::SqliteDriver::NAME,
+            run::<crate::driver::sqlite::SqliteDriver>,
         ),
         #[cfg(not(feature = "sqlite"))]
         Target::Sqlite(_) => {
-            let _ = (guard, rx, open_tx, worker_shared, id, timer);
+            let _ = (guard, rx, open_tx, worker_shared, worker_setup, id);
             return Err(Error::Config(
                 "sqlite URLs need the \"sqlite\" feature of sqlaio".into(),
             ));
         }
+        #[cfg(feature = "postgres")]
+        Target::Postgres(_) => (
+            crate::driver::postgres::PostgresDriver::NAME,
+            run::<crate::driver::postgres::PostgresDriver>,
+        ),
     };
+    let job = Job::new(format!("sqlaio-{name}-{id}"), move || {
+        let _guard = guard;
+        run(&worker_setup, rx, open_tx, &worker_shared);
+    });
     strategy.spawn(job).map_err(Error::Spawn)?;
     match open_rx.await {
         Ok(Ok(interrupter)) => Ok(Spawned {
@@ -471,15 +533,19 @@ pub(crate) async fn spawn(
     }
 }
 
+/// Where a worker reports its connection open (or not).
+type Opened = oneshot::Sender<Result<Arc<Interrupter>>>;
+
 /// A worker loop: open, serve until every sender is gone, close.
-fn run<D: Driver>(
-    target: &Target,
-    rx: Receiver<Request>,
-    open: oneshot::Sender<Result<Arc<Interrupter>>>,
-    shared: &Shared,
-    timer: Arc<Timer>,
-) {
-    let mut driver = match catch_unwind(AssertUnwindSafe(|| D::open(target))) {
+fn run<D: Driver>(setup: &Setup, rx: Receiver<Request>, open: Opened, shared: &Shared) {
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        let mut driver = D::open(&setup.target)?;
+        if let Some(hook) = &setup.after_connect {
+            hook(driver.raw(), D::NAME)?;
+        }
+        Ok(driver)
+    }));
+    let mut driver = match opened {
         Ok(Ok(driver)) => driver,
         Ok(Err(e)) => {
             let _ = open.send(Err(e));
@@ -490,11 +556,12 @@ fn run<D: Driver>(
             return;
         }
     };
-    let interrupter = Interrupter::new(driver.kill(), timer);
+    let interrupter = Interrupter::new(driver.kill(), setup.timer.clone());
     if open.send(Ok(interrupter.clone())).is_ok() {
         let link = Link {
             rx: &rx,
             interrupter: &interrupter,
+            gate: setup.gate.as_deref(),
         };
         let served = catch_unwind(AssertUnwindSafe(|| serve(&mut driver, &link, shared)));
         if served.is_err() {
@@ -512,8 +579,13 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
     // transaction on its own (an interrupted or failed statement), statements
     // are refused until the handle rolls back, rather than run in autocommit.
     let mut depth = 0u32;
+    // In single-writer mode: the write permit this connection's transaction holds.
+    let mut held: Option<Permit<'_>> = None;
     let mut next: Option<Request> = None;
     loop {
+        if held.is_some() && depth == 0 {
+            held = None;
+        }
         if driver.is_broken() {
             // Callers see their request fail; the pool discards the connection.
             rx.close();
@@ -555,8 +627,16 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                 reply,
             } => {
                 if !reply.is_canceled() {
+                    // Outside a transaction the batch is one write transaction of its own.
+                    let permit = if held.is_none() && !driver.in_transaction() {
+                        link.write(WRITE_PATIENCE)
+                    } else {
+                        Ok(None)
+                    };
                     let result = if lost {
                         Err(Error::TransactionAborted)
+                    } else if let Err(e) = permit {
+                        Err(e)
                     } else {
                         link.interrupter
                             .run(ticket, || driver.execute_many(&sql, params))
@@ -571,6 +651,17 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
             }
             Request::CloseCursor { .. } => {}
             Request::Tx { op, reply } => {
+                if let (TxOp::Begin { immediate: true }, None) = (op, &held) {
+                    match link.write(WRITE_PATIENCE) {
+                        Ok(permit) => held = permit,
+                        Err(e) => {
+                            if let Some(reply) = reply {
+                                let _ = reply.send(Err(e));
+                            }
+                            continue;
+                        }
+                    }
+                }
                 let result = match op {
                     // The database already ended it (an interrupted or failed
                     // statement, a panic in user code): nothing left to undo.

@@ -110,6 +110,18 @@ impl Driver for SqliteDriver {
                 return Next::Idle;
             }
         };
+        // Single-writer mode: an autocommit write waits for the engine's write permit.
+        let _permit = if !stmt.readonly() && conn.is_autocommit() {
+            match link.write(worker::WRITE_PATIENCE) {
+                Ok(permit) => permit,
+                Err(e) => {
+                    let _ = reply.send(in_tx(), interrupter.end(Err(e)));
+                    return Next::Idle;
+                }
+            }
+        } else {
+            None
+        };
         let inserts = is_insert(sql);
         let before = conn.total_changes();
         let count = |done: bool| {
@@ -167,7 +179,7 @@ impl Driver for SqliteDriver {
         let outer = self.conn.is_autocommit();
         self.conn
             .execute_batch(if outer {
-                "BEGIN"
+                "BEGIN IMMEDIATE"
             } else {
                 "SAVEPOINT sqlaio_many"
             })
