@@ -498,7 +498,7 @@ pub(crate) async fn spawn(
     let guard = tracker.enter();
     let worker_shared = shared.clone();
     let worker_setup = setup.clone();
-    let (name, run): (&str, fn(&Setup, Receiver<Request>, Opened, &Shared)) = match &setup.target {
+    let (name, run): (&str, WorkerLoop) = match &setup.target {
         #[cfg(feature = "sqlite")]
         Target::Sqlite(_) => (
             crate::driver::sqlite::SqliteDriver::NAME,
@@ -535,6 +535,9 @@ pub(crate) async fn spawn(
 
 /// Where a worker reports its connection open (or not).
 type Opened = oneshot::Sender<Result<Arc<Interrupter>>>;
+
+/// A worker loop for one driver.
+type WorkerLoop = fn(&Setup, Receiver<Request>, Opened, &Shared);
 
 /// A worker loop: open, serve until every sender is gone, close.
 fn run<D: Driver>(setup: &Setup, rx: Receiver<Request>, open: Opened, shared: &Shared) {
