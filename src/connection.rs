@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::params::{Parameters, Params};
 use crate::pool::{ConnState, Lease};
 use crate::result::{ConnRef, CursorResult};
+use crate::sql::{Dialect, IntoSql, Sql};
 use crate::transaction::Transaction;
 use crate::value::FromValue;
 use crate::worker::{self, Header, Interrupter, Reason, Reply, Request, Ticket, TxOp};
@@ -131,8 +132,15 @@ impl Connection {
 
     /// Sends a statement-like request (numbered, and interrupted if this future is dropped
     /// while it runs) and awaits its answer.
-    async fn statement<T>(&self, make: impl FnOnce(Ticket, Reply<T>) -> Request) -> Result<T> {
-        let (ticket, guard) = self.number()?;
+    async fn statement<T>(
+        &self,
+        timeout: Option<Option<Duration>>,
+        make: impl FnOnce(Ticket, Reply<T>) -> Request,
+    ) -> Result<T> {
+        let (mut ticket, guard) = self.number()?;
+        if let Some(timeout) = timeout {
+            ticket.timeout = timeout;
+        }
         let answer = self.send(|reply| make(ticket, reply)).await?;
         let guard = guard.arm();
         let result = self.receive(answer).await;
@@ -157,16 +165,43 @@ impl Connection {
         })
     }
 
-    pub(crate) async fn run(&self, sql: &str, params: Parameters) -> Result<(Header, u64)> {
-        let sql = sql.to_owned();
+    /// The dialect of this connection's database.
+    pub(crate) fn dialect(&self) -> Result<Dialect> {
+        match self.lock().as_ref() {
+            Some(lease) => Ok(lease.pool().dialect()),
+            None => Err(Error::Closed("connection")),
+        }
+    }
+
+    /// Renders a statement and merges the parameters it carries with the call's.
+    pub(crate) fn prepare(&self, sql: impl IntoSql, params: Parameters) -> Result<Sql> {
+        let mut sql = sql.into_sql(self.dialect()?)?;
+        match (&sql.params, params.is_empty()) {
+            (Some(_), false) => {
+                return Err(Error::Parameter(
+                    "this statement carries its own parameters: pass () as the parameters".into(),
+                ))
+            }
+            (None, _) => sql.params = Some(params),
+            (Some(_), true) => {}
+        }
+        Ok(sql)
+    }
+
+    pub(crate) async fn run(&self, sql: Sql) -> Result<(Header, u64)> {
         let mut cursor = 0;
+        let Sql {
+            text,
+            params,
+            timeout,
+        } = sql;
         let header = self
-            .statement(|ticket, reply| {
+            .statement(timeout, |ticket, reply| {
                 cursor = ticket.seq;
                 Request::Execute {
                     ticket,
-                    sql,
-                    params,
+                    sql: text,
+                    params: params.unwrap_or_default(),
                     reply,
                 }
             })
@@ -184,20 +219,28 @@ impl Connection {
     /// worker. The result borrows the connection: no other statement can run
     /// on it until the result is dropped.
     ///
+    /// `sql` is a `&str`, a `String`, or a [`Sql`] with per-call options.
+    ///
     /// # Errors
     /// [`Error::Database`] with the database's message for invalid SQL or a
     /// failed statement; [`Error::ParameterCount`] / [`Error::ParameterName`]
-    /// for parameters that do not fit; [`Error::Closed`] after [`close`](Connection::close).
+    /// for parameters that do not fit; [`Error::Timeout`] past the statement
+    /// timeout; [`Error::Closed`] after [`close`](Connection::close).
     ///
     /// # Cancellation
     /// Dropping the future before the worker starts the statement skips it;
-    /// once started, it runs to completion and its answer is discarded.
+    /// dropping it while the statement runs interrupts the statement on the
+    /// database (aimed at this statement only), unless the engine was built
+    /// with [`interrupt_on_drop(false)`](crate::EngineBuilder::interrupt_on_drop),
+    /// in which case it runs to completion and its answer is discarded. The
+    /// connection is usable at once either way.
     pub async fn execute(
         &self,
-        sql: impl AsRef<str>,
+        sql: impl IntoSql,
         params: impl Params,
     ) -> Result<CursorResult<'_>> {
-        let (header, cursor) = self.run(sql.as_ref(), params.into_parameters()).await?;
+        let sql = self.prepare(sql, params.into_parameters())?;
+        let (header, cursor) = self.run(sql).await?;
         Ok(CursorResult::new(ConnRef::Borrowed(self), header, cursor))
     }
 
@@ -211,19 +254,25 @@ impl Connection {
     /// The first failing set's error; nothing of the batch remains applied.
     ///
     /// # Cancellation
-    /// Dropping the future before the worker starts skips the batch; once
-    /// started, it runs to completion.
+    /// As [`execute`](Connection::execute); an interrupted batch is rolled
+    /// back as a whole.
     pub async fn execute_many<P: Params>(
         &self,
-        sql: impl AsRef<str>,
+        sql: impl IntoSql,
         params: impl IntoIterator<Item = P>,
     ) -> Result<CursorResult<'_>> {
-        let sql = sql.as_ref().to_owned();
+        let sql = sql.into_sql(self.dialect()?)?;
+        if sql.params.is_some() {
+            return Err(Error::Parameter(
+                "execute_many takes a statement without parameters of its own".into(),
+            ));
+        }
         let params: Vec<Parameters> = params.into_iter().map(Params::into_parameters).collect();
+        let text = sql.text;
         let rowcount = self
-            .statement(|ticket, reply| Request::ExecuteMany {
+            .statement(sql.timeout, |ticket, reply| Request::ExecuteMany {
                 ticket,
-                sql,
+                sql: text,
                 params,
                 reply,
             })
@@ -239,11 +288,7 @@ impl Connection {
     ///
     /// # Cancellation
     /// As [`execute`](Connection::execute).
-    pub async fn scalar<T: FromValue>(
-        &self,
-        sql: impl AsRef<str>,
-        params: impl Params,
-    ) -> Result<T> {
+    pub async fn scalar<T: FromValue>(&self, sql: impl IntoSql, params: impl Params) -> Result<T> {
         self.execute(sql, params).await?.scalar().await
     }
 

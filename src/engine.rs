@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::params::Params;
 use crate::pool::{Pool, PoolConfig, PoolStatus};
 use crate::result::{ConnRef, CursorResult};
+use crate::sql::{Dialect, IntoSql};
 use crate::strategy::Strategy;
 use crate::transaction::Transaction;
 use crate::value::FromValue;
@@ -77,6 +78,11 @@ impl Engine {
         &self.pool.url
     }
 
+    /// The SQL dialect of the engine's database.
+    pub fn dialect(&self) -> Dialect {
+        self.pool.dialect()
+    }
+
     /// The largest number of connections the pool opens.
     pub fn max_connections(&self) -> usize {
         self.pool.max
@@ -109,11 +115,13 @@ impl Engine {
     /// As [`Connection::execute`].
     pub async fn execute(
         &self,
-        sql: impl AsRef<str>,
+        sql: impl IntoSql,
         params: impl Params,
     ) -> Result<CursorResult<'static>> {
+        let sql = sql.into_sql(self.dialect())?;
         let conn = self.connect().await?;
-        let (header, cursor) = conn.run(sql.as_ref(), params.into_parameters()).await?;
+        let sql = conn.prepare(sql, params.into_parameters())?;
+        let (header, cursor) = conn.run(sql).await?;
         Ok(CursorResult::new(ConnRef::Owned(conn), header, cursor))
     }
 
@@ -124,11 +132,7 @@ impl Engine {
     ///
     /// # Cancellation
     /// As [`Connection::execute`].
-    pub async fn scalar<T: FromValue>(
-        &self,
-        sql: impl AsRef<str>,
-        params: impl Params,
-    ) -> Result<T> {
+    pub async fn scalar<T: FromValue>(&self, sql: impl IntoSql, params: impl Params) -> Result<T> {
         self.execute(sql, params).await?.scalar().await
     }
 

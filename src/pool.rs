@@ -14,6 +14,7 @@ use async_channel::{Sender, WeakSender};
 use futures_channel::oneshot;
 
 use crate::error::{Error, Result};
+use crate::sql::Dialect;
 use crate::strategy::Strategy;
 use crate::timer::Timer;
 use crate::worker::{self, Interrupter, Request, Setup, Shared, Tracker, TxOp};
@@ -220,6 +221,14 @@ impl Pool {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The lock is never held across user code; a poisoned lock still holds consistent data.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self.setup.target {
+            crate::config::Target::Sqlite(_) => Dialect::Sqlite,
+            #[cfg(feature = "postgres")]
+            crate::config::Target::Postgres(_) => Dialect::Postgres,
+        }
     }
 
     pub(crate) fn status(&self) -> PoolStatus {
