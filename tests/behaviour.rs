@@ -43,6 +43,9 @@ stamp! {
     // beyond it
     dropped_statement_is_interrupted,
     interrupted_statement_in_a_transaction,
+    statement_timeout,
+    statement_timeout_in_run_in_thread,
+    pool_timeout,
     dropped_fetch_keeps_its_rows,
     dropped_result_releases_its_connection,
     cancelled_begin_is_rolled_back,
@@ -1026,6 +1029,113 @@ async fn interrupted_statement_in_a_transaction(ctx: Ctx) {
     assert_eq!(slow_rows, 0);
 }
 
+async fn statement_timeout(ctx: Ctx) {
+    let engine = ctx
+        .builder()
+        .statement_timeout(Duration::from_millis(100))
+        .max_connections(1)
+        .build()
+        .unwrap();
+    let conn = engine.connect().await.unwrap();
+    conn.execute("CREATE TABLE t (n INTEGER)", ())
+        .await
+        .unwrap();
+    let insert_count = format!("INSERT INTO t (n) {COUNT_TO}");
+
+    let err = conn.scalar::<i64>(COUNT_TO, (ENDLESS,)).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(!err.is_closed() && !err.is_database(), "{err:?}");
+    // The connection works on, and the statement left nothing behind.
+    assert_eq!(conn.scalar::<i64>("SELECT $1", (1,)).await.unwrap(), 1);
+    let err = conn.execute(&insert_count, (ENDLESS,)).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(count(&conn, "t").await, 0);
+
+    // A fetch of more rows is a statement of its own, with its own deadline.
+    let mut result = conn.execute(SERIES, (5000,)).await.unwrap();
+    let rows = result.fetchall().await.unwrap();
+    assert_eq!(rows.len(), 5000);
+    drop(result);
+
+    // The connection's own setting overrides the engine's.
+    assert_eq!(conn.statement_timeout(), Some(Duration::from_millis(100)));
+    conn.set_statement_timeout(None);
+    assert_eq!(conn.statement_timeout(), None);
+    assert_eq!(
+        conn.scalar::<i64>(COUNT_TO, (SLOW / 4,)).await.unwrap(),
+        SLOW / 4
+    );
+    conn.set_statement_timeout(Some(Duration::from_millis(50)));
+    let err = conn.scalar::<i64>(COUNT_TO, (ENDLESS,)).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    drop(conn);
+
+    // Inside a transaction: a timed-out write never commits.
+    let tx = engine.begin().await.unwrap();
+    tx.execute("INSERT INTO t (n) VALUES (1)", ())
+        .await
+        .unwrap();
+    let err = tx.execute(&insert_count, (ENDLESS,)).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    // SQLite rolls back the whole transaction when a write in it is
+    // interrupted: the commit must not pretend to succeed then.
+    let committed = tx.commit().await;
+    let rows: i64 = engine.scalar("SELECT count(*) FROM t", ()).await.unwrap();
+    match committed {
+        Ok(()) => assert_eq!(rows, 1),
+        Err(err) => {
+            assert!(!err.is_closed(), "{err:?}");
+            assert_eq!(rows, 0);
+        }
+    }
+    // The timeout went back to the engine's default with the connection.
+    let conn = engine.connect().await.unwrap();
+    assert_eq!(conn.statement_timeout(), Some(Duration::from_millis(100)));
+    assert!(!conn.in_transaction());
+}
+
+async fn statement_timeout_in_run_in_thread(ctx: Ctx) {
+    let engine = ctx
+        .builder()
+        .statement_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let conn = engine.connect().await.unwrap();
+    // The closure's SQL is interrupted at the deadline, and the call reports
+    // the timeout rather than the bare interruption.
+    let sql = COUNT_TO.replace("$1", &ENDLESS.to_string());
+    let err = conn
+        .run_in_thread(move |raw: &mut rusqlite::Connection| {
+            let n: i64 = raw.query_row(&sql, [], |r| r.get(0))?;
+            Ok::<_, Error>(n)
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(conn.scalar::<i64>("SELECT $1", (2,)).await.unwrap(), 2);
+}
+
+async fn pool_timeout(ctx: Ctx) {
+    let engine = ctx
+        .builder()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let held = engine.connect().await.unwrap();
+    let err = engine.connect().await.unwrap_err();
+    assert!(err.is_pool_timeout(), "{err:?}");
+    assert!(!err.is_closed(), "{err:?}");
+    let err = engine.scalar::<i64>("SELECT 1", ()).await.unwrap_err();
+    assert!(err.is_pool_timeout(), "{err:?}");
+    // The held connection is unaffected, and once returned it is handed out.
+    assert_eq!(held.scalar::<i64>("SELECT 2", ()).await.unwrap(), 2);
+    drop(held);
+    assert_eq!(engine.scalar::<i64>("SELECT 3", ()).await.unwrap(), 3);
+    assert_eq!(engine.worker_count(), 1);
+    engine.close().await.unwrap();
+}
+
 async fn dropped_fetch_keeps_its_rows(ctx: Ctx) {
     const N: i64 = 2000;
     let engine = ctx.engine();
@@ -1211,8 +1321,6 @@ async fn concurrent_tasks(ctx: Ctx) {
 async fn concurrent_transactions(ctx: Ctx) {
     // Writing transactions from many tasks: none may fail with "database is
     // locked" (a writer waits for the lock), and no increment may be lost.
-    // `BEGIN` is deferred, so a transaction that reads before it writes must
-    // take the write lock up front with `BEGIN IMMEDIATE` (documented).
     const TASKS: i64 = 8;
     const ROUNDS: i64 = 5;
     let engine = ctx.builder().max_connections(4).build().unwrap();
@@ -1229,47 +1337,41 @@ async fn concurrent_transactions(ctx: Ctx) {
         .unwrap();
     let tasks = (0..TASKS).map(|task| {
         let engine = engine.clone();
-        let sqlite = ctx.backend.is_sqlite();
         ctx.spawn(async move {
             for _ in 0..ROUNDS {
-                // Write first, then read, through the transaction API.
+                // Read, then write the value read: `begin` locks up front.
                 let tx = engine.begin().await.unwrap();
-                tx.execute("UPDATE counter SET value = value + 1 WHERE id = 1", ())
-                    .await
-                    .unwrap();
-                let seen: i64 = tx
+                let value: i64 = tx
                     .scalar("SELECT value FROM counter WHERE id = 1", ())
                     .await
                     .unwrap();
-                assert!(seen >= 1);
+                tx.execute("UPDATE counter SET value = $1 WHERE id = 1", (value + 1,))
+                    .await
+                    .unwrap();
                 if task % 2 == 0 {
                     tx.commit().await.unwrap();
                 } else {
-                    // Half of them also nest a savepoint.
+                    // Half of them nest a savepoint too.
                     let sp = tx.begin_nested().await.unwrap();
-                    sp.execute("UPDATE counter SET value = value + 0 WHERE id = 1", ())
+                    sp.execute("UPDATE counter SET value = value WHERE id = 1", ())
                         .await
                         .unwrap();
                     sp.commit().await.unwrap();
                     tx.commit().await.unwrap();
                 }
 
-                // Read, then write the value read, locked up front.
+                // A deferred transaction that writes first waits for the lock too.
                 let conn = engine.connect().await.unwrap();
-                let (begin, lock) = if sqlite {
-                    ("BEGIN IMMEDIATE", "")
-                } else {
-                    ("BEGIN", " FOR UPDATE")
-                };
-                conn.execute(begin, ()).await.unwrap();
-                let value: i64 = conn
-                    .scalar(format!("SELECT value FROM counter WHERE id = 2{lock}"), ())
+                let tx = conn.begin_deferred().await.unwrap();
+                tx.execute("UPDATE counter SET value = value + 1 WHERE id = 2", ())
                     .await
                     .unwrap();
-                conn.execute("UPDATE counter SET value = $1 WHERE id = 2", (value + 1,))
+                let seen: i64 = tx
+                    .scalar("SELECT value FROM counter WHERE id = 2", ())
                     .await
                     .unwrap();
-                conn.execute("COMMIT", ()).await.unwrap();
+                assert!(seen >= 1);
+                tx.commit().await.unwrap();
                 assert!(!conn.in_transaction());
             }
         })
@@ -1343,46 +1445,35 @@ async fn transactions_are_isolated(ctx: Ctx) {
     let a = engine.connect().await.unwrap();
     let b = engine.connect().await.unwrap();
     create_users(&a).await;
-    // A shared in-memory database has one lock for the whole database: while
-    // a transaction holds it for writing, other connections wait instead of
-    // reading (documented). Files in WAL mode let them read meanwhile.
-    let read_during_write = ctx.backend != Backend::Memory;
 
+    // Uncommitted writes are invisible to others, who go on reading.
     let tx = a.begin().await.unwrap();
     tx.execute("INSERT INTO users (id, name) VALUES (1, 'x')", ())
         .await
         .unwrap();
     assert_eq!(count(&tx, "users").await, 1);
-    if read_during_write {
-        assert_eq!(count(&b, "users").await, 0);
-    }
+    assert_eq!(count(&b, "users").await, 0);
     tx.commit().await.unwrap();
     assert_eq!(count(&b, "users").await, 1);
 
-    // A reader's transaction keeps its snapshot while another commits.
-    if read_during_write {
-        let reader = b.begin().await.unwrap();
-        assert_eq!(count(&reader, "users").await, 1);
-        a.execute("INSERT INTO users (id, name) VALUES (2, 'y')", ())
-            .await
-            .unwrap();
-        assert_eq!(count(&reader, "users").await, 1);
-        reader.commit().await.unwrap();
-        assert_eq!(count(&b, "users").await, 2);
-        a.execute("DELETE FROM users WHERE id = 2", ())
-            .await
-            .unwrap();
-    }
+    // A reading transaction keeps its snapshot while another connection commits.
+    let reader = b.begin_deferred().await.unwrap();
+    assert_eq!(count(&reader, "users").await, 1);
+    a.execute("INSERT INTO users (id, name) VALUES (2, 'y')", ())
+        .await
+        .unwrap();
+    assert_eq!(count(&reader, "users").await, 1);
+    reader.commit().await.unwrap();
+    assert_eq!(count(&b, "users").await, 2);
 
+    // Rolled back writes were never seen.
     let tx = a.begin().await.unwrap();
     tx.execute("DELETE FROM users", ()).await.unwrap();
     assert_eq!(count(&tx, "users").await, 0);
-    if read_during_write {
-        assert_eq!(count(&b, "users").await, 1);
-    }
+    assert_eq!(count(&b, "users").await, 2);
     tx.rollback().await.unwrap();
-    assert_eq!(count(&b, "users").await, 1);
-    assert_eq!(count(&a, "users").await, 1);
+    assert_eq!(count(&b, "users").await, 2);
+    assert_eq!(count(&a, "users").await, 2);
 }
 
 async fn ddl_is_transactional(ctx: Ctx) {
