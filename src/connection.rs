@@ -12,6 +12,7 @@ use crate::params::{Parameters, Params};
 use crate::pool::{ConnState, Lease};
 use crate::result::{ConnRef, CursorResult};
 use crate::sql::{Dialect, IntoSql, Sql};
+use crate::trace::{StatementTrace, TraceConfig};
 use crate::transaction::Transaction;
 use crate::value::FromValue;
 use crate::worker::{self, Header, Interrupter, Reason, Reply, Request, Ticket, TxOp};
@@ -188,7 +189,17 @@ impl Connection {
         Ok(sql)
     }
 
+    /// Starts the trace of one statement.
+    fn trace(&self, sql: &str, params: Option<&Parameters>) -> StatementTrace {
+        let (config, dialect) = match self.lock().as_ref() {
+            Some(lease) => (lease.pool().config.trace, lease.pool().dialect()),
+            None => (TraceConfig::default(), Dialect::Sqlite),
+        };
+        StatementTrace::start(&config, dialect, sql, params)
+    }
+
     pub(crate) async fn run(&self, sql: Sql) -> Result<(Header, u64)> {
+        let trace = self.trace(&sql.text, sql.params.as_ref());
         let mut cursor = 0;
         let Sql {
             text,
@@ -205,7 +216,15 @@ impl Connection {
                     reply,
                 }
             })
-            .await?;
+            .await;
+        trace.finish(&header, |h| {
+            if h.returns_rows {
+                h.batch.rows.len() as u64
+            } else {
+                h.rowcount
+            }
+        });
+        let header = header?;
         if !header.batch.done {
             self.with_state(|state| state.open_cursor = Some(cursor))?;
         }
@@ -268,6 +287,7 @@ impl Connection {
             ));
         }
         let params: Vec<Parameters> = params.into_iter().map(Params::into_parameters).collect();
+        let trace = self.trace(&sql.text, None);
         let text = sql.text;
         let rowcount = self
             .statement(sql.timeout, |ticket, reply| Request::ExecuteMany {
@@ -276,7 +296,9 @@ impl Connection {
                 params,
                 reply,
             })
-            .await?;
+            .await;
+        trace.finish(&rowcount, |n| *n);
+        let rowcount = rowcount?;
         Ok(CursorResult::done(ConnRef::Borrowed(self), rowcount))
     }
 

@@ -13,6 +13,7 @@ use crate::pool::{Pool, PoolConfig, PoolStatus};
 use crate::result::{ConnRef, CursorResult};
 use crate::sql::{Dialect, IntoSql};
 use crate::strategy::Strategy;
+use crate::trace::TraceConfig;
 use crate::transaction::Transaction;
 use crate::value::FromValue;
 use crate::worker::{Hook, Setup};
@@ -235,6 +236,7 @@ pub struct EngineBuilder {
     idle_timeout: Option<Duration>,
     max_lifetime: Option<Duration>,
     close_timeout: Duration,
+    trace: TraceConfig,
 }
 
 impl Default for EngineBuilder {
@@ -253,6 +255,7 @@ impl Default for EngineBuilder {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_lifetime: Some(DEFAULT_MAX_LIFETIME),
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            trace: TraceConfig::default(),
         }
     }
 }
@@ -273,6 +276,7 @@ impl fmt::Debug for EngineBuilder {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_lifetime", &self.max_lifetime)
             .field("close_timeout", &self.close_timeout)
+            .field("trace", &self.trace)
             .finish()
     }
 }
@@ -383,6 +387,26 @@ impl EngineBuilder {
         self
     }
 
+    /// Statements that take at least this long are logged at `warn` level
+    /// (with their capped text and duration) inside their `sqlaio.statement`
+    /// span. Defaults to none.
+    #[cfg(feature = "tracing")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+    pub fn slow_statement_threshold(mut self, threshold: Duration) -> Self {
+        self.trace.slow_threshold = Some(threshold);
+        self
+    }
+
+    /// Whether statement spans record parameter values (field
+    /// `db.parameters`). They may hold personal data or secrets, so they are
+    /// never recorded unless this is `true`. Defaults to `false`.
+    #[cfg(feature = "tracing")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+    pub fn log_parameters(mut self, log: bool) -> Self {
+        self.trace.log_parameters = log;
+        self
+    }
+
     /// SQLite only: lets one connection of the engine write at a time. A
     /// transaction from [`begin`](Connection::begin) holds the engine's write
     /// permit until it ends, and an autocommit write holds it for its
@@ -481,6 +505,7 @@ impl EngineBuilder {
                     idle_timeout: self.idle_timeout,
                     max_lifetime: self.max_lifetime,
                     close_timeout: self.close_timeout,
+                    trace: self.trace,
                 },
                 keeper,
             )),

@@ -78,6 +78,7 @@ mod row;
 mod sql;
 mod strategy;
 mod timer;
+mod trace;
 mod transaction;
 mod types;
 mod value;
@@ -110,6 +111,7 @@ pub use result::CursorResult;
 pub use row::{ColumnIndex, Row};
 pub use sql::{Dialect, IntoSql, Sql};
 pub use strategy::{Job, Strategy};
+pub use trace::MAX_STATEMENT_LEN;
 pub use transaction::Transaction;
 pub use value::{FromValue, Value};
 

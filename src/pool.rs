@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::sql::Dialect;
 use crate::strategy::Strategy;
 use crate::timer::Timer;
+use crate::trace::{AcquireTrace, TraceConfig};
 use crate::worker::{self, Interrupter, Request, Setup, Shared, Tracker, TxOp};
 
 /// One open connection, as the async side holds it: the way to its worker and
@@ -97,6 +98,7 @@ pub(crate) struct PoolConfig {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) close_timeout: Duration,
+    pub(crate) trace: TraceConfig,
 }
 
 struct State {
@@ -249,6 +251,13 @@ impl Pool {
     /// Dropping the future leaves the line; a connection handed to it goes to
     /// the next caller, and one being opened for it is closed by its worker.
     pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease> {
+        let trace = AcquireTrace::start(self.dialect());
+        let result = self.acquire_timed().await;
+        trace.finish(&result);
+        result
+    }
+
+    async fn acquire_timed(self: &Arc<Self>) -> Result<Lease> {
         let mut wait = pin!(self.acquire_untimed());
         let mut sleep = None;
         poll_fn(|cx| {
