@@ -13,10 +13,13 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Every span and event seen: its name and its recorded fields, as text.
+/// A span's name and its recorded fields, as text.
+type SpanFields = (String, HashMap<String, String>);
+
+/// Every span and event seen.
 #[derive(Clone, Default)]
 struct Capture {
-    spans: Arc<Mutex<HashMap<u64, (String, HashMap<String, String>)>>>,
+    spans: Arc<Mutex<HashMap<u64, SpanFields>>>,
     events: Arc<Mutex<Vec<HashMap<String, String>>>>,
 }
 
