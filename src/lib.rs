@@ -55,6 +55,7 @@
 //! | `tokio` | no | `TokioStrategy` |
 //! | `async-std` | no | `AsyncStdStrategy` (async-std is deprecated upstream in favour of smol) |
 //! | `smol` | no | `SmolStrategy` |
+//! | `sea-query` | no | `sea_query` statements accepted by every `execute`, rendered in the engine's [`Dialect`]; `pub use sea_query` |
 //! | `full` | no | all of the above |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -75,6 +76,9 @@ mod params;
 mod pool;
 mod result;
 mod row;
+#[cfg(feature = "sea-query")]
+#[path = "sea_query.rs"]
+mod sea_query_sql;
 mod sql;
 mod strategy;
 mod timer;
@@ -133,6 +137,12 @@ pub use rusqlite;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres;
+
+/// The `sea_query` crate sqlaio renders statements with: build statements
+/// with it and pass them to any `execute`, `scalar` or `begin`-scoped call.
+#[cfg(feature = "sea-query")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sea-query")))]
+pub use ::sea_query;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

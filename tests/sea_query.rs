@@ -1,0 +1,377 @@
+//! Statements built with sea-query: the sea-query quickstart runs on SQLite
+//! and PostgreSQL under each strategy with identical output, and every value
+//! the builder produces comes back from both databases as it went in.
+//!
+//! PostgreSQL comes from `DATABASE_URL` (default
+//! `postgres://root@127.0.0.1:5432/test`); when no server answers, its half
+//! of each test is skipped with a notice, except under `CI=true`, where that
+//! is a failure.
+
+#![cfg(feature = "sea-query")]
+
+#[allow(dead_code)]
+#[path = "../examples/quickstart_sea_query.rs"]
+mod example;
+
+use sqlaio::sea_query::{
+    self as sq, Alias, ColumnDef, Expr, Order, Query, SimpleExpr, Table, TableCreateStatement,
+};
+use sqlaio::{Dialect, Engine, Error, Row, Strategy, ThreadStrategy};
+
+const EXPECTED: [&str; 4] = [
+    "Inserted 5 users",
+    "Username: Dan Rydell",
+    "Username: Dana Whitaker",
+    "SELECT 1 in a transaction: 1",
+];
+
+fn sqlite(strategy: impl Strategy) -> Engine {
+    Engine::builder()
+        .url("sqlite::memory:")
+        .strategy(strategy)
+        .build()
+        .expect("an in-memory SQLite engine")
+}
+
+/// An engine on the PostgreSQL server, or `None` (after a notice) when
+/// there is none to test against.
+#[cfg(feature = "postgres")]
+fn postgres(strategy: impl Strategy) -> Option<Engine> {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    const DEFAULT_URL: &str = "postgres://root@127.0.0.1:5432/test";
+    static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
+    let server = SERVER.get_or_init(|| {
+        let url = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_URL.to_owned());
+        // Probe on a thread of its own, so a server that never answers cannot hang the test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let probe_url = url.clone();
+        std::thread::spawn(move || {
+            let answer = futures::executor::block_on(async {
+                let engine = Engine::builder()
+                    .url(&probe_url)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .build()?;
+                let one = engine.scalar::<i64>("SELECT 1", ()).await;
+                engine.close().await?;
+                one
+            });
+            let _ = tx.send(answer.map_err(|e| e.to_string()));
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(_)) => Ok(url),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("no answer within 20 s".to_owned()),
+        }
+    });
+    match server {
+        Ok(url) => Some(
+            Engine::builder()
+                .url(url)
+                .strategy(strategy)
+                .build()
+                .expect("a PostgreSQL engine"),
+        ),
+        Err(e) if in_ci() => panic!("no PostgreSQL server to test against under CI: {e}"),
+        Err(e) => {
+            eprintln!("skipping the PostgreSQL half: no server answered ({e})");
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres(_: impl Strategy) -> Option<Engine> {
+    eprintln!("skipping the PostgreSQL half: the `postgres` feature is off");
+    None
+}
+
+#[allow(dead_code)]
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Runs the example's quickstart on `engine`, closing the engine after.
+async fn quickstart(engine: Engine, table: &str) -> Vec<String> {
+    let lines = example::quickstart(&engine, table).await;
+    engine.close().await.expect("engine closes");
+    lines.unwrap_or_else(|e| panic!("the quickstart failed on {}: {e}", engine.url()))
+}
+
+/// The quickstart on SQLite, then on PostgreSQL when there is one: the same
+/// lines on both.
+async fn quickstart_on_both(strategy: impl Strategy + Clone, table: &str) {
+    let on_sqlite = quickstart(sqlite(strategy.clone()), table).await;
+    assert_eq!(on_sqlite, EXPECTED);
+    if let Some(engine) = postgres(strategy) {
+        let on_postgres = quickstart(engine, table).await;
+        assert_eq!(on_postgres, on_sqlite, "PostgreSQL said something else");
+    }
+}
+
+#[test]
+fn quickstart_under_the_thread_strategy() {
+    futures::executor::block_on(quickstart_on_both(ThreadStrategy, "sea_quickstart_thread"));
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_under_the_tokio_strategy() {
+    quickstart_on_both(sqlaio::TokioStrategy, "sea_quickstart_tokio").await;
+}
+
+/// Checks the value read back from a column.
+type Check = Box<dyn Fn(&Row, &str)>;
+
+/// One column of the round-trip table: its type, a value and a NULL of the
+/// value's type, and how to check the value read back.
+struct Case {
+    column: &'static str,
+    def: fn(&mut ColumnDef, Dialect) -> &mut ColumnDef,
+    value: sq::Value,
+    null: sq::Value,
+    check: Check,
+}
+
+macro_rules! case {
+    ($column:literal, $def:expr, $value:expr, $null:ty => $t:ty) => {{
+        let value: $t = $value;
+        let expected = value.clone();
+        Case {
+            column: $column,
+            def: $def,
+            value: sq::Value::from(value),
+            null: sq::Value::from(None::<$null>),
+            check: Box::new(move |row: &Row, column: &str| {
+                let got: $t = row
+                    .get(column)
+                    .unwrap_or_else(|e| panic!("column {column}: {e}"));
+                assert_eq!(got, expected, "column {column}");
+            }),
+        }
+    }};
+}
+
+fn cases() -> Vec<Case> {
+    #[allow(unused_mut)]
+    let mut cases = vec![
+        case!("b", |c, _| c.boolean(), true, bool => bool),
+        case!("i8", |c, _| c.small_integer(), i8::MIN, i8 => i8),
+        case!("i16", |c, _| c.small_integer(), i16::MIN, i16 => i16),
+        case!("i32", |c, _| c.integer(), i32::MIN, i32 => i32),
+        case!("i64", |c, _| c.big_integer(), i64::MIN, i64 => i64),
+        case!("u8", |c, _| c.small_integer(), u8::MAX, u8 => u8),
+        case!("u16", |c, _| c.integer(), u16::MAX, u16 => u16),
+        case!("u32", |c, _| c.big_integer(), u32::MAX, u32 => u32),
+        case!("u64", |c, _| c.big_integer(), i64::MAX as u64, u64 => u64),
+        case!("f32", |c, _| c.float(), 1.5f32, f32 => f32),
+        case!("f64", |c, _| c.double(), -2.125e-3, f64 => f64),
+        case!("s", |c, _| c.text(), "Natalie Hurley".to_owned(), String => String),
+        case!("bytes", |c, _| c.blob(), vec![0u8, 1, 254, 255], Vec<u8> => Vec<u8>),
+    ];
+    // A char goes in as one-character text.
+    cases.push(Case {
+        column: "ch",
+        def: |c, _| c.char_len(1),
+        value: sq::Value::from('é'),
+        null: sq::Value::from(None::<char>),
+        check: Box::new(|row, column| assert_eq!(row.get::<String>(column).unwrap(), "é")),
+    });
+    #[cfg(feature = "chrono")]
+    {
+        use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+        let at = NaiveDate::from_ymd_opt(2024, 2, 29)
+            .unwrap()
+            .and_hms_micro_opt(23, 59, 58, 123_456)
+            .unwrap();
+        cases.push(case!("ts", |c, _| c.date_time(), at, NaiveDateTime => NaiveDateTime));
+        cases.push(case!(
+            "tstz",
+            |c, _| c.timestamp_with_time_zone(),
+            Utc.from_utc_datetime(&at),
+            DateTime<Utc> => DateTime<Utc>
+        ));
+        cases.push(case!("d", |c, _| c.date(), at.date(), NaiveDate => NaiveDate));
+        cases.push(case!("t", |c, _| c.time(), at.time(), NaiveTime => NaiveTime));
+    }
+    #[cfg(feature = "uuid")]
+    cases.push(case!(
+        "id_uuid",
+        |c, _| c.uuid(),
+        uuid::Uuid::from_u128(0x67e5_5044_10b1_426f_9247_bb68_0e5f_e0c8),
+        uuid::Uuid => uuid::Uuid
+    ));
+    #[cfg(feature = "json")]
+    cases.push(case!(
+        "doc",
+        |c, _| c.json_binary(),
+        serde_json::json!({"name": "Casey McCall", "shows": [1, 2]}),
+        serde_json::Value => serde_json::Value
+    ));
+    #[cfg(feature = "decimal")]
+    cases.push(case!(
+        "amount",
+        // SQLite would give a `decimal` column REAL affinity; keep the digits as text.
+        |c, dialect| match dialect {
+            Dialect::Postgres => c.decimal_len(20, 4),
+            _ => c.custom(Alias::new("decimal_text")),
+        },
+        "12345678901234.5678".parse::<rust_decimal::Decimal>().unwrap(),
+        rust_decimal::Decimal => rust_decimal::Decimal
+    ));
+    cases
+}
+
+/// Writes one row of values and one of NULLs through sea-query and reads them back.
+async fn round_trip(engine: Engine, table: &str) {
+    let dialect = engine.dialect();
+    let cases = cases();
+    let t = Alias::new(table);
+    let conn = engine.connect().await.expect("a connection");
+    conn.execute(Table::drop().table(t.clone()).if_exists(), ())
+        .await
+        .unwrap();
+    let mut create: TableCreateStatement = Table::create();
+    create.table(t.clone()).col(
+        ColumnDef::new(Alias::new("n"))
+            .integer()
+            .not_null()
+            .primary_key(),
+    );
+    for case in &cases {
+        let mut def = ColumnDef::new(Alias::new(case.column));
+        (case.def)(&mut def, dialect);
+        create.col(&mut def);
+    }
+    conn.execute(&create, ()).await.unwrap();
+
+    let mut insert = Query::insert();
+    insert.into_table(t.clone()).columns(
+        std::iter::once("n")
+            .chain(cases.iter().map(|c| c.column))
+            .map(Alias::new),
+    );
+    let row = |n: i32, pick: fn(&Case) -> &sq::Value| {
+        std::iter::once(SimpleExpr::from(n))
+            .chain(cases.iter().map(|c| SimpleExpr::Value(pick(c).clone())))
+            .collect::<Vec<_>>()
+    };
+    insert.values_panic(row(1, |c| &c.value));
+    insert.values_panic(row(2, |c| &c.null));
+    let written = conn.execute(&insert, ()).await.unwrap().rowcount();
+    assert_eq!(written, 2);
+
+    let rows = conn
+        .execute(
+            Query::select()
+                .columns(cases.iter().map(|c| Alias::new(c.column)))
+                .from(t.clone())
+                .order_by(Alias::new("n"), Order::Asc),
+            (),
+        )
+        .await
+        .unwrap()
+        .fetchall()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for case in &cases {
+        (case.check)(&rows[0], case.column);
+        assert!(
+            rows[1].get_value(case.column).unwrap().is_null(),
+            "column {} should be NULL on {dialect:?}",
+            case.column
+        );
+    }
+
+    // Values in WHERE bind as parameters too.
+    let found: Option<i64> = conn
+        .scalar(
+            Query::select()
+                .expr(Expr::col(Alias::new("i64")))
+                .from(t.clone())
+                .and_where(Expr::col(Alias::new("s")).eq("Natalie Hurley"))
+                .and_where(Expr::col(Alias::new("b")).eq(true)),
+            (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, Some(i64::MIN));
+
+    conn.execute(Table::drop().table(t), ()).await.unwrap();
+    conn.close().await.unwrap();
+    engine.close().await.unwrap();
+}
+
+#[test]
+fn values_round_trip_on_both_databases() {
+    futures::executor::block_on(async {
+        round_trip(sqlite(ThreadStrategy), "sea_round_trip").await;
+        if let Some(engine) = postgres(ThreadStrategy) {
+            round_trip(engine, "sea_round_trip").await;
+        }
+    });
+}
+
+#[test]
+fn an_unsigned_integer_past_i64_is_refused_before_the_database() {
+    futures::executor::block_on(async {
+        let engine = sqlite(ThreadStrategy);
+        let err = engine
+            .execute(Query::select().expr(Expr::val(u64::MAX)), ())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Parameter(_)), "{err:?}");
+        assert!(err.to_string().contains("18446744073709551615"), "{err}");
+        let fits: i64 = engine
+            .scalar(Query::select().expr(Expr::val(i64::MAX as u64)), ())
+            .await
+            .unwrap();
+        assert_eq!(fits, i64::MAX);
+        engine.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_statement_with_its_own_values_takes_no_other_parameters() {
+    futures::executor::block_on(async {
+        let engine = sqlite(ThreadStrategy);
+        let select = Query::select().expr(Expr::val(1)).to_owned();
+        let err = engine.execute(&select, (2,)).await.unwrap_err();
+        assert!(matches!(err, Error::Parameter(_)), "{err:?}");
+        let conn = engine.connect().await.unwrap();
+        let err = conn.execute_many(&select, [(1,), (2,)]).await.unwrap_err();
+        assert!(matches!(err, Error::Parameter(_)), "{err:?}");
+        // A statement without values still takes parameters in execute_many.
+        conn.execute(
+            Table::create()
+                .table(Alias::new("t"))
+                .col(ColumnDef::new(Alias::new("x")).integer()),
+            (),
+        )
+        .await
+        .unwrap();
+        let rows = conn
+            .execute_many("INSERT INTO t (x) VALUES (?1)", [(1,), (2,)])
+            .await
+            .unwrap()
+            .rowcount();
+        assert_eq!(rows, 2);
+        let total: i64 = conn
+            .scalar(
+                Query::select()
+                    .expr(Expr::col(Alias::new("x")).sum())
+                    .from(Alias::new("t")),
+                (),
+            )
+            .await
+            .unwrap();
+        assert_eq!(total, 3);
+        drop(conn);
+        engine.close().await.unwrap();
+    });
+}
