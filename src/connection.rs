@@ -122,7 +122,18 @@ impl Connection {
     /// Awaits an answer, and notes that the worker's state is current again.
     pub(crate) async fn receive<T>(&self, answer: oneshot::Receiver<Result<T>>) -> Result<T> {
         let result = answer.await.unwrap_or(Err(Error::WorkerGone));
-        let _ = self.with_state(|state| state.rollback_queued = false);
+        let lost = matches!(&result, Err(e) if e.is_connection_lost());
+        let _ = self.with_state(|state| {
+            state.rollback_queued = false;
+            if lost {
+                // Never hand this connection out again; its worker stops too.
+                state
+                    .shared
+                    .stopped
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                state.sender.close();
+            }
+        });
         result
     }
 

@@ -101,7 +101,8 @@ impl Driver for PostgresDriver {
     }
 
     fn is_broken(&mut self) -> bool {
-        self.client.is_closed()
+        // A lost-connection error was seen on this worker, or the client noticed itself.
+        LOST.with(|lost| lost.replace(false)) || self.client.is_closed()
     }
 
     fn ping(&mut self) -> Result<()> {
@@ -221,8 +222,10 @@ impl Driver for PostgresDriver {
 /// The TLS connector a connection (and its cancel requests) use.
 #[cfg(feature = "tls")]
 type Tls = Option<postgres_native_tls::MakeTlsConnector>;
+/// No TLS in this build.
 #[cfg(not(feature = "tls"))]
-type Tls = ();
+#[derive(Clone)]
+struct Tls;
 
 #[cfg(feature = "tls")]
 fn tls(config: &postgres::Config) -> Tls {
@@ -241,7 +244,9 @@ fn tls(config: &postgres::Config) -> Tls {
 }
 
 #[cfg(not(feature = "tls"))]
-fn tls(_: &postgres::Config) -> Tls {}
+fn tls(_: &postgres::Config) -> Tls {
+    Tls
+}
 
 #[cfg(feature = "tls")]
 fn connect(config: &postgres::Config, tls: &Tls) -> std::result::Result<Client, postgres::Error> {
@@ -449,7 +454,11 @@ impl<'a> FromSql<'a> for Value {
             Type::FLOAT4 => Value::Real(f32::from_sql(ty, raw)?.into()),
             Type::FLOAT8 => Value::Real(f64::from_sql(ty, raw)?),
             Type::BYTEA => Value::Blob(raw.to_vec()),
+            #[cfg(feature = "json")]
+            Type::JSON | Type::JSONB => Value::Json(serde_json::Value::from_sql(ty, raw)?),
+            #[cfg(not(feature = "json"))]
             Type::JSON => Value::Text(String::from_utf8(raw.to_vec())?),
+            #[cfg(not(feature = "json"))]
             Type::JSONB if raw.first() == Some(&1) => {
                 Value::Text(String::from_utf8(raw[1..].to_vec())?)
             }
@@ -505,7 +514,31 @@ impl From<postgres::Error> for Error {
 
 /// Converts a `postgres` error into ours, keeping the server's message.
 pub(crate) fn convert(e: postgres::Error) -> Error {
+    let error = classify(e);
+    if error.is_connection_lost() {
+        LOST.with(|lost| lost.set(true));
+    }
+    error
+}
+
+thread_local! {
+    /// Set on a worker thread when its connection reported itself lost.
+    static LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `true` for a server error after which the session is gone: a FATAL or
+/// PANIC, an operator intervention (57P: terminated, shutting down) or a
+/// connection exception (08).
+fn ends_session(db: &postgres::error::DbError) -> bool {
+    let code = db.code().code();
+    matches!(db.severity(), "FATAL" | "PANIC") || code.starts_with("57P") || code.starts_with("08")
+}
+
+fn classify(e: postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
+        if ends_session(db) {
+            return Error::ConnectionLost(Box::new(e));
+        }
         let mut message = db.message().to_owned();
         if let Some(detail) = db.detail() {
             message.push_str(": ");
