@@ -85,6 +85,10 @@ const COUNT_TO: &str =
 /// (over a second in a debug build), short enough to let it run to the end.
 const SLOW: i64 = 1_000_000;
 
+/// A statement timeout far above what a trivial statement takes, even on a
+/// loaded machine, and short enough that a few of them keep the test quick.
+const TIMEOUT: Duration = Duration::from_millis(300);
+
 /// Far longer than any test may take (tens of seconds even in a release
 /// build): only ever run to be interrupted.
 const ENDLESS: i64 = 20_000_000;
@@ -1032,7 +1036,7 @@ async fn interrupted_statement_in_a_transaction(ctx: Ctx) {
 async fn statement_timeout(ctx: Ctx) {
     let engine = ctx
         .builder()
-        .statement_timeout(Duration::from_millis(100))
+        .statement_timeout(TIMEOUT)
         .max_connections(1)
         .build()
         .unwrap();
@@ -1051,21 +1055,27 @@ async fn statement_timeout(ctx: Ctx) {
     assert!(err.is_timeout(), "{err:?}");
     assert_eq!(count(&conn, "t").await, 0);
 
-    // A fetch of more rows is a statement of its own, with its own deadline.
-    let mut result = conn.execute(SERIES, (5000,)).await.unwrap();
-    let rows = result.fetchall().await.unwrap();
-    assert_eq!(rows.len(), 5000);
+    // A fetch of more rows is a statement of its own, with its own deadline:
+    // the first rows come at once, the rest would take forever.
+    let sparse = "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) \
+                  SELECT n FROM s WHERE n <= 1000 OR n = $1";
+    let mut result = conn.execute(sparse, (ENDLESS,)).await.unwrap();
+    let first = result.fetchone().await.unwrap().expect("a first row");
+    assert_eq!(first.get::<i64>(0).unwrap(), 1);
+    let err = result.fetchall().await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
     drop(result);
+    assert_eq!(conn.scalar::<i64>("SELECT $1", (2,)).await.unwrap(), 2);
 
     // The connection's own setting overrides the engine's.
-    assert_eq!(conn.statement_timeout(), Some(Duration::from_millis(100)));
+    assert_eq!(conn.statement_timeout(), Some(TIMEOUT));
     conn.set_statement_timeout(None);
     assert_eq!(conn.statement_timeout(), None);
     assert_eq!(
         conn.scalar::<i64>(COUNT_TO, (SLOW / 4,)).await.unwrap(),
         SLOW / 4
     );
-    conn.set_statement_timeout(Some(Duration::from_millis(50)));
+    conn.set_statement_timeout(Some(TIMEOUT / 2));
     let err = conn.scalar::<i64>(COUNT_TO, (ENDLESS,)).await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     drop(conn);
@@ -1090,16 +1100,12 @@ async fn statement_timeout(ctx: Ctx) {
     }
     // The timeout went back to the engine's default with the connection.
     let conn = engine.connect().await.unwrap();
-    assert_eq!(conn.statement_timeout(), Some(Duration::from_millis(100)));
+    assert_eq!(conn.statement_timeout(), Some(TIMEOUT));
     assert!(!conn.in_transaction());
 }
 
 async fn statement_timeout_in_run_in_thread(ctx: Ctx) {
-    let engine = ctx
-        .builder()
-        .statement_timeout(Duration::from_millis(100))
-        .build()
-        .unwrap();
+    let engine = ctx.builder().statement_timeout(TIMEOUT).build().unwrap();
     let conn = engine.connect().await.unwrap();
     // The closure's SQL is interrupted at the deadline, and the call reports
     // the timeout rather than the bare interruption.
@@ -1119,7 +1125,7 @@ async fn pool_timeout(ctx: Ctx) {
     let engine = ctx
         .builder()
         .max_connections(1)
-        .acquire_timeout(Duration::from_millis(100))
+        .acquire_timeout(Duration::from_millis(500))
         .build()
         .unwrap();
     let held = engine.connect().await.unwrap();
