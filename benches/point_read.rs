@@ -14,7 +14,10 @@
 //! the bare call can be compared with sqlaio's.
 //!
 //! Run with `cargo bench --bench point_read --all-features`; the ratios are
-//! recorded in `docs/benchmarks.md`.
+//! recorded in `docs/benchmarks.md` (`scripts/bench_ratios.py` prints them
+//! from criterion's output). `-- --interleaved` measures the same contenders
+//! in turns instead, which compares them more fairly on a busy machine; see
+//! [`interleaved`].
 
 use std::future::Future;
 use std::hint::black_box;
@@ -28,9 +31,7 @@ use std::time::{Duration, Instant};
 
 use criterion::async_executor::AsyncExecutor;
 use criterion::measurement::WallTime;
-use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
-};
+use criterion::{criterion_group, BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use futures::channel::oneshot;
 use sqlaio::rusqlite::{self, OpenFlags};
 use sqlaio::{Connection, Engine, Strategy, ThreadStrategy};
@@ -361,7 +362,7 @@ fn configure_loaded(group: &mut BenchmarkGroup<'_, WallTime>) {
         .sampling_mode(SamplingMode::Flat)
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5))
+        .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements((TASKS * READS_PER_TASK) as u64));
 }
 
@@ -406,37 +407,61 @@ mod model {
         /// As `Spin`, but only one worker in the process spins at a time;
         /// the others park at once.
         SpinOne(Duration),
+        /// As `Spin`, but after a spin that found nothing the worker parks
+        /// at once for its next 2, 4, 8, ... up to 64 waits before it
+        /// tries spinning again; a spin that finds a request resets this.
+        SpinAdaptive(Duration),
     }
+
+    /// Waits an adaptive worker skips spinning for, at most.
+    const MAX_BACKOFF: u32 = 64;
 
     /// Workers currently spinning, for [`Wait::SpinOne`].
     static SPINNING: AtomicUsize = AtomicUsize::new(0);
-    /// Waits by workers that may spin, and how many of them ended while spinning.
-    static WAITS: AtomicU64 = AtomicU64::new(0);
-    static SPIN_HITS: AtomicU64 = AtomicU64::new(0);
 
-    /// Forgets the counted waits.
-    pub(crate) fn reset_spin_hits() {
-        WAITS.store(0, Ordering::Relaxed);
-        SPIN_HITS.store(0, Ordering::Relaxed);
+    /// A worker's waits for a request, and how many of them a spin served.
+    #[derive(Debug, Default)]
+    pub(crate) struct SpinStats {
+        waits: AtomicU64,
+        hits: AtomicU64,
     }
 
-    /// Waits counted since the last reset, and how many a spin served.
-    pub(crate) fn spin_hits() -> (u64, u64) {
-        (
-            WAITS.load(Ordering::Relaxed),
-            SPIN_HITS.load(Ordering::Relaxed),
-        )
+    impl SpinStats {
+        /// The waits and hits counted so far, resetting both.
+        pub(crate) fn take(&self) -> (u64, u64) {
+            (
+                self.waits.swap(0, Ordering::Relaxed),
+                self.hits.swap(0, Ordering::Relaxed),
+            )
+        }
     }
 
-    impl Wait {
-        fn recv<T>(self, rx: &async_channel::Receiver<T>) -> Option<T> {
-            if !matches!(self, Wait::Park) {
-                WAITS.fetch_add(1, Ordering::Relaxed);
+    /// A worker's way of waiting, with what it remembers between waits.
+    pub(crate) struct Waiter {
+        wait: Wait,
+        /// Waits left to park at once ([`Wait::SpinAdaptive`]).
+        skip: u32,
+        /// The next `skip` after a spin that found nothing.
+        backoff: u32,
+        stats: Arc<SpinStats>,
+    }
+
+    impl Waiter {
+        pub(crate) fn new(wait: Wait, stats: Arc<SpinStats>) -> Waiter {
+            Waiter {
+                wait,
+                skip: 0,
+                backoff: 1,
+                stats,
             }
-            let (budget, yield_thread) = match self {
+        }
+
+        fn recv<T>(&mut self, rx: &async_channel::Receiver<T>) -> Option<T> {
+            self.stats.waits.fetch_add(1, Ordering::Relaxed);
+            let got = match self.wait {
                 Wait::Park => return rx.recv_blocking().ok(),
-                Wait::Spin(budget) => (budget, false),
-                Wait::SpinYield(budget) => (budget, true),
+                Wait::Spin(budget) => spin(rx, budget, false),
+                Wait::SpinYield(budget) => spin(rx, budget, true),
                 Wait::SpinOne(budget) => {
                     if SPINNING
                         .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
@@ -446,15 +471,28 @@ mod model {
                     }
                     let got = spin(rx, budget, false);
                     SPINNING.store(0, Ordering::Release);
-                    return match got {
-                        Spun::Got(value) => Some(value),
-                        Spun::Closed => None,
-                        Spun::Empty => rx.recv_blocking().ok(),
-                    };
+                    got
+                }
+                Wait::SpinAdaptive(budget) => {
+                    if self.skip > 0 {
+                        self.skip -= 1;
+                        return rx.recv_blocking().ok();
+                    }
+                    let got = spin(rx, budget, false);
+                    if matches!(got, Spun::Empty) {
+                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                        self.skip = self.backoff;
+                    } else {
+                        self.backoff = 1;
+                    }
+                    got
                 }
             };
-            match spin(rx, budget, yield_thread) {
-                Spun::Got(value) => Some(value),
+            match got {
+                Spun::Got(value) => {
+                    self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    Some(value)
+                }
                 Spun::Closed => None,
                 Spun::Empty => rx.recv_blocking().ok(),
             }
@@ -471,10 +509,7 @@ mod model {
         let start = Instant::now();
         loop {
             match rx.try_recv() {
-                Ok(value) => {
-                    SPIN_HITS.fetch_add(1, Ordering::Relaxed);
-                    return Spun::Got(value);
-                }
+                Ok(value) => return Spun::Got(value),
                 Err(async_channel::TryRecvError::Closed) => return Spun::Closed,
                 Err(async_channel::TryRecvError::Empty) => {}
             }
@@ -489,6 +524,10 @@ mod model {
         }
     }
 
+    /// The id of a request the worker answers without touching the
+    /// database: the bare hand-off and wake-up round trip.
+    pub(crate) const EMPTY: i64 = 0;
+
     struct Request {
         id: i64,
         reply: oneshot::Sender<(i64, String)>,
@@ -499,28 +538,43 @@ mod model {
     pub(crate) struct Worker {
         tx: Option<async_channel::Sender<Request>>,
         thread: Option<JoinHandle<()>>,
+        stats: Arc<SpinStats>,
     }
 
     impl Worker {
         pub(crate) fn start(db: &Database, wait: Wait) -> Worker {
             let (tx, rx) = async_channel::bounded::<Request>(16);
             let path = db.path.clone();
+            let stats = Arc::new(SpinStats::default());
+            let worker_stats = stats.clone();
             let thread = std::thread::Builder::new()
                 .name("model-worker".into())
                 .spawn(move || {
                     let conn = open_raw(&path);
-                    while let Some(request) = wait.recv(&rx) {
+                    let mut waiter = Waiter::new(wait, worker_stats);
+                    while let Some(request) = waiter.recv(&rx) {
                         if request.reply.is_canceled() {
                             continue;
                         }
-                        let _ = request.reply.send(bare_read(&conn, request.id));
+                        let answer = if request.id == EMPTY {
+                            (EMPTY, String::new())
+                        } else {
+                            bare_read(&conn, request.id)
+                        };
+                        let _ = request.reply.send(answer);
                     }
                 })
                 .expect("spawn model worker");
             Worker {
                 tx: Some(tx),
                 thread: Some(thread),
+                stats,
             }
+        }
+
+        /// How often this worker's waits ended while spinning.
+        pub(crate) fn spin_stats(&self) -> &SpinStats {
+            &self.stats
         }
 
         pub(crate) async fn read(&self, id: i64, reply_spin: Option<Duration>) -> (i64, String) {
@@ -579,42 +633,63 @@ mod model {
         }
     }
 
-    /// `TASKS` tasks doing `READS_PER_TASK` reads each, every read on a
-    /// worker taken from a FIFO pool for that read.
-    pub(crate) async fn load(
-        pool: &(
+    /// `POOL` workers behind a FIFO queue of idle ones.
+    pub(crate) struct Pool {
+        idle: (
             async_channel::Sender<Arc<Worker>>,
             async_channel::Receiver<Arc<Worker>>,
         ),
-        round: u64,
-    ) {
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|task| {
-                let (give, take) = pool.clone();
-                let mut ids = Ids::starting_at(round * 7 + task as u64 * 131);
-                tokio::spawn(async move {
-                    for _ in 0..READS_PER_TASK {
-                        let worker = take.recv().await.expect("pool");
-                        black_box(worker.read(ids.next_id(), None).await);
-                        give.try_send(worker).expect("pool has room");
-                    }
+        workers: Vec<Arc<Worker>>,
+    }
+
+    impl Pool {
+        pub(crate) fn start(db: &Database, wait: Wait) -> Pool {
+            let idle = async_channel::bounded(POOL);
+            let workers: Vec<_> = (0..POOL)
+                .map(|_| Arc::new(Worker::start(db, wait)))
+                .collect();
+            for worker in &workers {
+                idle.0.try_send(worker.clone()).expect("room");
+            }
+            Pool { idle, workers }
+        }
+
+        pub(crate) fn workers(&self) -> impl Iterator<Item = &Worker> {
+            self.workers.iter().map(|w| &**w)
+        }
+
+        /// `TASKS` tasks doing `READS_PER_TASK` reads each, every read on a
+        /// worker taken from the pool for that read.
+        pub(crate) async fn load(&self, round: u64) {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|task| {
+                    let (give, take) = self.idle.clone();
+                    let mut ids = Ids::starting_at(round * 7 + task as u64 * 131);
+                    tokio::spawn(async move {
+                        for _ in 0..READS_PER_TASK {
+                            let worker = take.recv().await.expect("pool");
+                            black_box(worker.read(ids.next_id(), None).await);
+                            give.try_send(worker).expect("pool has room");
+                        }
+                    })
                 })
-            })
-            .collect();
-        for task in tasks {
-            task.await.expect("task");
+                .collect();
+            for task in tasks {
+                task.await.expect("task");
+            }
         }
     }
 }
 
 /// Ways of waiting tried by the model, with their names.
-fn wait_variants() -> [(&'static str, model::Wait, Option<Duration>); 7] {
+fn wait_variants() -> [(&'static str, model::Wait, Option<Duration>); 8] {
     use model::Wait;
     let us = Duration::from_micros;
     [
         ("park", Wait::Park, None),
         ("spin_20us", Wait::Spin(us(20)), None),
         ("spin_one_20us", Wait::SpinOne(us(20)), None),
+        ("spin_adaptive_20us", Wait::SpinAdaptive(us(20)), None),
         ("spin_yield_5us", Wait::SpinYield(us(5)), None),
         ("spin_yield_20us", Wait::SpinYield(us(20)), None),
         ("spin_yield_50us", Wait::SpinYield(us(50)), None),
@@ -622,13 +697,16 @@ fn wait_variants() -> [(&'static str, model::Wait, Option<Duration>); 7] {
     ]
 }
 
-/// Says how often a spinning model worker found its request while spinning.
-fn report_spin_hits(group: &str, name: &str) {
-    let (waits, hits) = model::spin_hits();
-    if waits > 0 {
+/// Says how often `workers` found their request while spinning, and resets the count.
+fn report_spin_hits<'a>(label: &str, workers: impl IntoIterator<Item = &'a model::Worker>) {
+    let (waits, hits) = workers
+        .into_iter()
+        .map(|w| w.spin_stats().take())
+        .fold((0, 0), |(w, h), (dw, dh)| (w + dw, h + dh));
+    if hits > 0 {
         eprintln!(
-            "{group}/{name}: {hits} of {waits} waits ({:.0}%) ended while spinning",
-            hits as f64 * 100.0 / waits as f64
+            "{label}: {hits} of {waits} waits ({:.0}%) ended while spinning",
+            hits as f64 * 100.0 / waits.max(1) as f64
         );
     }
 }
@@ -639,18 +717,30 @@ fn worker_wait_sequential(c: &mut Criterion) {
     let db = Database::create();
     let mut group = c.benchmark_group("worker_wait_sequential");
     group
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     for (name, wait, reply_spin) in wait_variants() {
         let worker = model::Worker::start(&db, wait);
         let mut ids = Ids::default();
-        model::reset_spin_hits();
         group.bench_function(name, |b| {
             b.to_async(FuturesExecutor)
                 .iter(|| worker.read(ids.next_id(), reply_spin))
         });
-        report_spin_hits("worker_wait_sequential", name);
+        report_spin_hits(&format!("worker_wait_sequential/{name}"), [&worker]);
+    }
+    for (name, wait) in [
+        ("round_trip_only/park", model::Wait::Park),
+        (
+            "round_trip_only/spin_yield_20us",
+            model::Wait::SpinYield(Duration::from_micros(20)),
+        ),
+    ] {
+        let worker = model::Worker::start(&db, wait);
+        group.bench_function(name, |b| {
+            b.to_async(FuturesExecutor)
+                .iter(|| worker.read(model::EMPTY, None))
+        });
     }
     group.finish();
 }
@@ -666,25 +756,340 @@ fn worker_wait_64_tasks(c: &mut Criterion) {
         if reply_spin.is_some() {
             continue;
         }
-        let pool = async_channel::bounded(POOL);
-        for _ in 0..POOL {
-            pool.0
-                .try_send(Arc::new(model::Worker::start(&db, wait)))
-                .expect("room");
-        }
+        let pool = model::Pool::start(&db, wait);
         let mut round = 0;
-        model::reset_spin_hits();
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| {
                 round += 1;
-                model::load(&pool, round)
+                pool.load(round)
             })
         });
-        report_spin_hits("worker_wait_64_tasks", name);
+        report_spin_hits(&format!("worker_wait_64_tasks/{name}"), pool.workers());
         // Dropping the pool drops its workers, which joins their threads.
         drop(pool);
     }
     group.finish();
+}
+
+/// The same contenders, measured in turns instead of one after the other.
+///
+/// Criterion measures each contender for a few seconds before moving to the
+/// next, so on a shared machine one contender can meet a quiet minute and
+/// the next a busy one. Here every round gives each contender one short
+/// batch, in a rotating order, and each batch is divided by the floor's
+/// batch of the same round; the median of those ratios is reported, with
+/// their quartiles as the spread.
+mod interleaved {
+    use super::*;
+
+    /// Rounds of sequential reads.
+    const SEQUENTIAL_ROUNDS: usize = 200;
+    /// Reads per batch, one at a time.
+    const SEQUENTIAL_BATCH: u64 = 100;
+    /// Rounds under load.
+    const LOADED_ROUNDS: usize = 60;
+    /// Iterations (of `TASKS * READS_PER_TASK` reads) per batch under load.
+    const LOADED_BATCH: u64 = 1;
+
+    type Run<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
+
+    pub(crate) fn run() {
+        let db = Database::create();
+        println!(
+            "Sequential point reads: {SEQUENTIAL_ROUNDS} rounds of {SEQUENTIAL_BATCH} reads each\n"
+        );
+        sequential(&db);
+        println!(
+            "\n{TASKS} tasks over {POOL} connections: {LOADED_ROUNDS} rounds of {} reads each\n",
+            LOADED_BATCH * (TASKS * READS_PER_TASK) as u64
+        );
+        loaded(&db);
+    }
+
+    fn timed(n: u64, mut read: impl FnMut()) -> Duration {
+        let start = Instant::now();
+        for _ in 0..n {
+            read();
+        }
+        start.elapsed()
+    }
+
+    /// Sequential sqlaio reads through `conn`, awaited by `executor`.
+    fn sqlaio_reads<'a, A: AsyncExecutor + 'a>(executor: A, conn: &'a Connection) -> Run<'a> {
+        let mut ids = Ids::default();
+        Box::new(move |n| {
+            executor.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    black_box(sqlaio_read(conn, ids.next_id()).await);
+                }
+                start.elapsed()
+            })
+        })
+    }
+
+    /// Sequential model reads, awaited with `futures::executor::block_on`.
+    fn model_reads(worker: &model::Worker, reply_spin: Option<Duration>, empty: bool) -> Run<'_> {
+        let mut ids = Ids::default();
+        Box::new(move |n| {
+            futures::executor::block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let id = if empty { model::EMPTY } else { ids.next_id() };
+                    black_box(worker.read(id, reply_spin).await);
+                }
+                start.elapsed()
+            })
+        })
+    }
+
+    fn sequential(db: &Database) {
+        let raw = open_raw(&db.path);
+        let thread = db.engine(ThreadStrategy, 1);
+        let thread_conn = futures::executor::block_on(thread.connect()).expect("connect");
+        #[cfg(feature = "tokio")]
+        let (current, current_engine, multi, multi_engine) = {
+            let current = current_thread_runtime();
+            let current_engine = db.engine(sqlaio::TokioStrategy, 1);
+            let multi = multi_thread_runtime();
+            let multi_engine = db.engine(sqlaio::TokioStrategy, 1);
+            (current, current_engine, multi, multi_engine)
+        };
+        #[cfg(feature = "tokio")]
+        let (current_conn, multi_conn) = (
+            current.block_on(current_engine.connect()).expect("connect"),
+            Arc::new(multi.block_on(multi_engine.connect()).expect("connect")),
+        );
+        #[cfg(feature = "async-std")]
+        let async_std = db.engine(sqlaio::AsyncStdStrategy, 1);
+        #[cfg(feature = "async-std")]
+        let async_std_conn = AsyncStdExecutor
+            .block_on(async_std.connect())
+            .expect("connect");
+        #[cfg(feature = "smol")]
+        let smol = db.engine(sqlaio::SmolStrategy, 1);
+        #[cfg(feature = "smol")]
+        let smol_conn = SmolExecutor.block_on(smol.connect()).expect("connect");
+        let workers: Vec<_> = wait_variants()
+            .into_iter()
+            .map(|(name, wait, reply_spin)| (name, model::Worker::start(db, wait), reply_spin))
+            .collect();
+
+        let mut contenders: Vec<(String, Run<'_>)> = Vec::new();
+        let mut ids = Ids::default();
+        let raw_ref = &raw;
+        contenders.push((
+            "rusqlite".into(),
+            Box::new(move |n| timed(n, || drop(black_box(bare_read(raw_ref, ids.next_id()))))),
+        ));
+        contenders.push((
+            "sqlaio/thread/block_on".into(),
+            sqlaio_reads(FuturesExecutor, &thread_conn),
+        ));
+        #[cfg(feature = "tokio")]
+        {
+            contenders.push((
+                "sqlaio/tokio/current_thread".into(),
+                sqlaio_reads(&current, &current_conn),
+            ));
+            let mut start = 0;
+            let (multi_ref, conn) = (&multi, &multi_conn);
+            contenders.push((
+                "sqlaio/tokio/multi_thread_task".into(),
+                Box::new(move |n| {
+                    let conn = conn.clone();
+                    let mut ids = Ids::starting_at(start);
+                    start += n;
+                    multi_ref
+                        .block_on(multi_ref.spawn(async move {
+                            let begin = Instant::now();
+                            for _ in 0..n {
+                                black_box(sqlaio_read(&conn, ids.next_id()).await);
+                            }
+                            begin.elapsed()
+                        }))
+                        .expect("task")
+                }),
+            ));
+            contenders.push((
+                "sqlaio/tokio/multi_thread_block_on".into(),
+                sqlaio_reads(&multi, &multi_conn),
+            ));
+        }
+        #[cfg(feature = "async-std")]
+        contenders.push((
+            "sqlaio/async_std/block_on".into(),
+            sqlaio_reads(AsyncStdExecutor, &async_std_conn),
+        ));
+        #[cfg(feature = "smol")]
+        contenders.push((
+            "sqlaio/smol/block_on".into(),
+            sqlaio_reads(SmolExecutor, &smol_conn),
+        ));
+        for (name, worker, reply_spin) in &workers {
+            contenders.push((
+                format!("model/{name}"),
+                model_reads(worker, *reply_spin, false),
+            ));
+        }
+        for (name, worker, reply_spin) in &workers {
+            if matches!(*name, "park" | "spin_yield_20us") {
+                contenders.push((
+                    format!("model/round_trip_only/{name}"),
+                    model_reads(worker, *reply_spin, true),
+                ));
+            }
+        }
+        measure(&mut contenders, SEQUENTIAL_ROUNDS, SEQUENTIAL_BATCH, 1);
+        drop(contenders);
+        println!();
+        for (name, worker, _) in &workers {
+            report_spin_hits(&format!("model/{name}"), [worker]);
+        }
+
+        futures::executor::block_on(thread.close()).expect("close");
+        #[cfg(feature = "tokio")]
+        {
+            drop(current_conn);
+            current.block_on(current_engine.close()).expect("close");
+            drop(multi_conn);
+            multi.block_on(multi_engine.close()).expect("close");
+        }
+        #[cfg(feature = "async-std")]
+        {
+            drop(async_std_conn);
+            AsyncStdExecutor.block_on(async_std.close()).expect("close");
+        }
+        #[cfg(feature = "smol")]
+        {
+            drop(smol_conn);
+            SmolExecutor.block_on(smol.close()).expect("close");
+        }
+    }
+
+    fn loaded(db: &Database) {
+        let raw = open_raw(&db.path);
+        let rt = multi_thread_runtime();
+        let thread = db.engine(ThreadStrategy, POOL);
+        #[cfg(feature = "tokio")]
+        let tokio_engine = db.engine(sqlaio::TokioStrategy, POOL);
+        let pools: Vec<_> = wait_variants()
+            .into_iter()
+            .filter(|(_, _, reply_spin)| reply_spin.is_none())
+            .map(|(name, wait, _)| (name, model::Pool::start(db, wait)))
+            .collect();
+
+        let mut contenders: Vec<(String, Run<'_>)> = Vec::new();
+        let mut ids = Ids::default();
+        let raw_ref = &raw;
+        contenders.push((
+            "rusqlite/one_thread".into(),
+            Box::new(move |n| {
+                timed(n * (TASKS * READS_PER_TASK) as u64, || {
+                    drop(black_box(bare_read(raw_ref, ids.next_id())))
+                })
+            }),
+        ));
+        let rt_ref = &rt;
+        let engines = [
+            ("sqlaio/thread", &thread),
+            #[cfg(feature = "tokio")]
+            ("sqlaio/tokio", &tokio_engine),
+        ];
+        for (name, engine) in engines {
+            let mut round = 0;
+            contenders.push((
+                name.into(),
+                Box::new(move |n| {
+                    timed(n, || {
+                        round += 1;
+                        rt_ref.block_on(sqlaio_load(engine, round));
+                    })
+                }),
+            ));
+        }
+        for (name, pool) in &pools {
+            let mut round = 0;
+            contenders.push((
+                format!("model/{name}"),
+                Box::new(move |n| {
+                    timed(n, || {
+                        round += 1;
+                        rt_ref.block_on(pool.load(round));
+                    })
+                }),
+            ));
+        }
+        measure(
+            &mut contenders,
+            LOADED_ROUNDS,
+            LOADED_BATCH,
+            TASKS * READS_PER_TASK,
+        );
+        drop(contenders);
+
+        println!();
+        for (name, pool) in &pools {
+            report_spin_hits(&format!("model/{name}"), pool.workers());
+        }
+
+        rt.block_on(thread.close()).expect("close");
+        #[cfg(feature = "tokio")]
+        rt.block_on(tokio_engine.close()).expect("close");
+        drop(pools);
+    }
+
+    /// Runs every contender once untimed, then `rounds` times in turns, and
+    /// prints a table; the first contender is the floor.
+    fn measure(
+        contenders: &mut [(String, Run<'_>)],
+        rounds: usize,
+        batch: u64,
+        reads_per_unit: usize,
+    ) {
+        let count = contenders.len();
+        for (_, run) in contenders.iter_mut() {
+            run(batch);
+        }
+        let mut times = vec![Vec::with_capacity(rounds); count];
+        for round in 0..rounds {
+            for k in 0..count {
+                let i = (round + k) % count;
+                times[i].push(contenders[i].1(batch));
+            }
+        }
+        let reads = (batch * reads_per_unit as u64) as f64;
+        println!("| contender | median per read | ratio to floor: median | quartiles |");
+        println!("|---|---:|---:|---:|");
+        for (i, (name, _)) in contenders.iter().enumerate() {
+            let mut per_read: Vec<f64> = times[i]
+                .iter()
+                .map(|t| t.as_nanos() as f64 / reads)
+                .collect();
+            let mut ratios: Vec<f64> = times[i]
+                .iter()
+                .zip(&times[0])
+                .map(|(t, floor)| t.as_secs_f64() / floor.as_secs_f64())
+                .collect();
+            let median = quantile(&mut per_read, 0.5);
+            let (q1, q2, q3) = (
+                quantile(&mut ratios, 0.25),
+                quantile(&mut ratios, 0.5),
+                quantile(&mut ratios, 0.75),
+            );
+            println!(
+                "| {name} | {:.2} µs | {q2:.2}x | {q1:.2}x - {q3:.2}x |",
+                median / 1e3
+            );
+        }
+    }
+
+    fn quantile(values: &mut [f64], q: f64) -> f64 {
+        values.sort_by(f64::total_cmp);
+        let at = (values.len() - 1) as f64 * q;
+        let (low, high) = (at.floor() as usize, at.ceil() as usize);
+        values[low] + (values[high] - values[low]) * (at - low as f64)
+    }
 }
 
 criterion_group!(
@@ -694,4 +1099,13 @@ criterion_group!(
     worker_wait_sequential,
     worker_wait_64_tasks
 );
-criterion_main!(benches);
+
+/// `criterion_main!`, plus `-- --interleaved` to run [`interleaved`] instead.
+fn main() {
+    if std::env::args().any(|arg| arg == "--interleaved") {
+        interleaved::run();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
