@@ -1,4 +1,5 @@
-//! No thread outlives its engine.
+//! No thread outlives its engine, and neither do the files behind a
+//! `sqlite::memory:` database.
 //!
 //! A test binary of its own holding a single test, so that no other test's
 //! threads come and go while this one counts the process's threads (through
@@ -72,6 +73,31 @@ fn back_to(baseline: usize, what: &str) {
     });
 }
 
+/// The files of this process's `sqlite::memory:` databases (in `/dev/shm`
+/// where it exists, else the temporary directory), with their WAL companions.
+fn memory_files() -> Vec<String> {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let prefix = format!("sqlaio-memory-{}-", std::process::id());
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn no_memory_files(what: &str) {
+    settle(what, || memory_files().is_empty());
+}
+
 fn file_url(dir: &Path, name: &str) -> String {
     format!("sqlite://{}", dir.join(name).display())
 }
@@ -89,6 +115,7 @@ fn no_thread_outlives_its_engine() {
     smol_strategy(dir.path());
     #[cfg(feature = "async-std")]
     async_std_strategy(dir.path());
+    no_memory_files("every in-memory database file is deleted");
 }
 
 /// One named thread per open connection while the engine is open; none after `close`.
@@ -111,6 +138,9 @@ fn thread_strategy(dir: &Path) {
             assert_eq!(engine.worker_count(), 4);
             assert_eq!(worker_threads(), 4, "{:?}", thread_names());
             assert!(thread_count() >= baseline + 4);
+            if url.ends_with(":memory:") {
+                assert!(!memory_files().is_empty(), "the in-memory database's file");
+            }
 
             // Close with work still open: a streaming result and a transaction.
             conns[0]
@@ -191,27 +221,31 @@ fn cancelled_and_failed_connects(dir: &Path) {
     back_to(baseline, "failed connects: threads back to the baseline");
 }
 
-/// Dropping every handle without `close` stops the workers too.
+/// Dropping every handle without `close` stops the workers too, and deletes
+/// an in-memory database's files.
 fn dropped_engine(dir: &Path) {
-    let baseline = thread_count();
-    let url = file_url(dir, "dropped.db");
-    let conn = block_on(async {
-        let engine = Engine::builder().url(url).build().unwrap();
-        let (a, b) = future::try_join(engine.connect(), engine.connect())
-            .await
-            .unwrap();
-        assert_eq!(engine.worker_count(), 2);
-        drop(a);
-        drop(engine);
-        // A connection still held keeps working without its engine handle.
-        assert_eq!(b.scalar::<i64>("SELECT 2", ()).await.unwrap(), 2);
-        b
-    });
-    drop(conn);
-    back_to(
-        baseline,
-        "every handle dropped: threads back to the baseline",
-    );
+    for url in [file_url(dir, "dropped.db"), "sqlite::memory:".to_owned()] {
+        let baseline = thread_count();
+        let conn = block_on(async {
+            let engine = Engine::builder().url(url.clone()).build().unwrap();
+            let (a, b) = future::try_join(engine.connect(), engine.connect())
+                .await
+                .unwrap();
+            assert_eq!(engine.worker_count(), 2);
+            a.execute("CREATE TABLE t (x INTEGER)", ()).await.unwrap();
+            drop(a);
+            drop(engine);
+            // A connection still held keeps working without its engine handle.
+            assert!(b.has_table("t").await.unwrap());
+            b
+        });
+        drop(conn);
+        back_to(baseline, &format!("{url}: every handle dropped"));
+        no_memory_files("dropping the last handle deletes the in-memory database's files");
+    }
+    // An engine that never opened a connection.
+    drop(Engine::builder().url("sqlite::memory:").build().unwrap());
+    no_memory_files("an unused in-memory engine leaves no file behind");
 }
 
 /// The engine's timer thread (statement timeouts) stops with the engine.
