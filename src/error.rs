@@ -94,6 +94,19 @@ pub enum Error {
         #[source]
         source: DecodeError,
     },
+    /// A row could not become the requested type: a struct field with no
+    /// column, a value of the wrong type or `NULL` for a field that is not an
+    /// `Option`, or a tuple of another length than the row
+    /// ([`Row::decode`](crate::Row::decode), and `Row::deserialize` with the `serde` feature).
+    #[error("cannot deserialize {}: {message}", deserialize_place(column.as_deref(), field.as_deref()))]
+    Deserialize {
+        /// The column being read, when the error concerns one.
+        column: Option<String>,
+        /// The struct field being filled, when the error concerns one.
+        field: Option<String>,
+        /// What was wrong.
+        message: String,
+    },
     /// A query that must return a row returned none (for example [`scalar`](crate::CursorResult::scalar) into a non-`Option` type).
     #[error("the query returned no rows")]
     NoRows,
@@ -133,6 +146,16 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
         cause = c.source();
     }
     text
+}
+
+/// "column \"a\" into field `b`", or as much of it as is known.
+fn deserialize_place(column: Option<&str>, field: Option<&str>) -> String {
+    match (column, field) {
+        (Some(c), Some(f)) => format!("column {c:?} into field `{f}`"),
+        (Some(c), None) => format!("column {c:?}"),
+        (None, Some(f)) => format!("field `{f}`"),
+        (None, None) => "the row".to_owned(),
+    }
 }
 
 impl Error {

@@ -56,6 +56,7 @@
 //! | `async-std` | no | `AsyncStdStrategy` (async-std is deprecated upstream in favour of smol) |
 //! | `smol` | no | `SmolStrategy` |
 //! | `sea-query` | no | `sea_query` statements accepted by every `execute`, rendered in the engine's [`Dialect`]; `pub use sea_query` |
+//! | `serde` | no | `Row::deserialize` and `CursorResult::fetchall_as` and friends: rows into structs by column name |
 //! | `full` | no | all of the above |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -69,6 +70,7 @@
 
 mod config;
 mod connection;
+mod de;
 mod driver;
 mod engine;
 mod error;
@@ -104,6 +106,10 @@ mod async_std_strategy;
 mod smol_strategy;
 
 pub use connection::Connection;
+pub use de::FromRow;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use de::TypedRows;
 pub use engine::{
     Engine, EngineBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME,

@@ -331,6 +331,116 @@ impl<'c> CursorResult<'c> {
         }
     }
 
+    /// The next row deserialized into `T`, or `None` when there are no more;
+    /// see [`Row::deserialize`] for how columns map to `T`.
+    ///
+    /// # Errors
+    /// As [`fetchone`](CursorResult::fetchone), and [`Error::Deserialize`]
+    /// when the row does not fit `T`.
+    ///
+    /// # Cancellation
+    /// As [`fetchone`](CursorResult::fetchone).
+    #[cfg(feature = "serde")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+    pub async fn fetchone_as<T: serde::de::DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        self.fetchone()
+            .await?
+            .map(|row| row.deserialize())
+            .transpose()
+    }
+
+    /// Up to `n` more rows deserialized into `T`; fewer only at the end of the result.
+    ///
+    /// # Errors
+    /// As [`fetchone_as`](CursorResult::fetchone_as).
+    ///
+    /// # Cancellation
+    /// As [`fetchone`](CursorResult::fetchone).
+    #[cfg(feature = "serde")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+    pub async fn fetchmany_as<T: serde::de::DeserializeOwned>(
+        &mut self,
+        n: usize,
+    ) -> Result<Vec<T>> {
+        self.fetchmany(n)
+            .await?
+            .iter()
+            .map(Row::deserialize)
+            .collect()
+    }
+
+    /// Every remaining row deserialized into `T`.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// #[derive(serde::Deserialize)]
+    /// struct User {
+    ///     id: i64,
+    ///     name: String,
+    /// }
+    ///
+    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+    /// let mut result = engine
+    ///     .execute("SELECT 1 AS id, 'Dan Rydell' AS name UNION ALL SELECT 2, 'Dana Whitaker'", ())
+    ///     .await?;
+    /// let users: Vec<User> = result.fetchall_as().await?;
+    /// assert_eq!(users.len(), 2);
+    /// assert_eq!((users[1].id, users[1].name.as_str()), (2, "Dana Whitaker"));
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`fetchone_as`](CursorResult::fetchone_as).
+    ///
+    /// # Cancellation
+    /// As [`fetchone`](CursorResult::fetchone).
+    #[cfg(feature = "serde")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+    pub async fn fetchall_as<T: serde::de::DeserializeOwned>(&mut self) -> Result<Vec<T>> {
+        self.fetchall()
+            .await?
+            .iter()
+            .map(Row::deserialize)
+            .collect()
+    }
+
+    /// The first row deserialized into `T` (or `None`), closing the result.
+    ///
+    /// # Errors
+    /// As [`fetchone_as`](CursorResult::fetchone_as).
+    #[cfg(feature = "serde")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+    pub async fn first_as<T: serde::de::DeserializeOwned>(self) -> Result<Option<T>> {
+        self.first().await?.map(|row| row.deserialize()).transpose()
+    }
+
+    /// The rows as a [`Stream`] of `Result<T>`, each deserialized into `T`
+    /// as it arrives; rows are read in batches as by the result's own stream.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use futures::TryStreamExt;
+    ///
+    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+    /// let sql = "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100) \
+    ///            SELECT n, n * n FROM s";
+    /// let squares: Vec<(i64, i64)> = engine
+    ///     .execute(sql, ())
+    ///     .await?
+    ///     .into_stream_as::<(i64, i64)>()
+    ///     .try_collect()
+    ///     .await?;
+    /// assert_eq!(squares[9], (10, 100));
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[cfg(feature = "serde")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+    pub fn into_stream_as<T: serde::de::DeserializeOwned>(self) -> crate::de::TypedRows<'c, T> {
+        crate::de::TypedRows::new(self)
+    }
+
     /// Closes the result: drops its buffered rows and finalizes its statement.
     ///
     /// Later fetches fail with [`Error::Closed`]. Closing twice is not an error.

@@ -1,0 +1,480 @@
+//! Rows into Rust types through serde: structs by column name, tuples by
+//! position, and errors that name the column and the field.
+
+#![cfg(all(feature = "serde", feature = "sqlite"))]
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
+use serde::Deserialize;
+use sqlaio::{Engine, Error, Row};
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    futures::executor::block_on(f)
+}
+
+fn engine() -> Engine {
+    Engine::builder()
+        .url("sqlite::memory:")
+        .build()
+        .expect("an in-memory SQLite engine")
+}
+
+/// The one row `sql` returns.
+fn row(sql: &str) -> Row {
+    block_on(async {
+        let engine = engine();
+        let row = engine.execute(sql, ()).await?.first().await?;
+        engine.close().await?;
+        Ok::<_, Error>(row.expect("one row"))
+    })
+    .unwrap()
+}
+
+/// The error's column, field and display text.
+fn parts(err: Error) -> (Option<String>, Option<String>, String) {
+    let text = err.to_string();
+    match err {
+        Error::Deserialize { column, field, .. } => (column, field, text),
+        other => panic!("expected Error::Deserialize, got {other:?}"),
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct User {
+    id: i64,
+    name: String,
+    nickname: Option<String>,
+}
+
+#[test]
+fn fields_come_from_the_columns_of_their_names_in_any_order() {
+    let user: User = row("SELECT 'Dana Whitaker' AS name, 'Dana' AS nickname, 5 AS id")
+        .deserialize()
+        .unwrap();
+    assert_eq!(
+        user,
+        User {
+            id: 5,
+            name: "Dana Whitaker".into(),
+            nickname: Some("Dana".into()),
+        }
+    );
+}
+
+#[test]
+fn extra_columns_are_ignored() {
+    let user: User =
+        row("SELECT 1 AS id, 'Dan Rydell' AS name, NULL AS nickname, 42 AS age, x'00' AS photo")
+            .deserialize()
+            .unwrap();
+    assert_eq!(user.name, "Dan Rydell");
+}
+
+#[test]
+fn null_into_an_option_is_none() {
+    let user: User = row("SELECT 1 AS id, 'Casey McCall' AS name, NULL AS nickname")
+        .deserialize()
+        .unwrap();
+    assert_eq!(user.nickname, None);
+}
+
+#[test]
+fn a_missing_column_for_an_option_is_none() {
+    let user: User = row("SELECT 1 AS id, 'Casey McCall' AS name")
+        .deserialize()
+        .unwrap();
+    assert_eq!(user.nickname, None);
+}
+
+#[test]
+fn a_missing_column_for_a_plain_field_names_the_field() {
+    let err = row("SELECT 'Casey McCall' AS name")
+        .deserialize::<User>()
+        .unwrap_err();
+    let (column, field, text) = parts(err);
+    assert_eq!(column, None);
+    assert_eq!(field.as_deref(), Some("id"));
+    assert_eq!(
+        text,
+        "cannot deserialize field `id`: the result has no column of that name"
+    );
+}
+
+#[test]
+fn a_missing_column_with_a_default_takes_the_default() {
+    #[derive(Deserialize)]
+    struct Settings {
+        name: String,
+        #[serde(default)]
+        retries: u32,
+    }
+    let s: Settings = row("SELECT 'x' AS name").deserialize().unwrap();
+    assert_eq!((s.name.as_str(), s.retries), ("x", 0));
+}
+
+#[test]
+fn null_into_a_plain_field_is_a_clear_error() {
+    let err = row("SELECT NULL AS id, 'Natalie Hurley' AS name")
+        .deserialize::<User>()
+        .unwrap_err();
+    let (column, field, text) = parts(err);
+    assert_eq!(column.as_deref(), Some("id"));
+    assert_eq!(field.as_deref(), Some("id"));
+    assert_eq!(
+        text,
+        "cannot deserialize column \"id\" into field `id`: \
+         expected i64, found NULL (only an Option can hold NULL)"
+    );
+}
+
+#[test]
+fn a_type_mismatch_names_the_column_the_field_and_the_type() {
+    let err = row("SELECT 'seven' AS id, 'Jeremy Goodwin' AS name")
+        .deserialize::<User>()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot deserialize column \"id\" into field `id`: expected i64, found text"
+    );
+
+    let err = row("SELECT 1 AS id, 42 AS name")
+        .deserialize::<User>()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot deserialize column \"name\" into field `name`: expected text, found integer"
+    );
+
+    // The column's own name is shown when it differs from the field's.
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Score {
+        points: u8,
+    }
+    let err = row("SELECT 300 AS POINTS")
+        .deserialize::<Score>()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot deserialize column \"POINTS\" into field `points`: integer 300 is out of range for u8"
+    );
+}
+
+#[test]
+fn renamed_fields_and_case_differences_find_their_columns() {
+    #[derive(Deserialize)]
+    struct Renamed {
+        #[serde(rename = "user_name")]
+        name: String,
+        show: String,
+    }
+    let r: Renamed = row("SELECT 'Dana Whitaker' AS user_name, 'Sports Night' AS SHOW")
+        .deserialize()
+        .unwrap();
+    assert_eq!(
+        (r.name.as_str(), r.show.as_str()),
+        ("Dana Whitaker", "Sports Night")
+    );
+}
+
+#[test]
+fn values_convert_as_their_types_ask() {
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "lowercase")]
+    enum Role {
+        Anchor,
+        Producer,
+    }
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Id(i64);
+    #[derive(Deserialize, Debug)]
+    struct Mixed {
+        active: bool,
+        ratio: f64,
+        whole: f32,
+        small: i8,
+        role: Role,
+        initial: char,
+        id: Id,
+        photo: Vec<u8>,
+        unit: (),
+    }
+    let m: Mixed = row(
+        "SELECT 1 AS active, 0.25 AS ratio, 3 AS whole, -5 AS small, 'producer' AS role, \
+         'D' AS initial, 9 AS id, x'00ff' AS photo, NULL AS unit",
+    )
+    .deserialize()
+    .unwrap();
+    assert!(m.active);
+    assert_eq!((m.ratio, m.whole, m.small), (0.25, 3.0, -5));
+    assert_eq!(m.role, Role::Producer);
+    assert_eq!(m.initial, 'D');
+    assert_eq!(m.id, Id(9));
+    assert_eq!(m.photo, [0, 255]);
+    let _ = (m.unit, Role::Anchor);
+
+    let err = row("SELECT 2 AS active")
+        .deserialize::<BoolOnly>()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot deserialize column \"active\" into field `active`: integer 2 is not a boolean (0 or 1)"
+    );
+}
+
+#[derive(Deserialize, Debug)]
+#[allow(dead_code)]
+struct BoolOnly {
+    active: bool,
+}
+
+#[test]
+fn tuples_take_the_columns_by_position() {
+    let r = row("SELECT 7, 'Dana Whitaker', NULL");
+    let t: (i64, String, Option<f64>) = r.deserialize().unwrap();
+    assert_eq!(t, (7, "Dana Whitaker".into(), None));
+    let t: (i64, String, Option<f64>) = r.decode().unwrap();
+    assert_eq!(t, (7, "Dana Whitaker".into(), None));
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Pair(i64, String);
+    let p: Pair = row("SELECT 1, 'one'").deserialize().unwrap();
+    assert_eq!(p, Pair(1, "one".into()));
+
+    let all: Vec<i64> = row("SELECT 1, 2, 3").deserialize().unwrap();
+    assert_eq!(all, [1, 2, 3]);
+}
+
+#[test]
+fn a_tuple_of_another_length_is_an_error() {
+    let r = row("SELECT 1, 2, 3");
+    let err = r.deserialize::<(i64, i64)>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot deserialize the row: the row has 3 columns but the tuple takes 2"
+    );
+    let err = r.decode::<(i64, i64)>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot deserialize the row: the row has 3 columns but the tuple takes 2"
+    );
+    let err = r.deserialize::<(i64, i64, i64, i64)>().unwrap_err();
+    assert!(matches!(err, Error::Deserialize { .. }), "{err:?}");
+}
+
+#[test]
+fn a_tuple_element_of_the_wrong_type_names_its_column() {
+    let err = row("SELECT 1 AS n, 'x' AS label")
+        .deserialize::<(i64, i64)>()
+        .unwrap_err();
+    let (column, field, text) = parts(err);
+    assert_eq!((column.as_deref(), field), (Some("label"), None));
+    assert_eq!(
+        text,
+        "cannot deserialize column \"label\": expected i64, found text"
+    );
+    let err = row("SELECT 1 AS n, 'x' AS label")
+        .decode::<(i64, i64)>()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot decode column \"label\": expected integer, found text"
+    );
+}
+
+#[test]
+fn maps_take_every_column_and_one_column_rows_become_plain_values() {
+    let m: BTreeMap<String, Option<String>> =
+        row("SELECT 'Isaac' AS first, NULL AS middle, 'Jaffe' AS last")
+            .deserialize()
+            .unwrap();
+    assert_eq!(m.len(), 3);
+    assert_eq!(m["last"].as_deref(), Some("Jaffe"));
+    assert_eq!(m["middle"], None);
+
+    let n: i64 = row("SELECT 42").deserialize().unwrap();
+    assert_eq!(n, 42);
+    let err = row("SELECT 1, 2").deserialize::<i64>().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("only a one-column row becomes a single value"),
+        "{err}"
+    );
+}
+
+#[test]
+fn flattened_structs_share_the_row() {
+    #[derive(Deserialize)]
+    struct Person {
+        name: String,
+    }
+    #[derive(Deserialize)]
+    struct Staff {
+        #[serde(flatten)]
+        person: Person,
+        show: String,
+    }
+    let s: Staff = row("SELECT 'Sports Night' AS show, 'Dan Rydell' AS name")
+        .deserialize()
+        .unwrap();
+    assert_eq!(
+        (s.person.name.as_str(), s.show.as_str()),
+        ("Dan Rydell", "Sports Night")
+    );
+}
+
+#[test]
+fn borrowed_text_needs_no_copy() {
+    #[derive(Deserialize)]
+    struct Borrowed<'a> {
+        name: &'a str,
+    }
+    let r = row("SELECT 'Natalie Hurley' AS name");
+    let b: Borrowed<'_> = r.deserialize().unwrap();
+    assert_eq!(b.name, "Natalie Hurley");
+}
+
+#[cfg(feature = "json")]
+#[test]
+fn json_text_fills_a_struct_field() {
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Settings {
+        theme: String,
+        sizes: Vec<u32>,
+    }
+    #[derive(Deserialize, Debug)]
+    struct Account {
+        id: i64,
+        settings: Settings,
+        tags: Option<Vec<String>>,
+    }
+    let a: Account =
+        row(r#"SELECT 1 AS id, '{"theme": "dark", "sizes": [1, 2]}' AS settings, NULL AS tags"#)
+            .deserialize()
+            .unwrap();
+    assert_eq!(a.id, 1);
+    assert_eq!(
+        a.settings,
+        Settings {
+            theme: "dark".into(),
+            sizes: vec![1, 2]
+        }
+    );
+    assert_eq!(a.tags, None);
+
+    let err = row("SELECT 1 AS id, 'not json' AS settings, NULL AS tags")
+        .deserialize::<Account>()
+        .unwrap_err();
+    let (column, field, text) = parts(err);
+    assert_eq!(column.as_deref(), Some("settings"));
+    assert_eq!(field.as_deref(), Some("settings"));
+    assert!(
+        text.starts_with(
+            "cannot deserialize column \"settings\" into field `settings`: text is not valid JSON"
+        ),
+        "{text}"
+    );
+}
+
+async fn users(engine: &Engine) -> sqlaio::Result<()> {
+    engine
+        .execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, nickname TEXT, \
+             joined TEXT)",
+            (),
+        )
+        .await?;
+    let conn = engine.connect().await?;
+    conn.execute_many(
+        "INSERT INTO users (name, nickname) VALUES (?1, ?2)",
+        [
+            ("Jeremy Goodwin", None),
+            ("Natalie Hurley", Some("Natalie")),
+            ("Dan Rydell", Some("Danny")),
+            ("Casey McCall", None),
+            ("Dana Whitaker", None),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+#[test]
+fn fetchall_as_reads_every_row_into_structs() {
+    block_on(async {
+        let engine = engine();
+        users(&engine).await?;
+        let all: Vec<User> = engine
+            .execute("SELECT * FROM users ORDER BY id", ())
+            .await?
+            .fetchall_as()
+            .await?;
+        assert_eq!(all.len(), 5);
+        assert_eq!(
+            all[2],
+            User {
+                id: 3,
+                name: "Dan Rydell".into(),
+                nickname: Some("Danny".into())
+            }
+        );
+        assert_eq!(all[4].nickname, None);
+
+        let mut result = engine
+            .execute("SELECT id, name FROM users ORDER BY id", ())
+            .await?;
+        let one: Option<(i64, String)> = result.fetchone_as().await?;
+        assert_eq!(one, Some((1, "Jeremy Goodwin".into())));
+        let two: Vec<User> = result.fetchmany_as(2).await?;
+        assert_eq!(
+            two.iter().map(|u| u.id).collect::<Vec<_>>(),
+            [2, 3],
+            "missing nickname column reads as None"
+        );
+        let rest: Vec<User> = result.fetchall_as().await?;
+        assert_eq!(rest.len(), 2);
+        assert_eq!(result.fetchone_as::<User>().await?, None);
+        drop(result);
+
+        let first: Option<User> = engine
+            .execute(
+                "SELECT * FROM users WHERE name LIKE ?1 ORDER BY id",
+                ("D%",),
+            )
+            .await?
+            .first_as()
+            .await?;
+        assert_eq!(first.map(|u| u.name).as_deref(), Some("Dan Rydell"));
+        let none: Option<User> = engine
+            .execute("SELECT * FROM users WHERE id > 100", ())
+            .await?
+            .first_as()
+            .await?;
+        assert_eq!(none, None);
+
+        let names: Vec<String> = engine
+            .execute("SELECT name FROM users ORDER BY id DESC", ())
+            .await?
+            .into_stream_as()
+            .try_collect()
+            .await?;
+        assert_eq!(names[0], "Dana Whitaker");
+        assert_eq!(names.len(), 5);
+
+        // A row that does not fit stops fetchall_as with an error naming it.
+        let err = engine
+            .execute("SELECT id, nickname AS name FROM users ORDER BY id", ())
+            .await?
+            .fetchall_as::<User>()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot deserialize column \"name\" into field `name`: \
+             expected text, found NULL (only an Option can hold NULL)"
+        );
+        engine.close().await
+    })
+    .unwrap();
+}
