@@ -72,14 +72,16 @@ stamp! {
 }
 
 /// `1, 2, ..., $1` as rows of one column `n`.
-const SERIES: &str =
-    "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) \
-                      SELECT n FROM s";
+const SERIES: &str = concat!(
+    "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) ",
+    "SELECT n FROM s"
+);
 
 /// Counts to `$1`: one row, after a while.
-const COUNT_TO: &str =
-    "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) \
-                        SELECT count(*) FROM s";
+const COUNT_TO: &str = concat!(
+    "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) ",
+    "SELECT count(*) FROM s"
+);
 
 /// Long enough that the statement is still running when its future is dropped
 /// (over a second in a debug build), short enough to let it run to the end.
@@ -952,6 +954,11 @@ async fn dropped_statement_is_interrupted(ctx: Ctx) {
         .await
         .unwrap();
     let insert_count = format!("INSERT INTO t (n) {COUNT_TO}");
+    // Run to the end, the statement inserts a row.
+    let done = conn.execute(&insert_count, (10,)).await.unwrap();
+    assert_eq!(done.rowcount(), 1);
+    drop(done);
+    conn.execute("DELETE FROM t", ()).await.unwrap();
     {
         let mut slow = Box::pin(conn.execute(&insert_count, (ENDLESS,)));
         assert!(futures::poll!(slow.as_mut()).is_pending());
@@ -993,14 +1000,20 @@ async fn interrupted_statement_in_a_transaction(ctx: Ctx) {
     let engine = ctx.builder().max_connections(2).build().unwrap();
     let conn = engine.connect().await.unwrap();
     create_users(&conn).await;
+    let slow = format!(
+        "INSERT INTO users (id, name) SELECT n + 100, 'slow' FROM ({}) WHERE n > 0",
+        COUNT_TO.replace("count(*)", "count(*) AS n")
+    );
+    // Run to the end, the statement inserts a row.
+    let done = conn.execute(&slow, (10,)).await.unwrap();
+    assert_eq!(done.rowcount(), 1);
+    drop(done);
+    conn.execute("DELETE FROM users", ()).await.unwrap();
+
     let tx = conn.begin().await.unwrap();
     tx.execute("INSERT INTO users (id, name) VALUES (1, 'kept?')", ())
         .await
         .unwrap();
-    let slow = format!(
-        "INSERT INTO users (id, name) SELECT n + 100, 'slow' FROM ({}) WHERE n = 1",
-        COUNT_TO.replace("count(*)", "count(*) AS n")
-    );
     {
         let mut insert = Box::pin(tx.execute(&slow, (ENDLESS,)));
         assert!(futures::poll!(insert.as_mut()).is_pending());
