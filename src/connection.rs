@@ -510,12 +510,16 @@ impl Connection {
     /// # Errors
     /// Whatever `f` returns; [`Error::Panic`] (converted into `E`) when `f`
     /// panics, after which any open transaction is rolled back and the
-    /// connection keeps working; [`Error::WrongDriver`] when `R` is not this
-    /// engine's raw connection type.
+    /// connection keeps working; [`Error::Timeout`] when `f` ran past the
+    /// statement timeout (its running statement is interrupted, and whatever
+    /// `f` returned is replaced by the timeout); [`Error::WrongDriver`] when
+    /// `R` is not this engine's raw connection type.
     ///
     /// # Cancellation
-    /// Dropping the future before the worker starts `f` skips it; once
-    /// started, `f` runs to completion.
+    /// Dropping the future before the worker starts `f` skips it. Dropping it
+    /// while `f` runs interrupts the statement `f` is running on the database
+    /// (unless [`interrupt_on_drop(false)`](crate::EngineBuilder::interrupt_on_drop));
+    /// `f` itself always runs to its end, seeing that statement fail.
     pub async fn run_in_thread<R, T, E, F>(&self, f: F) -> Result<T, E>
     where
         R: Any,

@@ -55,15 +55,27 @@ pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// ```
 #[derive(Clone)]
 pub struct Engine {
+    inner: Arc<Handle>,
+}
+
+/// The pool as the engine's handles hold it: once the last one is dropped,
+/// idle connections close at once, and in-use ones as they are returned.
+struct Handle {
     pool: Arc<Pool>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.pool.orphan();
+    }
 }
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")
-            .field("url", &self.pool.url)
-            .field("strategy", &self.pool.strategy)
-            .field("max_connections", &self.pool.max)
+            .field("url", &self.inner.pool.url)
+            .field("strategy", &self.inner.pool.strategy)
+            .field("max_connections", &self.inner.pool.max)
             .finish()
     }
 }
@@ -76,17 +88,17 @@ impl Engine {
 
     /// The engine's URL, with any password redacted.
     pub fn url(&self) -> &str {
-        &self.pool.url
+        &self.inner.pool.url
     }
 
     /// The SQL dialect of the engine's database.
     pub fn dialect(&self) -> Dialect {
-        self.pool.dialect()
+        self.inner.pool.dialect()
     }
 
     /// The largest number of connections the pool opens.
     pub fn max_connections(&self) -> usize {
-        self.pool.max
+        self.inner.pool.max
     }
 
     /// Takes a connection from the pool, opening one if none is idle and the
@@ -101,7 +113,7 @@ impl Engine {
     /// Dropping the future gives up the wait; a connection being opened for
     /// it is closed and its worker exits.
     pub async fn connect(&self) -> Result<Connection> {
-        Ok(Connection::new(self.pool.acquire().await?))
+        Ok(Connection::new(self.inner.pool.acquire().await?))
     }
 
     /// Runs one statement on a pooled connection.
@@ -197,23 +209,23 @@ impl Engine {
     /// Dropping the future stops the waiting only; the engine stays closed
     /// and its workers still stop.
     pub async fn close(&self) -> Result<()> {
-        self.pool.close().await;
+        self.inner.pool.close().await;
         Ok(())
     }
 
     /// `true` after [`close`](Engine::close).
     pub fn is_closed(&self) -> bool {
-        self.pool.is_closed()
+        self.inner.pool.is_closed()
     }
 
     /// How full the pool is: connections open, idle, in use, and callers waiting.
     pub fn pool_status(&self) -> PoolStatus {
-        self.pool.status()
+        self.inner.pool.status()
     }
 
     /// How many worker threads the engine runs right now (one per open connection).
     pub fn worker_count(&self) -> usize {
-        self.pool.tracker.live()
+        self.inner.pool.tracker.live()
     }
 }
 
@@ -491,24 +503,26 @@ impl EngineBuilder {
             gate: self.single_writer.then(Arc::default),
         };
         Ok(Engine {
-            pool: Arc::new(Pool::new(
-                setup,
-                crate::config::redact(&url),
-                self.strategy,
-                self.max_connections,
-                PoolConfig {
-                    interrupt_on_drop: self.interrupt_on_drop,
-                    statement_timeout: self.statement_timeout,
-                    acquire_timeout: self.acquire_timeout,
-                    test_before_acquire: self.test_before_acquire,
-                    min_connections: self.min_connections,
-                    idle_timeout: self.idle_timeout,
-                    max_lifetime: self.max_lifetime,
-                    close_timeout: self.close_timeout,
-                    trace: self.trace,
-                },
-                keeper,
-            )),
+            inner: Arc::new(Handle {
+                pool: Arc::new(Pool::new(
+                    setup,
+                    crate::config::redact(&url),
+                    self.strategy,
+                    self.max_connections,
+                    PoolConfig {
+                        interrupt_on_drop: self.interrupt_on_drop,
+                        statement_timeout: self.statement_timeout,
+                        acquire_timeout: self.acquire_timeout,
+                        test_before_acquire: self.test_before_acquire,
+                        min_connections: self.min_connections,
+                        idle_timeout: self.idle_timeout,
+                        max_lifetime: self.max_lifetime,
+                        close_timeout: self.close_timeout,
+                        trace: self.trace,
+                    },
+                    keeper,
+                )),
+            }),
         })
     }
 }

@@ -112,6 +112,8 @@ struct State {
     all: Vec<(WeakSender<Request>, Arc<Interrupter>)>,
     /// The error of the last failed attempt to open a connection.
     last_connect_error: Option<Error>,
+    /// Every engine handle is gone: returned connections close.
+    orphaned: bool,
 }
 
 /// What a waiting caller is handed.
@@ -213,6 +215,7 @@ impl Pool {
                 waiters: VecDeque::new(),
                 all: Vec::new(),
                 last_connect_error: None,
+                orphaned: false,
             }),
             next_id: AtomicU64::new(1),
             reaper: Default::default(),
@@ -473,7 +476,11 @@ impl Pool {
     /// dirty ones are reset first, dead ones are dropped.
     fn release(&self, mut conn: ConnState) {
         let mut state = self.lock();
-        if state.closed || conn.is_stopped() || self.expired(&conn, Instant::now()) {
+        if state.closed
+            || state.orphaned
+            || conn.is_stopped()
+            || self.expired(&conn, Instant::now())
+        {
             state.size -= 1;
             self.hand_room(&mut state);
             return;
@@ -535,6 +542,18 @@ impl Pool {
         self.timer.stopped().await;
         let keeper = self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(keeper);
+    }
+
+    /// The last engine handle was dropped: close idle connections now, and
+    /// in-use ones as they come back.
+    pub(crate) fn orphan(&self) {
+        let idle = {
+            let mut state = self.lock();
+            state.orphaned = true;
+            state.size -= state.idle.len();
+            std::mem::take(&mut state.idle)
+        };
+        drop(idle);
     }
 
     pub(crate) fn is_closed(&self) -> bool {

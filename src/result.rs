@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 
 use futures_channel::oneshot;
@@ -88,7 +88,8 @@ pub struct CursorResult<'c> {
     buffer: VecDeque<Row>,
     /// The worker's cursor, while it may hold more rows.
     cursor: Option<u64>,
-    inflight: Option<BoxFuture<'static, Result<Batch>>>,
+    /// The fetch in flight; in a `Mutex` only so that the result is `Sync` (never locked).
+    inflight: Option<Mutex<BoxFuture<'static, Result<Batch>>>>,
     closed: bool,
 }
 
@@ -210,7 +211,7 @@ impl<'c> CursorResult<'c> {
                 Ok(sender) => sender,
                 Err(e) => return Poll::Ready(Err(e)),
             };
-            self.inflight = Some(Box::pin(async move {
+            self.inflight = Some(Mutex::new(Box::pin(async move {
                 let (reply, answer) = oneshot::channel();
                 sender
                     .send(Request::Fetch {
@@ -226,11 +227,12 @@ impl<'c> CursorResult<'c> {
                 let batch = answer.await.unwrap_or(Err(Error::WorkerGone));
                 guard.disarm();
                 batch
-            }));
+            })));
         }
         let Some(inflight) = self.inflight.as_mut() else {
             return Poll::Ready(Ok(false));
         };
+        let inflight = inflight.get_mut().unwrap_or_else(PoisonError::into_inner);
         let batch = ready!(inflight.as_mut().poll(cx));
         self.inflight = None;
         match batch {

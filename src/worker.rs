@@ -42,8 +42,8 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 /// it has recorded the connection's state.
 pub(crate) type Call = Box<dyn FnOnce(&mut dyn Any, &'static str) -> (bool, Deliver) + Send>;
 
-/// Sends a prepared answer.
-pub(crate) type Deliver = Box<dyn FnOnce() + Send>;
+/// Sends a prepared answer; told whether the call was interrupted for a timeout.
+pub(crate) type Deliver = Box<dyn FnOnce(bool) + Send>;
 
 /// A reply slot, together with the state to record before answering, so a
 /// caller that reads `in_transaction()` after its answer sees the new state.
@@ -669,6 +669,11 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                     // The database already ended it (an interrupted or failed
                     // statement, a panic in user code): nothing left to undo.
                     TxOp::Rollback if !driver.in_transaction() => Ok(()),
+                    // Nothing is left to commit: say so rather than pass the database's puzzlement on.
+                    TxOp::Commit if depth > 0 && !driver.in_transaction() => {
+                        Err(Error::TransactionAborted)
+                    }
+                    TxOp::Release(level) if level > depth => Err(Error::TransactionAborted),
                     TxOp::RollbackTo(level) if level > depth || !driver.in_transaction() => Ok(()),
                     op => transaction(driver, op),
                 };
@@ -701,14 +706,14 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
             Request::Call { ticket, call } => {
                 link.interrupter.start(ticket);
                 let (panicked, deliver) = call(driver.raw(), D::NAME);
-                link.interrupter.finish();
+                let timed_out = link.interrupter.finish() == Some(Reason::Timeout);
                 if panicked && driver.in_transaction() {
                     let _ = driver.batch("ROLLBACK");
                 }
                 shared
                     .in_tx
                     .store(driver.in_transaction(), Ordering::SeqCst);
-                deliver();
+                deliver(timed_out);
             }
             Request::TableNames { reply } => {
                 if !reply.is_canceled() {
@@ -791,7 +796,7 @@ where
     let (reply, answer) = oneshot::channel();
     let call: Call = Box::new(move |raw: &mut dyn Any, driver: &'static str| {
         let (panicked, answer) = if reply.is_canceled() {
-            return (false, Box::new(|| {}) as Deliver);
+            return (false, Box::new(|_| {}) as Deliver);
         } else if let Some(raw) = raw.downcast_mut::<R>() {
             match catch_unwind(AssertUnwindSafe(|| f(raw))) {
                 Ok(result) => (false, Ok(result)),
@@ -804,7 +809,13 @@ where
             };
             (false, Err(wrong))
         };
-        let deliver: Deliver = Box::new(move || {
+        let deliver: Deliver = Box::new(move |timed_out| {
+            // Whatever the closure made of its interrupted statement, say why.
+            let answer = if timed_out {
+                Err(Error::Timeout)
+            } else {
+                answer
+            };
             let _ = reply.send(answer);
         });
         (panicked, deliver)
