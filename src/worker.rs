@@ -23,6 +23,7 @@ use crate::params::Parameters;
 use crate::row::Row;
 use crate::strategy::{Job, Strategy};
 use crate::timer::{Deadline, Timer};
+use crate::value::Value;
 
 /// How long a worker waits for the engine's write permit in single-writer mode.
 pub(crate) const WRITE_PATIENCE: Duration = Duration::from_secs(5);
@@ -370,7 +371,9 @@ pub(crate) trait Driver: Sized + 'static {
         link: &Link<'_>,
     ) -> Next;
     /// Runs `sql` once per parameter set; answers the total rows affected.
-    fn execute_many(&mut self, sql: &str, params: Vec<Parameters>) -> Result<u64>;
+    /// The worker wraps the call in a transaction or savepoint, so a failure
+    /// undoes the whole batch.
+    fn execute_many(&mut self, sql: &str, params: &[Parameters]) -> Result<u64>;
     /// The names of the tables visible to the connection, sorted.
     fn table_names(&mut self) -> Result<Vec<String>>;
 }
@@ -642,7 +645,7 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                         Err(e)
                     } else {
                         link.interrupter
-                            .run(ticket, || driver.execute_many(&sql, params))
+                            .run(ticket, || execute_many(driver, &sql, &params))
                     };
                     let answer = Answer { reply, shared };
                     answer.send(driver.in_transaction(), result);
@@ -725,6 +728,63 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
             }
         }
     }
+}
+
+/// Runs a batch atomically: inside a transaction of its own (`BEGIN
+/// IMMEDIATE` where the database has it), or a savepoint when one is open.
+fn execute_many<D: Driver>(driver: &mut D, sql: &str, params: &[Parameters]) -> Result<u64> {
+    let outer = !driver.in_transaction();
+    let begin = match (outer, D::HAS_IMMEDIATE) {
+        (true, true) => "BEGIN IMMEDIATE",
+        (true, false) => "BEGIN",
+        (false, _) => "SAVEPOINT sqlaio_many",
+    };
+    driver.batch(begin)?;
+    let result = driver.execute_many(sql, params);
+    let end = match (&result, outer) {
+        (Ok(_), true) => "COMMIT",
+        (Ok(_), false) => "RELEASE SAVEPOINT sqlaio_many",
+        (Err(_), true) => "ROLLBACK",
+        (Err(_), false) => "ROLLBACK TO SAVEPOINT sqlaio_many; RELEASE SAVEPOINT sqlaio_many",
+    };
+    let ended = driver.batch(end);
+    if ended.is_err() && outer && driver.in_transaction() {
+        let _ = driver.batch("ROLLBACK");
+    }
+    let total = result?;
+    ended?;
+    Ok(total)
+}
+
+/// Reads rows into a batch of the size `limit` asks for. `next` gives the
+/// next row's values, or `None` at the end of the result.
+pub(crate) fn read_batch(
+    keys: &Arc<[String]>,
+    limit: Limit,
+    mut next: impl FnMut() -> Result<Option<Vec<Value>>>,
+) -> Result<Batch> {
+    let (max_rows, max_bytes) = match limit {
+        Limit::Rows(n) => (n, usize::MAX),
+        Limit::Stream => (BATCH_ROWS, BATCH_BYTES),
+        Limit::All => (usize::MAX, usize::MAX),
+    };
+    let mut rows = Vec::with_capacity(max_rows.min(BATCH_ROWS));
+    let mut bytes = 0;
+    while rows.len() < max_rows && bytes < max_bytes {
+        let Some(values) = next()? else {
+            return Ok(Batch { rows, done: true });
+        };
+        bytes += values
+            .iter()
+            .map(|v| match v {
+                Value::Text(t) => t.len(),
+                Value::Blob(b) => b.len(),
+                _ => 8,
+            })
+            .sum::<usize>();
+        rows.push(Row::new(keys.clone(), values));
+    }
+    Ok(Batch { rows, done: false })
 }
 
 /// Runs a transaction statement; a failed `COMMIT` or `RELEASE` rolls back so

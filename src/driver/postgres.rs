@@ -16,7 +16,6 @@ use postgres::{Client, RowIter, Statement};
 
 use crate::error::{Error, Result};
 use crate::params::Parameters;
-use crate::row::Row;
 use crate::value::Value;
 use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next, Ticket};
 
@@ -171,36 +170,18 @@ impl Driver for PostgresDriver {
         worker::serve_cursor(link, ticket.seq, |limit| read(&mut rows, &keys, limit))
     }
 
-    fn execute_many(&mut self, sql: &str, params: Vec<Parameters>) -> Result<u64> {
-        let outer = !self.in_tx;
-        self.batch(if outer {
-            "BEGIN"
-        } else {
-            "SAVEPOINT sqlaio_many"
-        })?;
-        let result: Result<u64> = (|| {
-            let stmt = self.prepare(sql)?;
-            let mut total = 0;
-            for set in &params {
-                check(&stmt, set)?;
-                let refs: Vec<&(dyn ToSql + Sync)> = set
-                    .positional
-                    .iter()
-                    .map(|v| v as &(dyn ToSql + Sync))
-                    .collect();
-                total += self.client.execute(&stmt, &refs).map_err(convert)?;
-            }
-            Ok(total)
-        })();
-        let end = match (&result, outer) {
-            (Ok(_), true) => "COMMIT",
-            (Ok(_), false) => "RELEASE SAVEPOINT sqlaio_many",
-            (Err(_), true) => "ROLLBACK",
-            (Err(_), false) => "ROLLBACK TO SAVEPOINT sqlaio_many; RELEASE SAVEPOINT sqlaio_many",
-        };
-        let ended = self.batch(end);
-        let total = result?;
-        ended?;
+    fn execute_many(&mut self, sql: &str, params: &[Parameters]) -> Result<u64> {
+        let stmt = self.prepare(sql)?;
+        let mut total = 0;
+        for set in params {
+            check(&stmt, set)?;
+            let refs: Vec<&(dyn ToSql + Sync)> = set
+                .positional
+                .iter()
+                .map(|v| v as &(dyn ToSql + Sync))
+                .collect();
+            total += self.client.execute(&stmt, &refs).map_err(convert)?;
+        }
         Ok(total)
     }
 
@@ -317,38 +298,18 @@ fn check(stmt: &Statement, params: &Parameters) -> Result<()> {
 }
 
 fn read(rows: &mut RowIter<'_>, keys: &Arc<[String]>, limit: Limit) -> Result<Batch> {
-    let (max_rows, max_bytes) = match limit {
-        Limit::Rows(n) => (n, usize::MAX),
-        Limit::Stream => (worker::BATCH_ROWS, worker::BATCH_BYTES),
-        Limit::All => (usize::MAX, usize::MAX),
-    };
-    let mut out = Vec::with_capacity(max_rows.min(worker::BATCH_ROWS));
-    let mut bytes = 0;
-    while out.len() < max_rows && bytes < max_bytes {
+    worker::read_batch(keys, limit, || {
         let Some(row) = rows.next().map_err(convert)? else {
-            return Ok(Batch {
-                rows: out,
-                done: true,
-            });
+            return Ok(None);
         };
         let mut values = Vec::with_capacity(row.len());
         for (i, column) in row.columns().iter().enumerate() {
-            let value: Value = row.try_get(i).map_err(|e| {
+            values.push(row.try_get::<_, Value>(i).map_err(|e| {
                 let reason = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
                 Error::decode(column.name(), crate::error::DecodeError::new(reason))
-            })?;
-            bytes += match &value {
-                Value::Text(t) => t.len(),
-                Value::Blob(b) => b.len(),
-                _ => 8,
-            };
-            values.push(value);
+            })?);
         }
-        out.push(Row::new(keys.clone(), values));
-    }
-    Ok(Batch {
-        rows: out,
-        done: false,
+        Ok(Some(values))
     })
 }
 

@@ -10,7 +10,6 @@ use rusqlite::{OpenFlags, Statement};
 use crate::config::{SqliteTarget, Target};
 use crate::error::{Error, Result};
 use crate::params::Parameters;
-use crate::row::Row;
 use crate::value::Value;
 use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next, Ticket};
 
@@ -175,42 +174,19 @@ impl Driver for SqliteDriver {
         worker::serve_cursor(link, ticket.seq, |limit| read(&mut rows, &keys, limit))
     }
 
-    fn execute_many(&mut self, sql: &str, params: Vec<Parameters>) -> Result<u64> {
-        let outer = self.conn.is_autocommit();
-        self.conn
-            .execute_batch(if outer {
-                "BEGIN IMMEDIATE"
+    fn execute_many(&mut self, sql: &str, params: &[Parameters]) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(convert)?;
+        let mut total = 0;
+        for set in params {
+            bind(&mut stmt, set)?;
+            if stmt.column_count() == 0 {
+                stmt.raw_execute().map_err(convert)?;
             } else {
-                "SAVEPOINT sqlaio_many"
-            })
-            .map_err(convert)?;
-        let result: Result<u64> = (|| {
-            let mut stmt = self.conn.prepare_cached(sql).map_err(convert)?;
-            let mut total = 0;
-            for set in &params {
-                bind(&mut stmt, set)?;
-                if stmt.column_count() == 0 {
-                    stmt.raw_execute().map_err(convert)?;
-                } else {
-                    let mut rows = stmt.raw_query();
-                    while rows.next().map_err(convert)?.is_some() {}
-                }
-                total += self.conn.changes();
+                let mut rows = stmt.raw_query();
+                while rows.next().map_err(convert)?.is_some() {}
             }
-            Ok(total)
-        })();
-        let end = match (&result, outer) {
-            (Ok(_), true) => "COMMIT",
-            (Ok(_), false) => "RELEASE SAVEPOINT sqlaio_many",
-            (Err(_), true) => "ROLLBACK",
-            (Err(_), false) => "ROLLBACK TO SAVEPOINT sqlaio_many; RELEASE SAVEPOINT sqlaio_many",
-        };
-        let ended = self.conn.execute_batch(end).map_err(convert);
-        if ended.is_err() && outer && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+            total += self.conn.changes();
         }
-        let total = result?;
-        ended?;
         Ok(total)
     }
 
@@ -321,46 +297,25 @@ fn bind(stmt: &mut Statement<'_>, params: &Parameters) -> Result<()> {
 }
 
 fn read(rows: &mut rusqlite::Rows<'_>, keys: &Arc<[String]>, limit: Limit) -> Result<Batch> {
-    let (max_rows, max_bytes) = match limit {
-        Limit::Rows(n) => (n, usize::MAX),
-        Limit::Stream => (worker::BATCH_ROWS, worker::BATCH_BYTES),
-        Limit::All => (usize::MAX, usize::MAX),
-    };
-    let mut out = Vec::with_capacity(max_rows.min(worker::BATCH_ROWS));
-    let mut bytes = 0;
-    while out.len() < max_rows && bytes < max_bytes {
+    worker::read_batch(keys, limit, || {
         let Some(row) = rows.next().map_err(convert)? else {
-            return Ok(Batch {
-                rows: out,
-                done: true,
-            });
+            return Ok(None);
         };
         let mut values = Vec::with_capacity(keys.len());
         for i in 0..keys.len() {
-            let value = match row.get_ref(i).map_err(convert)? {
+            values.push(match row.get_ref(i).map_err(convert)? {
                 ValueRef::Null => Value::Null,
                 ValueRef::Integer(i) => Value::Integer(i),
                 ValueRef::Real(f) => Value::Real(f),
-                ValueRef::Text(t) => {
-                    bytes += t.len();
-                    match std::str::from_utf8(t) {
-                        Ok(s) => Value::Text(s.to_owned()),
-                        // Not UTF-8: keep every byte rather than mangle it.
-                        Err(_) => Value::Blob(t.to_vec()),
-                    }
-                }
-                ValueRef::Blob(b) => {
-                    bytes += b.len();
-                    Value::Blob(b.to_vec())
-                }
-            };
-            values.push(value);
+                ValueRef::Text(t) => match std::str::from_utf8(t) {
+                    Ok(s) => Value::Text(s.to_owned()),
+                    // Not UTF-8: keep every byte rather than mangle it.
+                    Err(_) => Value::Blob(t.to_vec()),
+                },
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            });
         }
-        out.push(Row::new(keys.clone(), values));
-    }
-    Ok(Batch {
-        rows: out,
-        done: false,
+        Ok(Some(values))
     })
 }
 
