@@ -155,10 +155,11 @@ impl Driver for PostgresDriver {
         let done = first.done;
         let header = Header {
             keys: keys.clone(),
-            rowcount: if done {
-                rows.rows_affected().unwrap_or(0)
-            } else {
-                0
+            // As on SQLite: rows inserted, updated or deleted; 0 for queries.
+            rowcount: match first_keyword(sql).to_ascii_uppercase().as_str() {
+                "SELECT" | "VALUES" | "SHOW" | "TABLE" | "FETCH" | "EXPLAIN" => 0,
+                _ if done => rows.rows_affected().unwrap_or(0),
+                _ => 0,
             },
             last_insert_id: None,
             returns_rows,
