@@ -113,6 +113,10 @@ pub enum Error {
     /// User code passed to [`run_in_thread`](crate::Connection::run_in_thread) panicked.
     #[error("the closure panicked: {0}")]
     Panic(String),
+    /// A statement built with a query builder cannot be rendered for the
+    /// engine's database (the builder's own message).
+    #[error("cannot build the statement for this database: {0}")]
+    Statement(String),
     /// The engine's configuration is invalid (bad URL, zero connections, ...).
     #[error("invalid configuration: {0}")]
     Config(String),

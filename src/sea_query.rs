@@ -28,11 +28,11 @@
 //! Any other variant (arrays, `time` crate types, big decimals, network
 //! types, ...) fails with [`Error::Parameter`] naming it.
 //!
-//! # Panics
+//! # Statements a dialect cannot express
 //! `sea_query` panics when a statement uses something its builder cannot
 //! render for the dialect (`TRUNCATE` or several `ALTER TABLE` options on
-//! SQLite, for example); rendering here lets that panic through, as
-//! `sea_query`'s own `build` does.
+//! SQLite, for example). sqlaio catches that panic and returns
+//! [`Error::Statement`] with its message instead.
 //!
 //! # Example
 //! ```
@@ -86,20 +86,31 @@ use crate::value::Value;
 
 /// Renders a statement that carries values.
 fn query(statement: &impl QueryStatementWriter, dialect: Dialect) -> Result<Sql> {
-    let (text, values) = match dialect {
+    let (text, values) = render(|| match dialect {
         Dialect::Sqlite => statement.build(SqliteQueryBuilder),
         Dialect::Postgres => statement.build(PostgresQueryBuilder),
-    };
+    })?;
     Ok(Sql::with_params(text, parameters(values)?))
+}
+
+/// Runs a builder, turning its panic on an unsupported construct into an error.
+fn render<T>(build: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).map_err(|panic| {
+        let message = match Error::panic(panic) {
+            Error::Panic(message) => message,
+            other => other.to_string(),
+        };
+        Error::Statement(message)
+    })
 }
 
 /// Renders a schema statement (its values, such as column defaults, are
 /// written into the text by the builder).
 fn schema(statement: &impl SchemaStatementBuilder, dialect: Dialect) -> Result<Sql> {
-    let text = match dialect {
+    let text = render(|| match dialect {
         Dialect::Sqlite => statement.build(SqliteQueryBuilder),
         Dialect::Postgres => statement.build(PostgresQueryBuilder),
-    };
+    })?;
     Ok(Sql::new(text))
 }
 

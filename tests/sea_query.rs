@@ -375,3 +375,24 @@ fn a_statement_with_its_own_values_takes_no_other_parameters() {
         engine.close().await.unwrap();
     });
 }
+
+/// A statement the dialect cannot express is an error, not a panic.
+#[test]
+fn unrenderable_statements_are_errors() {
+    use sqlaio::sea_query::{Alias, Table};
+    futures::executor::block_on(async {
+        let engine = sqlaio::Engine::builder()
+            .url("sqlite::memory:")
+            .build()
+            .unwrap();
+        let truncate = Table::truncate().table(Alias::new("t")).to_owned();
+        let err = engine.execute(truncate, ()).await.unwrap_err();
+        assert!(matches!(err, sqlaio::Error::Statement(_)), "{err:?}");
+        assert!(
+            err.to_string().starts_with("cannot build the statement"),
+            "{err}"
+        );
+        // The engine keeps working.
+        assert_eq!(engine.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
+    });
+}
