@@ -30,10 +30,11 @@ use crate::worker::{self, Header, Interrupter, Reason, Reply, Request, Ticket, T
 ///
 /// # Cancellation
 /// Dropping the future of any method before it completes never corrupts the
-/// connection: a request that was not started yet is skipped, a started one
-/// runs to completion on the worker and its answer is discarded, and the next
-/// call always receives its own answer. A cancelled [`begin`](Connection::begin)
-/// is rolled back before the next request.
+/// connection: a request that was not started yet is skipped, a running
+/// statement is interrupted on the database (see
+/// [`interrupt_on_drop`](crate::EngineBuilder::interrupt_on_drop)), and the
+/// next call always receives its own answer. A cancelled
+/// [`begin`](Connection::begin) is rolled back before the next request.
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -244,10 +245,12 @@ impl Connection {
 
     /// Runs one statement with bound parameters and returns its result.
     ///
-    /// Placeholders are the database's own (`?1`, `:name` for SQLite). The
-    /// answer carries the first rows, so a small query costs one trip to the
-    /// worker. The result borrows the connection: no other statement can run
-    /// on it until the result is dropped.
+    /// Placeholders are the database's own (`?1`, `:name` for SQLite, `$1`
+    /// for PostgreSQL). The answer carries the first rows, so a small query
+    /// costs one trip to the worker. The result borrows the connection; the
+    /// next statement run on the connection while the result still has rows
+    /// closes it (its later fetches fail with [`Error::Closed`]), so drain or
+    /// drop a result before starting the next statement.
     ///
     /// `sql` is a `&str`, a `String`, or a [`Sql`] with per-call options.
     ///
@@ -385,7 +388,7 @@ impl Connection {
     }
 
     /// Sends `BEGIN` or `SAVEPOINT` and raises the depth once it succeeded.
-    pub(crate) async fn open_transaction(&self, kind: Begin) -> Result<u32> {
+    pub(crate) async fn open_transaction(&self, kind: Begin) -> Result<Level> {
         let (level, in_tx) = self.with_state(|state| (state.depth + 1, state.in_transaction()))?;
         // A savepoint needs an enclosing transaction: outside one, begin_nested begins one.
         let (op, undo) = match kind {
@@ -411,17 +414,16 @@ impl Connection {
         disarm.op = None;
         result?;
         self.with_state(|state| state.depth = level)?;
-        Ok(level)
+        Ok(Level {
+            depth: level,
+            savepoint: matches!(op, TxOp::Savepoint(_)),
+        })
     }
 
     /// Ends the transaction at `level` with a commit or a rollback.
-    pub(crate) async fn end_transaction(&self, level: u32, commit: bool) -> Result<()> {
-        let op = match (level, commit) {
-            (1, true) => TxOp::Commit,
-            (1, false) => TxOp::Rollback,
-            (l, true) => TxOp::Release(l),
-            (l, false) => TxOp::RollbackTo(l),
-        };
+    pub(crate) async fn end_transaction(&self, level: Level, commit: bool) -> Result<()> {
+        let op = level.end(commit);
+        let level = level.depth;
         let answer = self
             .send(|reply| Request::Tx {
                 op,
@@ -434,18 +436,14 @@ impl Connection {
     }
 
     /// Rolls back the transaction at `level` without waiting: for `Drop`.
-    pub(crate) fn abandon_transaction(&self, level: u32) {
+    pub(crate) fn abandon_transaction(&self, level: Level) {
         let _ = self.with_state(|state| {
-            if state.depth < level {
+            if state.depth < level.depth {
                 // Already ended by a commit or rollback that was sent.
                 return;
             }
-            state.add_pending(if level <= 1 {
-                TxOp::Rollback
-            } else {
-                TxOp::RollbackTo(level)
-            });
-            state.depth = level - 1;
+            state.add_pending(level.end(false));
+            state.depth = level.depth - 1;
             state.try_flush();
         });
     }
@@ -571,12 +569,15 @@ impl Connection {
             let dirty =
                 state.pending.is_some() || state.open_cursor.is_some() || state.in_transaction();
             if dirty && !state.is_stopped() {
-                state.pending = None;
-                state.open_cursor = None;
-                state.depth = 0;
                 let sender = state.sender.clone();
+                // If this future is dropped before the reset is queued, the lease's
+                // return to the pool still sees the state as dirty and resets it.
                 if sender.send(Request::Reset).await.is_ok() {
-                    lease.state().rollback_queued = true;
+                    let state = lease.state();
+                    state.pending = None;
+                    state.open_cursor = None;
+                    state.depth = 0;
+                    state.rollback_queued = true;
                 }
             }
         }
@@ -635,6 +636,26 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         if let (true, Some(interrupter)) = (self.armed, self.interrupter.take()) {
             interrupter.interrupt(self.seq, Reason::Cancelled);
+        }
+    }
+}
+
+/// Where a transaction sits: its nesting depth, and whether it is a
+/// savepoint (a `begin_nested` inside a transaction, even one begun with SQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Level {
+    pub(crate) depth: u32,
+    pub(crate) savepoint: bool,
+}
+
+impl Level {
+    /// The statement that commits or rolls back this level.
+    fn end(self, commit: bool) -> TxOp {
+        match (self.savepoint, commit) {
+            (false, true) => TxOp::Commit,
+            (false, false) => TxOp::Rollback,
+            (true, true) => TxOp::Release(self.depth),
+            (true, false) => TxOp::RollbackTo(self.depth),
         }
     }
 }

@@ -295,9 +295,11 @@ impl fmt::Debug for EngineBuilder {
 
 impl EngineBuilder {
     /// The database URL: `sqlite://path/to/file.db` (relative),
-    /// `sqlite:///absolute/path.db`, or `sqlite::memory:` for an in-memory
-    /// database shared by every connection of the engine. Append
-    /// `?mode=ro` to open a file read-only.
+    /// `sqlite:///absolute/path.db`, or `sqlite::memory:` for a temporary
+    /// database shared by every connection of the engine (append `?mode=ro`
+    /// to open a file read-only); with the `postgres` feature,
+    /// `postgres://user:password@host:port/db?sslmode=...` (or
+    /// `postgresql://`, or a `host=... user=...` key-value string).
     ///
     /// Required; there is no default.
     pub fn url(mut self, url: impl Into<String>) -> Self {

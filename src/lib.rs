@@ -3,8 +3,12 @@
 //!
 //! Every driver call runs on a worker thread chosen by a pluggable
 //! [`Strategy`], and its answer comes back through a future that any
-//! executor can await. The trusted blocking drivers (`rusqlite` for SQLite)
-//! never run on an async thread.
+//! executor can await. The trusted blocking drivers (`rusqlite` for SQLite,
+//! the synchronous `postgres` crate for PostgreSQL) never run on an async
+//! thread.
+//!
+//! The guide in the repository's `docs/` folder covers strategies,
+//! cancellation, SQLite, PostgreSQL, reliability, limitations and benchmarks.
 //!
 //! # Example
 //! ```
@@ -44,14 +48,22 @@
 //! # Cancellation
 //! Dropping a future never leaves a connection in a wrong state, and never
 //! hands one caller another's answer: a request not yet started is skipped;
-//! a started statement completes on the worker and its answer is discarded;
-//! a dropped transaction rolls back before the connection's next request.
+//! a running statement is interrupted on the database (`sqlite3_interrupt`,
+//! a PostgreSQL cancel request), aimed so that it can never hit a later
+//! statement, unless the engine was built with
+//! [`interrupt_on_drop(false)`](EngineBuilder::interrupt_on_drop); a `COMMIT`
+//! that was sent always completes; a dropped transaction rolls back before
+//! the connection's next request. Statement timeouts use the same path.
 //! Each async method documents what dropping its future does.
 //!
 //! # Features
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `sqlite` | yes | SQLite through `rusqlite` (bundled SQLite, no system library) |
+//! | `postgres` | no | PostgreSQL through the sync `postgres` crate; `pub use postgres` |
+//! | `tls` | no | `sslmode=prefer/require` for PostgreSQL through `native-tls` |
+//! | `chrono`, `uuid`, `json`, `decimal` | no | wider [`Value`] variants: dates and times, UUIDs, JSON, exact decimals |
+//! | `tracing` | no | a span per statement and per pool wait, slow-statement warnings |
 //! | `tokio` | no | `TokioStrategy` |
 //! | `async-std` | no | `AsyncStdStrategy` (async-std is deprecated upstream in favour of smol) |
 //! | `smol` | no | `SmolStrategy` |
@@ -59,6 +71,12 @@
 //! | `serde` | no | `Row::deserialize` and `CursorResult::fetchall_as` and friends: rows into structs by column name |
 //! | `full` | no | all of the above |
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Without a driver feature the crate builds (so every feature combination
+// does) but can only refuse URLs; silence what only drivers use.
+#![cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(unused, unreachable_code)
+)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(

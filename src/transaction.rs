@@ -3,7 +3,7 @@
 use std::fmt;
 use std::ops::Deref;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Level};
 use crate::error::Result;
 use crate::result::ConnRef;
 
@@ -38,15 +38,15 @@ use crate::result::ConnRef;
 /// ```
 pub struct Transaction<'c> {
     conn: ConnRef<'c>,
-    /// 1 for `BEGIN`, 2 and more for savepoints.
-    level: u32,
+    level: Level,
     active: bool,
 }
 
 impl fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transaction")
-            .field("level", &self.level)
+            .field("depth", &self.level.depth)
+            .field("savepoint", &self.level.savepoint)
             .field("active", &self.is_active())
             .finish()
     }
@@ -54,7 +54,7 @@ impl fmt::Debug for Transaction<'_> {
 
 impl<'c> Transaction<'c> {
     /// Wraps a connection whose transaction at `level` was just opened.
-    pub(crate) fn new(conn: ConnRef<'c>, level: u32) -> Transaction<'c> {
+    pub(crate) fn new(conn: ConnRef<'c>, level: Level) -> Transaction<'c> {
         Transaction {
             conn,
             level,

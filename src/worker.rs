@@ -839,6 +839,11 @@ pub(crate) fn serve_cursor(
                 }
             }
             Ok(Request::CloseCursor { cursor: c }) if c == cursor => return Next::Idle,
+            // An older result asking for rows: its cursor is gone; this one stays open.
+            Ok(Request::Fetch { reply, .. }) => {
+                let _ = reply.send(Err(Error::Closed("result")));
+            }
+            Ok(Request::CloseCursor { .. }) => {}
             Ok(other) => return Next::Request(other),
             Err(_) => return Next::Disconnected,
         }

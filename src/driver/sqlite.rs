@@ -179,13 +179,17 @@ impl Driver for SqliteDriver {
         let mut total = 0;
         for set in params {
             bind(&mut stmt, set)?;
+            let before = self.conn.total_changes();
             if stmt.column_count() == 0 {
                 stmt.raw_execute().map_err(convert)?;
             } else {
                 let mut rows = stmt.raw_query();
                 while rows.next().map_err(convert)?.is_some() {}
             }
-            total += self.conn.changes();
+            // Only statements that changed rows count (a query leaves `changes()` as it was).
+            if self.conn.total_changes() != before {
+                total += self.conn.changes();
+            }
         }
         Ok(total)
     }
