@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use criterion::async_executor::AsyncExecutor;
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use futures::channel::oneshot;
 use sqlaio::rusqlite::{self, OpenFlags};
 use sqlaio::{Connection, Engine, Strategy, ThreadStrategy};
@@ -1092,20 +1092,18 @@ mod interleaved {
     }
 }
 
-criterion_group!(
-    benches,
-    point_read,
-    point_read_64_tasks,
-    worker_wait_sequential,
-    worker_wait_64_tasks
-);
-
-/// `criterion_main!`, plus `-- --interleaved` to run [`interleaved`] instead.
+/// What `criterion_main!` would do, without plots (drawing them takes longer
+/// than measuring on a small machine; the estimates are still saved under
+/// `target/criterion`), and `-- --interleaved` to run [`interleaved`] instead.
 fn main() {
     if std::env::args().any(|arg| arg == "--interleaved") {
         interleaved::run();
         return;
     }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    let mut criterion = Criterion::default().without_plots().configure_from_args();
+    point_read(&mut criterion);
+    point_read_64_tasks(&mut criterion);
+    worker_wait_sequential(&mut criterion);
+    worker_wait_64_tasks(&mut criterion);
+    criterion.final_summary();
 }
