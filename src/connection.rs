@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use async_channel::Sender;
 use futures_channel::oneshot;
 
 use crate::error::{Error, Result};
@@ -52,6 +53,9 @@ use crate::worker::{self, Header, Interrupter, Reason, Reply, Request, Ticket, T
 /// ```
 pub struct Connection {
     lease: Mutex<Option<Lease>>,
+    /// Fixed for the connection's life: read without locking.
+    dialect: Dialect,
+    trace: TraceConfig,
 }
 
 impl fmt::Debug for Connection {
@@ -72,6 +76,8 @@ impl fmt::Debug for Connection {
 impl Connection {
     pub(crate) fn new(lease: Lease) -> Connection {
         Connection {
+            dialect: lease.pool().dialect(),
+            trace: lease.pool().config.trace,
             lease: Mutex::new(Some(lease)),
         }
     }
@@ -92,12 +98,21 @@ impl Connection {
 
     /// Sends a request, after any pending rollback.
     pub(crate) async fn send_request(&self, request: Request) -> Result<()> {
-        let (sender, pending) = self.with_state(|state| {
-            // Any other request closes the open cursor on the worker.
-            state.open_cursor = None;
-            state.try_flush();
-            (state.sender.clone(), state.pending.take())
-        })?;
+        let (sender, pending) = self.with_state(Self::outgoing)?;
+        Self::post(&sender, pending, request).await
+    }
+
+    /// Readies the state for a new request: its way to the worker and any
+    /// rollback that must go first.
+    fn outgoing(state: &mut ConnState) -> (Sender<Request>, Option<TxOp>) {
+        // Any other request closes the open cursor on the worker.
+        state.open_cursor = None;
+        state.try_flush();
+        (state.sender.clone(), state.pending.take())
+    }
+
+    /// Sends the pending rollback, if any, then the request.
+    async fn post(sender: &Sender<Request>, pending: Option<TxOp>, request: Request) -> Result<()> {
         if let Some(op) = pending {
             sender
                 .send(Request::Tx { op, reply: None })
@@ -150,11 +165,14 @@ impl Connection {
         timeout: Option<Option<Duration>>,
         make: impl FnOnce(Ticket, Reply<T>) -> Request,
     ) -> Result<T> {
-        let (mut ticket, guard) = self.number()?;
+        // One look at the state for numbering and sending.
+        let ((mut ticket, guard), (sender, pending)) =
+            self.with_state(|state| (Self::numbered(state), Self::outgoing(state)))?;
         if let Some(timeout) = timeout {
             ticket.timeout = timeout;
         }
-        let answer = self.send(|reply| make(ticket, reply)).await?;
+        let (reply, answer) = oneshot::channel();
+        Self::post(&sender, pending, make(ticket, reply)).await?;
         let guard = guard.arm();
         let result = self.receive(answer).await;
         guard.disarm();
@@ -163,27 +181,26 @@ impl Connection {
 
     /// A fresh request number, and the guard that would interrupt it.
     pub(crate) fn number(&self) -> Result<(Ticket, InFlight)> {
-        self.with_state(|state| {
-            state.next_seq += 1;
-            let guard = InFlight {
-                interrupter: state.interrupt_on_drop.then(|| state.interrupter.clone()),
-                seq: state.next_seq,
-                armed: false,
-            };
-            let ticket = Ticket {
-                seq: state.next_seq,
-                timeout: state.statement_timeout,
-            };
-            (ticket, guard)
-        })
+        self.with_state(Self::numbered)
+    }
+
+    fn numbered(state: &mut ConnState) -> (Ticket, InFlight) {
+        state.next_seq += 1;
+        let guard = InFlight {
+            interrupter: state.interrupt_on_drop.then(|| state.interrupter.clone()),
+            seq: state.next_seq,
+            armed: false,
+        };
+        let ticket = Ticket {
+            seq: state.next_seq,
+            timeout: state.statement_timeout,
+        };
+        (ticket, guard)
     }
 
     /// The dialect of this connection's database.
     pub(crate) fn dialect(&self) -> Result<Dialect> {
-        match self.lock().as_ref() {
-            Some(lease) => Ok(lease.pool().dialect()),
-            None => Err(Error::Closed("connection")),
-        }
+        Ok(self.dialect)
     }
 
     /// Renders a statement and merges the parameters it carries with the call's.
@@ -203,11 +220,7 @@ impl Connection {
 
     /// Starts the trace of one statement.
     fn trace(&self, sql: &str, params: Option<&Parameters>) -> StatementTrace {
-        let (config, dialect) = match self.lock().as_ref() {
-            Some(lease) => (lease.pool().config.trace, lease.pool().dialect()),
-            None => (TraceConfig::default(), Dialect::Sqlite),
-        };
-        StatementTrace::start(&config, dialect, sql, params)
+        StatementTrace::start(&self.trace, self.dialect, sql, params)
     }
 
     pub(crate) async fn run(&self, sql: Sql) -> Result<(Header, u64)> {
@@ -390,6 +403,14 @@ impl Connection {
     /// Sends `BEGIN` or `SAVEPOINT` and raises the depth once it succeeded.
     pub(crate) async fn open_transaction(&self, kind: Begin) -> Result<Level> {
         let (level, in_tx) = self.with_state(|state| (state.depth + 1, state.in_transaction()))?;
+        if kind != Begin::Nested && in_tx {
+            // PostgreSQL would only warn; refuse it the same way on every database.
+            let message = "a transaction is already open on this connection; use begin_nested for a savepoint";
+            return Err(Error::Database {
+                message: message.into(),
+                source: message.into(),
+            });
+        }
         // A savepoint needs an enclosing transaction: outside one, begin_nested begins one.
         let (op, undo) = match kind {
             Begin::Nested if level > 1 || in_tx => {

@@ -355,6 +355,11 @@ pub(crate) trait Driver: Sized + 'static {
     fn is_broken(&mut self) -> bool {
         false
     }
+    /// `true` when the open transaction failed and can only be rolled back
+    /// (PostgreSQL); a `COMMIT` would silently roll it back.
+    fn aborted(&mut self) -> bool {
+        false
+    }
     /// A cheap check that the connection still works.
     fn ping(&mut self) -> Result<()> {
         Ok(())
@@ -676,6 +681,10 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                     TxOp::Commit if depth > 0 && !driver.in_transaction() => {
                         Err(Error::TransactionAborted)
                     }
+                    TxOp::Commit if driver.aborted() => {
+                        let _ = driver.batch("ROLLBACK");
+                        Err(Error::TransactionAborted)
+                    }
                     TxOp::Release(level) if level > depth => Err(Error::TransactionAborted),
                     TxOp::RollbackTo(level) if level > depth || !driver.in_transaction() => Ok(()),
                     op => transaction(driver, op),
@@ -768,7 +777,8 @@ pub(crate) fn read_batch(
         Limit::Stream => (BATCH_ROWS, BATCH_BYTES),
         Limit::All => (usize::MAX, usize::MAX),
     };
-    let mut rows = Vec::with_capacity(max_rows.min(BATCH_ROWS));
+    // Small results are the common case: grow only when rows keep coming.
+    let mut rows = Vec::with_capacity(max_rows.min(8));
     let mut bytes = 0;
     while rows.len() < max_rows && bytes < max_bytes {
         let Some(values) = next()? else {

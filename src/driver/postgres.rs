@@ -25,36 +25,57 @@ const STATEMENT_CACHE: usize = 256;
 pub(crate) struct PostgresDriver {
     client: Client,
     tls: Tls,
-    statements: HashMap<String, Statement>,
+    /// Prepared statements and their column names, by statement text.
+    statements: HashMap<String, (Statement, Arc<[String]>)>,
     in_tx: bool,
+    /// A statement failed inside the open transaction: the server refuses
+    /// everything but a rollback until it ends.
+    failed: bool,
 }
 
 impl PostgresDriver {
-    fn prepare(&mut self, sql: &str) -> Result<Statement> {
-        if let Some(stmt) = self.statements.get(sql) {
-            return Ok(stmt.clone());
+    fn prepare(&mut self, sql: &str) -> Result<(Statement, Arc<[String]>)> {
+        if let Some(cached) = self.statements.get(sql) {
+            return Ok(cached.clone());
         }
         let stmt = self.client.prepare(sql).map_err(convert)?;
+        let keys: Arc<[String]> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
         if self.statements.len() >= STATEMENT_CACHE {
             self.statements.clear();
         }
-        self.statements.insert(sql.to_owned(), stmt.clone());
-        Ok(stmt)
+        self.statements
+            .insert(sql.to_owned(), (stmt.clone(), keys.clone()));
+        Ok((stmt, keys))
     }
 
     /// Tracks `BEGIN`/`COMMIT`/`ROLLBACK` run as plain SQL, since the client does not report it.
     fn note_transaction_sql(&mut self, sql: &str) {
         match first_keyword(sql).to_ascii_uppercase().as_str() {
-            "BEGIN" | "START" => self.in_tx = true,
-            "COMMIT" | "END" | "ABORT" => self.in_tx = false,
+            "BEGIN" | "START" | "COMMIT" | "END" | "ABORT" => {
+                self.in_tx = matches!(
+                    first_keyword(sql).to_ascii_uppercase().as_str(),
+                    "BEGIN" | "START"
+                );
+                self.failed = false;
+            }
             "ROLLBACK" => {
                 let rest = sql.trim_start()["ROLLBACK".len()..].trim_start();
                 if !rest.to_ascii_uppercase().starts_with("TO") {
                     self.in_tx = false;
                 }
+                // A rollback to a savepoint also clears the failed state.
+                self.failed = false;
             }
             _ => {}
         }
+    }
+
+    /// Notes a server error: inside a transaction it leaves the transaction failed.
+    fn failing<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() && self.in_tx {
+            self.failed = true;
+        }
+        result
     }
 }
 
@@ -75,6 +96,7 @@ impl Driver for PostgresDriver {
             tls,
             statements: HashMap::new(),
             in_tx: false,
+            failed: false,
         })
     }
 
@@ -108,8 +130,13 @@ impl Driver for PostgresDriver {
         self.client.batch_execute("").map_err(convert)
     }
 
+    fn aborted(&mut self) -> bool {
+        self.in_tx && self.failed
+    }
+
     fn batch(&mut self, sql: &str) -> Result<()> {
         let result = self.client.batch_execute(sql).map_err(convert);
+        let result = self.failing(result);
         self.note_transaction_sql(sql);
         result
     }
@@ -124,11 +151,18 @@ impl Driver for PostgresDriver {
     ) -> Next {
         let interrupter = link.interrupter;
         interrupter.start(ticket);
-        let stmt = match self
-            .prepare(sql)
-            .and_then(|stmt| check(&stmt, &params).map(|()| stmt))
-        {
-            Ok(stmt) => stmt,
+        let prepared = if is_blank(sql) {
+            Err(Error::Database {
+                message: "the SQL string holds no statement".into(),
+                source: "empty statement".into(),
+            })
+        } else {
+            let prepared = self.prepare(sql);
+            self.failing(prepared)
+                .and_then(|(stmt, keys)| check(&stmt, &params).map(|()| (stmt, keys)))
+        };
+        let (stmt, keys) = match prepared {
+            Ok(prepared) => prepared,
             Err(e) => {
                 let _ = reply.send(self.in_tx, interrupter.end(Err(e)));
                 return Next::Idle;
@@ -136,11 +170,11 @@ impl Driver for PostgresDriver {
         };
         self.note_transaction_sql(sql);
         let in_tx = self.in_tx;
-        let keys: Arc<[String]> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
         let returns_rows = !stmt.columns().is_empty();
         let mut rows = match self.client.query_raw(&stmt, params.positional.iter()) {
             Ok(rows) => rows,
             Err(e) => {
+                self.failed |= in_tx;
                 let _ = reply.send(in_tx, interrupter.end(Err(convert(e))));
                 return Next::Idle;
             }
@@ -148,6 +182,8 @@ impl Driver for PostgresDriver {
         let first = match interrupter.end(read(&mut rows, &keys, Limit::Stream)) {
             Ok(batch) => batch,
             Err(e) => {
+                drop(rows);
+                self.failed |= in_tx;
                 let _ = reply.send(in_tx, Err(e));
                 return Next::Idle;
             }
@@ -172,7 +208,7 @@ impl Driver for PostgresDriver {
     }
 
     fn execute_many(&mut self, sql: &str, params: &[Parameters]) -> Result<u64> {
-        let stmt = self.prepare(sql)?;
+        let (stmt, _) = self.prepare(sql)?;
         let mut total = 0;
         for set in params {
             check(&stmt, set)?;
@@ -271,6 +307,21 @@ fn describe(config: &postgres::Config) -> String {
         config.get_user().unwrap_or(""),
         config.get_dbname().unwrap_or("")
     )
+}
+
+/// `true` when `sql` holds nothing but white space, comments and semicolons.
+fn is_blank(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            return rest.is_empty();
+        }
+    }
 }
 
 fn first_keyword(sql: &str) -> &str {

@@ -1,6 +1,7 @@
 //! SQLite through `rusqlite`, on the worker thread.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,33 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) struct SqliteDriver {
     conn: rusqlite::Connection,
+    /// Column names per statement text, shared by every row of every result.
+    keys: HashMap<String, Arc<[String]>>,
+}
+
+/// Statements whose column names are kept, at most.
+const KEYS_CACHE: usize = 256;
+
+/// The column names of `stmt`, reusing the cached list while it still matches
+/// (a schema change can change what a statement returns).
+fn keys_of(
+    cache: &mut HashMap<String, Arc<[String]>>,
+    sql: &str,
+    stmt: &Statement<'_>,
+) -> Arc<[String]> {
+    if let Some(keys) = cache.get(sql) {
+        if keys.len() == stmt.column_count()
+            && keys.iter().map(String::as_str).eq(stmt.column_names())
+        {
+            return keys.clone();
+        }
+    }
+    let keys: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
+    if cache.len() >= KEYS_CACHE {
+        cache.clear();
+    }
+    cache.insert(sql.to_owned(), keys.clone());
+    keys
 }
 
 fn flags(read_only: bool) -> OpenFlags {
@@ -56,11 +84,14 @@ impl Driver for SqliteDriver {
                 "sqlite::memory:".to_owned(),
             ),
         };
-        conn.map(|conn| SqliteDriver { conn })
-            .map_err(|e| Error::Connect {
-                url,
-                source: Box::new(e),
-            })
+        conn.map(|conn| SqliteDriver {
+            conn,
+            keys: HashMap::new(),
+        })
+        .map_err(|e| Error::Connect {
+            url,
+            source: Box::new(e),
+        })
     }
 
     fn kill(&self) -> Kill {
@@ -150,7 +181,7 @@ impl Driver for SqliteDriver {
             return Next::Idle;
         }
 
-        let keys: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
+        let keys = keys_of(&mut self.keys, sql, &stmt);
         let mut rows = stmt.raw_query();
         let first = match interrupter.end(read(&mut rows, &keys, Limit::Stream)) {
             Ok(batch) => batch,
