@@ -248,17 +248,23 @@ struct Tls;
 #[cfg(feature = "tls")]
 fn tls(config: &postgres::Config) -> Tls {
     use postgres::config::SslMode;
-    let mut builder = native_tls::TlsConnector::builder();
-    if config.get_ssl_mode() != SslMode::Disable {
-        // libpq's `prefer` and `require` encrypt without verifying the certificate.
-        builder
-            .danger_accept_invalid_certs(true)
-            .danger_accept_invalid_hostnames(true);
+    use std::sync::OnceLock;
+    // Building a connector loads the system's certificates: do it once per process.
+    static CONNECTOR: OnceLock<Option<postgres_native_tls::MakeTlsConnector>> = OnceLock::new();
+    if config.get_ssl_mode() == SslMode::Disable {
+        return None;
     }
-    builder
-        .build()
-        .ok()
-        .map(postgres_native_tls::MakeTlsConnector::new)
+    CONNECTOR
+        .get_or_init(|| {
+            // libpq's `prefer` and `require` encrypt without verifying the certificate.
+            native_tls::TlsConnector::builder()
+                .danger_accept_invalid_certs(true)
+                .danger_accept_invalid_hostnames(true)
+                .build()
+                .ok()
+                .map(postgres_native_tls::MakeTlsConnector::new)
+        })
+        .clone()
 }
 
 #[cfg(not(feature = "tls"))]
