@@ -494,21 +494,7 @@ mod serde_rows {
 
     /// The text form of the wider types, as their own `serde` support reads it.
     fn text_form(value: &Value) -> Option<String> {
-        match value {
-            #[cfg(feature = "decimal")]
-            Value::Decimal(d) => Some(d.to_string()),
-            #[cfg(feature = "chrono")]
-            Value::Timestamp(t) => Some(t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
-            #[cfg(feature = "chrono")]
-            Value::TimestampTz(t) => Some(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-            #[cfg(feature = "chrono")]
-            Value::Date(d) => Some(d.format("%Y-%m-%d").to_string()),
-            #[cfg(feature = "chrono")]
-            Value::Time(t) => Some(t.format("%H:%M:%S%.f").to_string()),
-            #[cfg(feature = "uuid")]
-            Value::Uuid(u) => Some(u.hyphenated().to_string()),
-            _ => None,
-        }
+        crate::types::text_form(value, 'T')
     }
 
     #[cfg(feature = "json")]

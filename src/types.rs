@@ -14,10 +14,22 @@ use crate::value::{FromValue, Value};
 #[cfg(feature = "sqlite")]
 pub(crate) fn sqlite_text(value: &Value) -> Option<String> {
     match value {
+        #[cfg(feature = "json")]
+        Value::Json(j) => Some(j.to_string()),
+        other => text_form(other, ' '),
+    }
+}
+
+/// The text form of a wider date, time, UUID or decimal value, with `sep`
+/// between date and time; `None` for other variants.
+#[allow(dead_code)]
+pub(crate) fn text_form(value: &Value, sep: char) -> Option<String> {
+    let _ = sep;
+    match value {
         #[cfg(feature = "decimal")]
         Value::Decimal(d) => Some(d.to_string()),
         #[cfg(feature = "chrono")]
-        Value::Timestamp(t) => Some(t.format("%Y-%m-%d %H:%M:%S%.f").to_string()),
+        Value::Timestamp(t) => Some(t.format(&format!("%Y-%m-%d{sep}%H:%M:%S%.f")).to_string()),
         #[cfg(feature = "chrono")]
         Value::TimestampTz(t) => Some(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         #[cfg(feature = "chrono")]
@@ -26,8 +38,6 @@ pub(crate) fn sqlite_text(value: &Value) -> Option<String> {
         Value::Time(t) => Some(t.format("%H:%M:%S%.f").to_string()),
         #[cfg(feature = "uuid")]
         Value::Uuid(u) => Some(u.hyphenated().to_string()),
-        #[cfg(feature = "json")]
-        Value::Json(j) => Some(j.to_string()),
         _ => None,
     }
 }
