@@ -19,20 +19,20 @@ mod common;
 #[allow(clippy::duplicate_mod)]
 mod pg_support;
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{sqlite_file_url, Runtime};
 use futures::future::{self, Either};
 use futures::FutureExt;
-use sqlaio::{Engine, Error, Result, Sql};
+use sqlaio::{Connection, Engine, Error, Result, Sql};
 
 // ---------------------------------------------------------------------------
 // Shared helpers
@@ -63,7 +63,8 @@ const TEST_LIMIT: Duration = Duration::from_secs(180);
 
 /// Serializes the PostgreSQL server restart against every other test of this
 /// file that uses the server: they hold it shared, the restart exclusively.
-static SERVER: RwLock<()> = RwLock::new(());
+#[cfg(feature = "postgres")]
+static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// Sleeps on a thread of its own, so it works under any executor (or none).
 /// Dropping the future wakes and ends the thread at once.
@@ -92,6 +93,7 @@ async fn bounded<T>(what: &str, limit: Duration, fut: impl Future<Output = T>) -
 }
 
 /// Polls `check` until it holds, for at most `limit`; returns how long it took.
+#[cfg(feature = "postgres")]
 async fn poll_until<F, Fut>(what: &str, limit: Duration, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
@@ -153,6 +155,11 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
     }
 }
 
@@ -367,7 +374,7 @@ fn cancel_postgres_body(rt: Runtime) {
         let observer = observer(&url);
         let conn = engine.connect().await.unwrap();
         let pid: i32 = conn.scalar("SELECT pg_backend_pid()", ()).await.unwrap();
-        for round in 1..=6i64 {
+        for round in 1..=10i64 {
             let started = Instant::now();
             let sleeping = conn.execute(ENDLESS_POSTGRES, ());
             let seen = async {
@@ -689,7 +696,7 @@ fn fault_postgres_terminate_under_load() {
             )
             .await
             .unwrap();
-        let done = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let total = (TASKS * ITERATIONS) as usize;
 
         let tasks = (0..TASKS).map(|task| {
@@ -705,7 +712,7 @@ fn fault_postgres_terminate_under_load() {
                         committed += 1;
                     }
                     outcomes.push(outcome);
-                    done.fetch_add(1, Ordering::SeqCst);
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
                 outcomes
             }
@@ -719,7 +726,7 @@ fn fault_postgres_terminate_under_load() {
                 let mut killed = Vec::new();
                 for at in [total / 4, total / 2] {
                     poll_until("the load reaches the next kill", TEST_LIMIT, || {
-                        let reached = done.load(Ordering::SeqCst) >= at;
+                        let reached = done.load(std::sync::atomic::Ordering::SeqCst) >= at;
                         async move { reached }
                     })
                     .await;
@@ -1262,5 +1269,1128 @@ fn fault_sqlite_read_only() {
             check(&sqlite_file_url(&path), "chmod 0444").await;
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Load: 2,000 tasks x 20 statements in transactions over a pool of 8, one
+// task in ten cancelled at a random point
+// ---------------------------------------------------------------------------
+
+/// The load's shape.
+const LOAD_TASKS: usize = 2_000;
+const LOAD_OPS: usize = 20;
+const LOAD_POOL: usize = 8;
+/// One task in this many is cancelled.
+const LOAD_CANCEL_ONE_IN: u64 = 10;
+/// A cancelled task is dropped this long (at most) after it got its connection.
+const LOAD_CANCEL_WITHIN_US: u64 = 10_000;
+
+/// The seed of the load: `SQLAIO_SEED`, or a fixed one.
+fn seed() -> u64 {
+    std::env::var("SQLAIO_SEED")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0x5EED_2024)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One statement of a load task.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// A new row `(task, seq, v)`.
+    Insert,
+    /// `v = v + 1` on one of the task's rows.
+    Update,
+    /// The count and sum of the task's rows.
+    ReadSum,
+    /// One of the task's rows by key.
+    ReadOne,
+}
+
+/// How a load transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Commit,
+    Rollback,
+    /// The `Transaction` is dropped without a word: it rolls back.
+    Drop,
+}
+
+#[derive(Debug, Clone)]
+struct TxPlan {
+    ops: Vec<Op>,
+    end: End,
+}
+
+/// What one task does, drawn from the seeded generator before the load starts.
+#[derive(Debug, Clone)]
+struct TaskPlan {
+    task: i64,
+    txs: Vec<TxPlan>,
+    /// Dropped this long after it got its connection, if it is one of the cancelled.
+    cancel_after: Option<Duration>,
+    seed: u64,
+}
+
+fn plan_load(seed: u64, tasks: usize, ops: usize) -> Vec<TaskPlan> {
+    let mut rng = Rng::new(seed);
+    (0..tasks)
+        .map(|task| {
+            let mut txs = Vec::new();
+            let mut left = ops;
+            while left > 0 {
+                let size = (2 + rng.below(5) as usize).min(left);
+                left -= size;
+                let ops = (0..size)
+                    .map(|_| match rng.below(100) {
+                        0..=34 => Op::Insert,
+                        35..=54 => Op::Update,
+                        55..=79 => Op::ReadSum,
+                        _ => Op::ReadOne,
+                    })
+                    .collect();
+                let end = match rng.below(10) {
+                    0 => End::Rollback,
+                    1 => End::Drop,
+                    _ => End::Commit,
+                };
+                txs.push(TxPlan { ops, end });
+            }
+            let cancel_after = (rng.below(LOAD_CANCEL_ONE_IN) == 0)
+                .then(|| Duration::from_micros(rng.below(LOAD_CANCEL_WITHIN_US)));
+            TaskPlan {
+                task: task as i64,
+                txs,
+                cancel_after,
+                seed: rng.next(),
+            }
+        })
+        .collect()
+}
+
+/// What a task did, as far as it knows; kept outside the task's future so
+/// that it survives the task being dropped.
+#[derive(Debug, Default)]
+struct TaskLog {
+    /// The task's rows as of its last confirmed commit: seq -> v.
+    committed: BTreeMap<i64, i64>,
+    /// A transaction whose `COMMIT` was sent but not confirmed (the task was
+    /// dropped meanwhile): its writes are either all in or all out.
+    in_doubt: Option<BTreeMap<i64, i64>>,
+    /// Microseconds per statement that completed.
+    latencies_us: Vec<u64>,
+    /// Microseconds waiting for a pooled connection.
+    acquire_us: u64,
+    /// Answers that were not what the task's own writes imply.
+    wrong: Vec<String>,
+    /// Errors (none are expected).
+    errors: Vec<String>,
+    /// The task ran its whole plan.
+    finished: bool,
+    /// The task was dropped before it finished.
+    cancelled: bool,
+}
+
+/// The statements of a load on `table`.
+struct LoadSql {
+    insert: String,
+    update: String,
+    read_sum: String,
+    read_one: String,
+}
+
+impl LoadSql {
+    fn new(table: &str) -> LoadSql {
+        LoadSql {
+            insert: format!("INSERT INTO {table} (task, seq, v) VALUES ($1, $2, $3)"),
+            update: format!("UPDATE {table} SET v = v + 1 WHERE task = $1 AND seq = $2"),
+            read_sum: format!(
+                "SELECT count(*), CAST(coalesce(sum(v), 0) AS BIGINT) FROM {table} WHERE task = $1"
+            ),
+            read_one: format!("SELECT v FROM {table} WHERE task = $1 AND seq = $2"),
+        }
+    }
+
+    fn create(table: &str) -> String {
+        format!(
+            "CREATE TABLE {table} (task BIGINT NOT NULL, seq BIGINT NOT NULL, v BIGINT NOT NULL, \
+             PRIMARY KEY (task, seq))"
+        )
+    }
+}
+
+/// A load task's state while it runs a transaction.
+struct TaskState {
+    task: i64,
+    rng: Rng,
+    /// The key of the task's next new row.
+    next_seq: i64,
+    /// The task's rows as its open transaction must see them.
+    view: BTreeMap<i64, i64>,
+    /// What the open transaction wrote: seq -> v.
+    delta: BTreeMap<i64, i64>,
+}
+
+/// Runs one statement of a task inside `tx`; `Some(message)` for a wrong answer.
+async fn load_op(
+    tx: &Connection,
+    sql: &LoadSql,
+    op: Op,
+    state: &mut TaskState,
+) -> Result<Option<String>> {
+    let TaskState {
+        task,
+        rng,
+        next_seq,
+        view,
+        delta,
+    } = state;
+    let task = *task;
+    let pick = |rng: &mut Rng, view: &BTreeMap<i64, i64>| {
+        let keys: Vec<i64> = view.keys().copied().collect();
+        (!keys.is_empty()).then(|| keys[rng.below(keys.len() as u64) as usize])
+    };
+    let op = match op {
+        Op::Update | Op::ReadOne if view.is_empty() => Op::Insert,
+        op => op,
+    };
+    Ok(match op {
+        Op::Insert => {
+            let seq = *next_seq;
+            *next_seq += 1;
+            let v = (rng.below(1_000_000) as i64) * 1_000 + task % 1_000;
+            let n = tx
+                .execute(sql.insert.as_str(), (task, seq, v))
+                .await?
+                .rowcount();
+            view.insert(seq, v);
+            delta.insert(seq, v);
+            (n != 1).then(|| format!("insert ({task}, {seq}) affected {n} rows"))
+        }
+        Op::Update => {
+            let seq = pick(rng, view).expect("the view has rows");
+            let n = tx
+                .execute(sql.update.as_str(), (task, seq))
+                .await?
+                .rowcount();
+            let v = view[&seq] + 1;
+            view.insert(seq, v);
+            delta.insert(seq, v);
+            (n != 1).then(|| format!("update ({task}, {seq}) affected {n} rows"))
+        }
+        Op::ReadSum => {
+            let row = tx
+                .execute(sql.read_sum.as_str(), (task,))
+                .await?
+                .first()
+                .await?
+                .expect("an aggregate returns a row");
+            let got: (i64, i64) = (row.get(0)?, row.get(1)?);
+            let want = (view.len() as i64, view.values().sum::<i64>());
+            (got != want).then(|| format!("task {task}: count/sum {got:?}, expected {want:?}"))
+        }
+        Op::ReadOne => {
+            let seq = pick(rng, view).expect("the view has rows");
+            let got: Option<i64> = tx
+                .execute(sql.read_one.as_str(), (task, seq))
+                .await?
+                .first()
+                .await?
+                .map(|row| row.get(0))
+                .transpose()?;
+            let want = view.get(&seq).copied();
+            (got != want).then(|| format!("task {task}: row {seq} is {got:?}, expected {want:?}"))
+        }
+    })
+}
+
+/// A task's plan, on its connection; every step is recorded in `log`.
+async fn run_plan(conn: &Connection, sql: &LoadSql, plan: &TaskPlan, log: &Mutex<TaskLog>) {
+    let task = plan.task;
+    let mut state = TaskState {
+        task,
+        rng: Rng::new(plan.seed),
+        next_seq: 0,
+        view: BTreeMap::new(),
+        delta: BTreeMap::new(),
+    };
+    for (n, txp) in plan.txs.iter().enumerate() {
+        let tx = match conn.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                lock(log)
+                    .errors
+                    .push(format!("task {task} tx {n}: begin: {e}"));
+                return;
+            }
+        };
+        state.view = lock(log).committed.clone();
+        state.delta = BTreeMap::new();
+        for &op in &txp.ops {
+            let start = Instant::now();
+            let outcome = load_op(&tx, sql, op, &mut state).await;
+            let us = start.elapsed().as_micros() as u64;
+            let mut log = lock(log);
+            match outcome {
+                Ok(None) => log.latencies_us.push(us),
+                Ok(Some(wrong)) => log.wrong.push(wrong),
+                Err(e) => {
+                    log.errors.push(format!("task {task} tx {n}: {op:?}: {e}"));
+                    return;
+                }
+            }
+        }
+        match txp.end {
+            End::Commit => {
+                lock(log).in_doubt = Some(state.delta.clone());
+                if let Err(e) = tx.commit().await {
+                    lock(log)
+                        .errors
+                        .push(format!("task {task} tx {n}: commit: {e}"));
+                    return;
+                }
+                let mut log = lock(log);
+                log.committed.extend(std::mem::take(&mut state.delta));
+                log.in_doubt = None;
+            }
+            End::Rollback => {
+                if let Err(e) = tx.rollback().await {
+                    lock(log)
+                        .errors
+                        .push(format!("task {task} tx {n}: rollback: {e}"));
+                    return;
+                }
+            }
+            End::Drop => drop(tx),
+        }
+    }
+    lock(log).finished = true;
+}
+
+/// Where the load's tasks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exec {
+    /// All tasks polled by the awaiting executor (`join_all`), any runtime or none.
+    Local,
+    /// One tokio task each (`tokio::spawn`), on the current tokio runtime.
+    #[cfg(feature = "tokio")]
+    Tokio,
+}
+
+impl Exec {
+    fn sleep(self, d: Duration) -> future::BoxFuture<'static, ()> {
+        match self {
+            Exec::Local => nap(d).boxed(),
+            #[cfg(feature = "tokio")]
+            Exec::Tokio => tokio::time::sleep(d).boxed(),
+        }
+    }
+
+    async fn join<T: Send + 'static>(self, tasks: Vec<future::BoxFuture<'static, T>>) -> Vec<T> {
+        match self {
+            Exec::Local => future::join_all(tasks).await,
+            #[cfg(feature = "tokio")]
+            Exec::Tokio => {
+                let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
+                let mut out = Vec::with_capacity(handles.len());
+                for handle in handles {
+                    out.push(handle.await.expect("a load task panicked"));
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The `p`-th percentile of sorted values.
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn us(v: u64) -> String {
+    format!("{:.2} ms", v as f64 / 1000.0)
+}
+
+/// Runs the load on `engine` (whose table `table` exists and is empty),
+/// closes the engine, checks the table through `checker`, and prints the
+/// numbers. Panics with every problem found.
+async fn run_load(label: &str, engine: Engine, checker: Engine, table: &str, exec: Exec) {
+    let seed = seed();
+    let plans = plan_load(seed, LOAD_TASKS, LOAD_OPS);
+    let sql = Arc::new(LoadSql::new(table));
+    let logs: Vec<Arc<Mutex<TaskLog>>> = plans.iter().map(|_| Arc::default()).collect();
+    let tasks: Vec<future::BoxFuture<'static, ()>> = plans
+        .iter()
+        .cloned()
+        .zip(logs.iter().cloned())
+        .map(|(plan, log)| {
+            let engine = engine.clone();
+            let sql = sql.clone();
+            async move {
+                let waited = Instant::now();
+                let conn = match engine.connect().await {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        lock(&log)
+                            .errors
+                            .push(format!("task {}: connect: {e}", plan.task));
+                        return;
+                    }
+                };
+                lock(&log).acquire_us = waited.elapsed().as_micros() as u64;
+                let work = run_plan(&conn, &sql, &plan, &log);
+                match plan.cancel_after {
+                    None => work.await,
+                    Some(after) => {
+                        let work = pin!(work);
+                        let raced = future::select(work, exec.sleep(after)).await;
+                        if let Either::Right(_) = raced {
+                            // The plan's future, and with it its open transaction, is gone.
+                            lock(&log).cancelled = true;
+                        }
+                    }
+                }
+            }
+            .boxed()
+        })
+        .collect();
+
+    let started = Instant::now();
+    exec.join(tasks).await;
+    let wall = started.elapsed();
+    engine.close().await.unwrap();
+    assert_eq!(engine.worker_count(), 0, "{label}: workers outlived close");
+
+    // Every task's rows, as the database has them now.
+    let mut rows = checker
+        .execute(
+            format!("SELECT task, seq, v FROM {table} ORDER BY task, seq"),
+            (),
+        )
+        .await
+        .unwrap();
+    let mut stored: BTreeMap<i64, BTreeMap<i64, i64>> = BTreeMap::new();
+    for row in rows.fetchall().await.unwrap() {
+        let (task, seq, v): (i64, i64, i64) = (
+            row.get(0).unwrap(),
+            row.get(1).unwrap(),
+            row.get(2).unwrap(),
+        );
+        stored.entry(task).or_default().insert(seq, v);
+    }
+    drop(rows);
+    checker.close().await.unwrap();
+
+    let mut problems = Vec::new();
+    let mut latencies = Vec::new();
+    let mut acquire = Vec::new();
+    let (mut cancelled, mut doubt_in, mut doubt_out, mut committed_rows) = (0, 0, 0, 0);
+    for (plan, log) in plans.iter().zip(&logs) {
+        let log = lock(log);
+        let actual = stored.remove(&plan.task).unwrap_or_default();
+        committed_rows += log.committed.len();
+        let with_doubt = log.in_doubt.as_ref().map(|delta| {
+            let mut all = log.committed.clone();
+            all.extend(delta.iter().map(|(k, v)| (*k, *v)));
+            all
+        });
+        if actual == log.committed {
+            if log.in_doubt.as_ref().is_some_and(|d| !d.is_empty()) {
+                doubt_out += 1;
+            }
+        } else if with_doubt.as_ref() == Some(&actual) {
+            doubt_in += 1;
+        } else {
+            problems.push(format!(
+                "task {}: the table holds {actual:?}, but its committed rows are {:?} (in doubt: {:?})",
+                plan.task, log.committed, log.in_doubt
+            ));
+        }
+        problems.extend(log.wrong.iter().cloned());
+        problems.extend(log.errors.iter().cloned());
+        if plan.cancel_after.is_none() && !log.finished {
+            problems.push(format!("task {} did not finish", plan.task));
+        }
+        cancelled += usize::from(log.cancelled);
+        latencies.extend(log.latencies_us.iter().copied());
+        acquire.push(log.acquire_us);
+    }
+    for (task, rows) in stored {
+        problems.push(format!("rows of no task: task {task}: {rows:?}"));
+    }
+    latencies.sort_unstable();
+    acquire.sort_unstable();
+    let statements = latencies.len();
+    report(format!(
+        "load {label}: {LOAD_TASKS} tasks x {LOAD_OPS} statements, pool {LOAD_POOL}, seed {seed}: \
+         {statements} statements in {:.1} s = {:.0} statements/s; per statement p50 {}, p99 {}, max {}; \
+         connection wait p50 {}, p99 {}; {cancelled} tasks cancelled mid-work; \
+         {doubt_in} dropped commits applied, {doubt_out} not; {committed_rows} committed rows checked",
+        wall.as_secs_f64(),
+        statements as f64 / wall.as_secs_f64(),
+        us(percentile(&latencies, 50.0)),
+        us(percentile(&latencies, 99.0)),
+        us(latencies.last().copied().unwrap_or(0)),
+        us(percentile(&acquire, 50.0)),
+        us(percentile(&acquire, 99.0)),
+    ));
+    assert!(
+        problems.is_empty(),
+        "{label}: {} problems, the first ones: {:#?}",
+        problems.len(),
+        &problems[..problems.len().min(20)]
+    );
+    assert!(cancelled > 0, "{label}: no task was cancelled mid-work");
+}
+
+/// A SQLite file engine for the load, and one to check the table afterwards.
+async fn sqlite_load_engines(
+    dir: &std::path::Path,
+    strategy: Arc<dyn sqlaio::Strategy>,
+) -> (Engine, Engine) {
+    let url = sqlite_file_url(&dir.join("load.db"));
+    let engine = Engine::builder()
+        .url(&url)
+        .strategy_arc(strategy)
+        .max_connections(LOAD_POOL)
+        // 2,000 tasks queue for 8 connections: the last wait most of the run.
+        .acquire_timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    engine.execute(LoadSql::create("load"), ()).await.unwrap();
+    let checker = Engine::builder().url(&url).build().unwrap();
+    (engine, checker)
+}
+
+/// The load on a SQLite file, tokio's multi-thread runtime and `TokioStrategy`.
+#[cfg(feature = "tokio")]
+#[test]
+fn load_sqlite_tokio() {
+    block_on(Runtime::TokioMulti, async {
+        let dir = scratch_dir();
+        let (engine, checker) =
+            sqlite_load_engines(dir.path(), Runtime::TokioMulti.strategy()).await;
+        run_load("sqlite tokio-multi", engine, checker, "load", Exec::Tokio).await;
+    });
+}
+
+/// The load on PostgreSQL, tokio's multi-thread runtime and `TokioStrategy`.
+#[cfg(all(feature = "tokio", feature = "postgres"))]
+#[test]
+fn load_postgres_tokio() {
+    let Some((url, _server)) = pg("load_postgres_tokio") else {
+        return;
+    };
+    block_on(Runtime::TokioMulti, async move {
+        let scratch = pg_support::Scratch::new(&url);
+        let table = scratch.table("rel_load");
+        let engine = Engine::builder()
+            .url(&url)
+            .strategy_arc(Runtime::TokioMulti.strategy())
+            .max_connections(LOAD_POOL)
+            .acquire_timeout(Duration::from_secs(600))
+            .build()
+            .unwrap();
+        engine.execute(LoadSql::create(&table), ()).await.unwrap();
+        let checker = observer(&url);
+        run_load("postgres tokio-multi", engine, checker, &table, Exec::Tokio).await;
+    });
+}
+
+/// The environment variable that turns the thread-strategy load helper on.
+const LOAD_ENV: &str = "SQLAIO_RELIABILITY_LOAD_CHILD";
+
+/// The threads of this process.
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Helper process for [`load_sqlite_thread_strategy`]: the load with
+/// `ThreadStrategy` and no runtime at all, in a process of its own so that
+/// `/proc/self/task` counts only this test's threads.
+#[test]
+#[ignore = "a helper process: load_sqlite_thread_strategy starts it"]
+fn helper_load_thread_strategy() {
+    if std::env::var(LOAD_ENV).is_err() {
+        eprintln!("helper_load_thread_strategy: nothing to do without {LOAD_ENV}");
+        return;
+    }
+    let dir = scratch_dir();
+    let baseline = thread_count();
+    futures::executor::block_on(async {
+        let (engine, checker) =
+            sqlite_load_engines(dir.path(), Arc::new(sqlaio::ThreadStrategy)).await;
+        run_load(
+            "sqlite thread (no runtime)",
+            engine,
+            checker,
+            "load",
+            Exec::Local,
+        )
+        .await;
+    });
+    let start = Instant::now();
+    while thread_count() != baseline {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "threads leaked: {} now, {baseline} before the load",
+            thread_count()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    report(format!(
+        "load sqlite thread: back to {baseline} threads {} after close",
+        ms(start.elapsed())
+    ));
+}
+
+/// The load on a SQLite file with `ThreadStrategy` polled by
+/// `futures::executor::block_on`, run in a copy of this test binary; also
+/// checks that the process is back to its threads of before.
+#[test]
+fn load_sqlite_thread_strategy() {
+    if !Path::new("/proc/self/task").is_dir() {
+        eprintln!("load_sqlite_thread_strategy: skipped: no /proc/self/task to count threads");
+        return;
+    }
+    let child = spawn_self("helper_load_thread_strategy", &[(LOAD_ENV, "1")]);
+    let (status, output) = wait_child(child, TEST_LIMIT, "the thread-strategy load");
+    for line in output.lines().filter(|l| l.starts_with("[reliability]")) {
+        eprintln!("{line}");
+    }
+    assert!(
+        status.success(),
+        "the thread-strategy load failed:\n{output}"
+    );
+    assert!(
+        output.contains("1 passed"),
+        "the helper did not run:\n{output}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Panics in user code during a transaction
+// ---------------------------------------------------------------------------
+
+/// The backend-specific part of the panic tests: a closure for
+/// `run_in_thread` that writes a row inside the open transaction and then
+/// panics, and one that begins a transaction in raw SQL, writes and panics.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// The messages of the panics these tests cause on purpose.
+const INTENDED_PANICS: [&str; 2] = [
+    "user code failed after writing",
+    "async user code failed inside a transaction",
+];
+
+/// Keeps the panics these tests cause on purpose out of the output; every
+/// other panic is reported as usual.
+fn quiet_intended_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or_default();
+            if !INTENDED_PANICS.contains(&message) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `sql` through the raw driver in `run_in_thread`, then panics.
+async fn raw_then_panic(conn: &Connection, backend: Backend, sql: String) -> Error {
+    let result: Result<()> = match backend {
+        Backend::Sqlite => {
+            conn.run_in_thread(move |raw: &mut sqlaio::rusqlite::Connection| {
+                raw.execute_batch(&sql)?;
+                panic!("{}", INTENDED_PANICS[0]);
+            })
+            .await
+        }
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => {
+            conn.run_in_thread(move |raw: &mut sqlaio::postgres::Client| {
+                raw.batch_execute(&sql)?;
+                panic!("{}", INTENDED_PANICS[0]);
+            })
+            .await
+        }
+    };
+    result.unwrap_err()
+}
+
+/// Panics in user code while a transaction is open, three ways: in a
+/// `run_in_thread` closure inside a `Transaction`, in a closure that began
+/// its own transaction in raw SQL, and in async code holding a
+/// `Transaction`. Each time the transaction rolls back and the pool's only
+/// connection serves the next caller, outside any transaction.
+async fn panics_roll_back(
+    url: String,
+    strategy: Arc<dyn sqlaio::Strategy>,
+    backend: Backend,
+    table: String,
+) {
+    quiet_intended_panics();
+    let engine = Engine::builder()
+        .url(&url)
+        .strategy_arc(strategy)
+        .max_connections(1)
+        .build()
+        .unwrap();
+    engine
+        .execute(format!("CREATE TABLE {table} (x BIGINT)"), ())
+        .await
+        .unwrap();
+    let count = format!("SELECT count(*) FROM {table}");
+    let insert = |x: i64| format!("INSERT INTO {table} (x) VALUES ({x})");
+
+    // 1. run_in_thread inside a Transaction.
+    let conn = engine.connect().await.unwrap();
+    let tx = conn.begin().await.unwrap();
+    tx.execute(insert(1), ()).await.unwrap();
+    let err = raw_then_panic(&tx, backend, insert(2)).await;
+    assert!(err.is_panic(), "{err:?}");
+    assert!(
+        err.to_string().contains("user code failed after writing"),
+        "{err}"
+    );
+    // The worker rolled back: committing now says so, and nothing was written.
+    let commit = tx.commit().await.unwrap_err();
+    assert!(matches!(commit, Error::TransactionAborted), "{commit:?}");
+    assert!(!conn.in_transaction());
+    assert_eq!(conn.scalar::<i64>(count.as_str(), ()).await.unwrap(), 0);
+    drop(conn);
+
+    // 2. Async user code panics while it holds a Transaction.
+    let task = {
+        let engine = engine.clone();
+        let insert = insert(5);
+        async move {
+            let tx = engine.begin().await.unwrap();
+            tx.execute(insert, ()).await.unwrap();
+            panic!("{}", INTENDED_PANICS[1]);
+        }
+    };
+    let unwound = std::panic::AssertUnwindSafe(task).catch_unwind().await;
+    assert!(unwound.is_err());
+
+    // The next caller gets the same (only) connection, clean.
+    let conn = engine.connect().await.unwrap();
+    assert!(!conn.in_transaction());
+    assert_eq!(conn.scalar::<i64>(count.as_str(), ()).await.unwrap(), 0);
+    let tx = conn.begin().await.unwrap();
+    tx.execute(insert(6), ()).await.unwrap();
+    tx.commit().await.unwrap();
+    drop(conn);
+    assert_eq!(engine.scalar::<i64>(count.as_str(), ()).await.unwrap(), 1);
+    assert_eq!(
+        engine.pool_status().size,
+        1,
+        "the connection was replaced, not reused"
+    );
+
+    // 3. A transaction the closure began itself, in raw SQL, then a panic.
+    let conn = engine.connect().await.unwrap();
+    let err = raw_then_panic(
+        &conn,
+        backend,
+        format!("BEGIN; {}; {}", insert(3), insert(4)),
+    )
+    .await;
+    assert!(err.is_panic(), "{err:?}");
+    drop(conn);
+    // The next caller must not find itself inside the abandoned transaction.
+    let conn = engine.connect().await.unwrap();
+    let seen: i64 = conn.scalar(count.as_str(), ()).await.unwrap();
+    assert_eq!(
+        seen, 1,
+        "the next caller ran inside the transaction the panicking closure began: it sees its uncommitted rows"
+    );
+    drop(conn);
+    engine.close().await.unwrap();
+    assert_eq!(engine.worker_count(), 0);
+}
+
+per_runtime!(panic_sqlite, panic_sqlite_body);
+
+fn panic_sqlite_body(rt: Runtime) {
+    block_on(rt, async move {
+        let dir = scratch_dir();
+        let url = sqlite_file_url(&dir.path().join("panic.db"));
+        panics_roll_back(url, rt.strategy(), Backend::Sqlite, "t".into()).await;
+    });
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn panic_postgres() {
+    let Some((url, _server)) = pg("panic_postgres") else {
+        return;
+    };
+    block_on(Runtime::Thread, async move {
+        let scratch = pg_support::Scratch::new(&url);
+        let table = scratch.table("rel_panic");
+        panics_roll_back(
+            url.clone(),
+            Runtime::Thread.strategy(),
+            Backend::Postgres,
+            table,
+        )
+        .await;
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------
+
+/// A blob of 64 MiB.
+const BIG_BLOB: usize = 64 << 20;
+
+/// Parameter sets in the SQLite `execute_many`.
+const MANY_SQLITE: i64 = 1_000_000;
+
+/// Parameter sets in the PostgreSQL `execute_many`: one round trip each
+/// (about a millisecond in a debug build), so fewer than on SQLite to keep
+/// the test within seconds.
+#[cfg(feature = "postgres")]
+const MANY_POSTGRES: i64 = 5_000;
+
+fn blob(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i.wrapping_mul(7) % 251) as u8).collect()
+}
+
+/// The rows of `table` are still the baseline: nothing was lost or added.
+async fn unchanged(conn: &Connection, table: &str, what: &str) {
+    let n: i64 = conn
+        .scalar(
+            format!("SELECT count(*) FROM {table} WHERE n IS NOT NULL"),
+            (),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: the connection is not usable: {e}"));
+    assert_eq!(n, 1, "{what}: rows were added or lost");
+}
+
+/// A NUL byte inside the SQL text must not cut the statement short: the
+/// database would run only the part before it (here, a `DELETE` of every
+/// row instead of one), so the call must fail instead.
+async fn nul_in_sql(conn: &Connection, table: &str, label: &str) {
+    conn.execute(format!("INSERT INTO {table} (n) VALUES (2)"), ())
+        .await
+        .unwrap();
+    let sql = format!("DELETE FROM {table} WHERE n IS NOT NULL\0 AND n = 2");
+    let result = conn.execute(sql.as_str(), ()).await.map(|r| r.rowcount());
+    report(format!(
+        "bad input {label}: a NUL byte inside the SQL text: {result:?}"
+    ));
+    match &result {
+        Ok(deleted) => panic!(
+            "SQL text with a NUL byte ran as the part before the NUL: it deleted {deleted} rows instead of 1"
+        ),
+        Err(e) => assert!(
+            !e.is_connection_lost() && !e.is_closed(),
+            "a NUL byte in the SQL text was reported as {e:?}, and the connection was discarded"
+        ),
+    }
+    let left: i64 = conn
+        .scalar(
+            format!("SELECT count(*) FROM {table} WHERE n IS NOT NULL"),
+            (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left, 2, "rows were lost");
+    conn.execute(format!("DELETE FROM {table} WHERE n = 2"), ())
+        .await
+        .unwrap();
+}
+
+/// Bad input that must fail clearly without side effects, on any backend.
+async fn bad_statements(conn: &Connection, table: &str, label: &str) {
+    for sql in ["", "   ", "-- only a comment"] {
+        match conn.execute(sql, ()).await {
+            Err(err) => {
+                report(format!("bad input {label}: empty SQL {sql:?}: {err}"));
+                assert!(err.is_database(), "{err:?}");
+            }
+            // PostgreSQL itself answers an empty query with an empty result.
+            Ok(result) if label == "postgres" => {
+                report(format!("bad input {label}: empty SQL {sql:?}: an empty result, as the server answers it"));
+                assert!(!result.returns_rows() && result.rowcount() == 0);
+            }
+            Ok(result) => panic!("empty SQL {sql:?} succeeded: {} rows", result.rowcount()),
+        }
+        unchanged(conn, table, "after empty SQL").await;
+    }
+
+    let two = format!("INSERT INTO {table} (n) VALUES (10); INSERT INTO {table} (n) VALUES (11)");
+    let err = conn
+        .execute(two.as_str(), ())
+        .await
+        .map(|r| r.rowcount())
+        .unwrap_err();
+    report(format!(
+        "bad input {label}: two statements in one string: {err}"
+    ));
+    assert!(err.is_database(), "{err:?}");
+    unchanged(conn, table, "after two statements in one string").await;
+
+    for params in [
+        vec![sqlaio::Value::from(1i64)],
+        vec![1i64.into(), 2i64.into(), 3i64.into()],
+    ] {
+        let given = params.len();
+        let err = conn
+            .execute(
+                format!("INSERT INTO {table} (n, s) VALUES ($1, $2)"),
+                params,
+            )
+            .await
+            .map(|r| r.rowcount())
+            .unwrap_err();
+        report(format!(
+            "bad input {label}: {given} parameters for 2: {err}"
+        ));
+        assert!(
+            matches!(err, Error::ParameterCount { expected: 2, given: g } if g == given),
+            "{err:?}"
+        );
+        unchanged(conn, table, "after a parameter count mismatch").await;
+    }
+}
+
+/// A 64 MiB blob goes in and comes back byte for byte.
+async fn big_blob_round_trip(conn: &Connection, table: &str, label: &str) {
+    let data = blob(BIG_BLOB);
+    let started = Instant::now();
+    conn.execute(
+        format!("INSERT INTO {table} (b) VALUES ($1)"),
+        (data.clone(),),
+    )
+    .await
+    .unwrap();
+    let back: Vec<u8> = conn
+        .scalar(format!("SELECT b FROM {table} WHERE b IS NOT NULL"), ())
+        .await
+        .unwrap();
+    assert!(
+        back == data,
+        "the 64 MiB blob came back different ({} bytes)",
+        back.len()
+    );
+    report(format!(
+        "bad input {label}: a 64 MiB blob round-tripped in {}",
+        ms(started.elapsed())
+    ));
+    conn.execute(format!("DELETE FROM {table} WHERE b IS NOT NULL"), ())
+        .await
+        .unwrap();
+}
+
+/// `execute_many` with `sets` parameter sets: the right rowcount, every row
+/// in; then a batch that fails on its last set leaves nothing behind.
+async fn many(conn: &Connection, table: &str, sets: i64, label: &str) {
+    let insert = format!("INSERT INTO {table} (k, v) VALUES ($1, $2)");
+    let started = Instant::now();
+    let result = conn
+        .execute_many(insert.as_str(), (0..sets).map(|k| (k, k * 2)))
+        .await
+        .unwrap();
+    assert_eq!(result.rowcount(), sets as u64);
+    drop(result);
+    let took = started.elapsed();
+    let (n, sum): (i64, i64) = {
+        let row = conn
+            .execute(
+                format!("SELECT count(*), CAST(sum(v) AS BIGINT) FROM {table}"),
+                (),
+            )
+            .await
+            .unwrap()
+            .first()
+            .await
+            .unwrap()
+            .unwrap();
+        (row.get(0).unwrap(), row.get(1).unwrap())
+    };
+    assert_eq!((n, sum), (sets, sets * (sets - 1)));
+    report(format!(
+        "bad input {label}: execute_many of {sets} parameter sets: rowcount {sets} in {}",
+        ms(took)
+    ));
+    // A batch whose last set breaks the key: all or nothing.
+    let failing = conn
+        .execute_many(
+            insert.as_str(),
+            (sets..sets + 1000).chain([0]).map(|k| (k, k)),
+        )
+        .await
+        .map(|r| r.rowcount())
+        .unwrap_err();
+    assert!(failing.is_database(), "{failing:?}");
+    let n: i64 = conn
+        .scalar(format!("SELECT count(*) FROM {table}"), ())
+        .await
+        .unwrap();
+    assert_eq!(n, sets, "a failed batch left rows behind");
+}
+
+/// Empty SQL, two statements in one string, wrong parameter counts, NUL
+/// bytes, a 64 MiB blob and a million-set `execute_many` on a SQLite file:
+/// clear errors or correct results, nothing lost, the connection usable.
+#[test]
+fn bad_input_sqlite() {
+    block_on(Runtime::Thread, async {
+        let dir = scratch_dir();
+        let engine = Engine::builder()
+            .url(sqlite_file_url(&dir.path().join("bad.db")))
+            .max_connections(1)
+            .build()
+            .unwrap();
+        let conn = engine.connect().await.unwrap();
+        conn.execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT, b BLOB)",
+            (),
+        )
+        .await
+        .unwrap();
+        conn.execute("INSERT INTO t (n) VALUES (1)", ())
+            .await
+            .unwrap();
+        bad_statements(&conn, "t", "sqlite").await;
+
+        // NUL bytes inside text round-trip; inside the SQL text they are refused.
+        let text = "a\0b\0";
+        let id = conn
+            .execute("INSERT INTO t (s) VALUES ($1)", (text,))
+            .await
+            .unwrap()
+            .last_insert_id()
+            .unwrap();
+        let back: String = conn
+            .scalar("SELECT s FROM t WHERE id = $1", (id,))
+            .await
+            .unwrap();
+        assert_eq!(back, text);
+        conn.execute("DELETE FROM t WHERE id = $1", (id,))
+            .await
+            .unwrap();
+        unchanged(&conn, "t", "after NUL bytes").await;
+
+        big_blob_round_trip(&conn, "t", "sqlite").await;
+        unchanged(&conn, "t", "after the blob").await;
+
+        conn.execute("CREATE TABLE m (k INTEGER PRIMARY KEY, v INTEGER)", ())
+            .await
+            .unwrap();
+        many(&conn, "m", MANY_SQLITE, "sqlite").await;
+        unchanged(&conn, "t", "after execute_many").await;
+        assert_eq!(conn.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
+        nul_in_sql(&conn, "t", "sqlite").await;
+        drop(conn);
+        engine.close().await.unwrap();
+    });
+}
+
+/// The same on PostgreSQL; NUL bytes in text are refused with a clear error.
+#[cfg(feature = "postgres")]
+#[test]
+fn bad_input_postgres() {
+    let Some((url, _server)) = pg("bad_input_postgres") else {
+        return;
+    };
+    block_on(Runtime::Thread, async move {
+        let scratch = pg_support::Scratch::new(&url);
+        let t = scratch.table("rel_bad");
+        let m = scratch.table("rel_bad_many");
+        let engine = Engine::builder()
+            .url(&url)
+            .max_connections(1)
+            .build()
+            .unwrap();
+        let conn = engine.connect().await.unwrap();
+        conn.execute(
+            format!("CREATE TABLE {t} (id BIGSERIAL PRIMARY KEY, n BIGINT, s TEXT, b BYTEA)"),
+            (),
+        )
+        .await
+        .unwrap();
+        conn.execute(format!("INSERT INTO {t} (n) VALUES (1)"), ())
+            .await
+            .unwrap();
+        bad_statements(&conn, &t, "postgres").await;
+
+        let err = conn
+            .execute(format!("INSERT INTO {t} (s) VALUES ($1)"), ("a\0b",))
+            .await
+            .map(|r| r.rowcount())
+            .unwrap_err();
+        report(format!(
+            "bad input postgres: NUL in a text parameter: {err}"
+        ));
+        let text = err.to_string().to_lowercase();
+        assert!(
+            text.contains("0x00") || text.contains("nul"),
+            "unclear error: {err}"
+        );
+        unchanged(&conn, &t, "after NUL bytes").await;
+
+        conn.execute(
+            format!("CREATE TABLE {m} (k BIGINT PRIMARY KEY, v BIGINT)"),
+            (),
+        )
+        .await
+        .unwrap();
+        many(&conn, &m, MANY_POSTGRES, "postgres").await;
+        unchanged(&conn, &t, "after execute_many").await;
+
+        // The connection that read a 64 MiB value keeps its pace afterwards:
+        // 500 small statements take a second or two before it; the bound
+        // only catches a slowdown of ten times and more.
+        let quick = |what: &'static str| {
+            let conn = &conn;
+            let t = t.clone();
+            async move {
+                let (_, took) = bounded(what, Duration::from_secs(30), async {
+                    for _ in 0..500 {
+                        unchanged(conn, &t, what).await;
+                    }
+                })
+                .await;
+                report(format!(
+                    "bad input postgres: {what}: 500 statements in {}",
+                    ms(took)
+                ));
+            }
+        };
+        quick("before the blob").await;
+        big_blob_round_trip(&conn, &t, "postgres").await;
+        unchanged(&conn, &t, "after the blob").await;
+        quick("after reading back a 64 MiB blob").await;
+        nul_in_sql(&conn, &t, "postgres").await;
+        drop(conn);
+        engine.close().await.unwrap();
     });
 }
