@@ -573,7 +573,13 @@ fn is_transient(e: &Error) -> bool {
             use std::io::ErrorKind::*;
             return matches!(
                 io.kind(),
-                ConnectionRefused | ConnectionReset | ConnectionAborted | TimedOut | NotConnected
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | TimedOut
+                    | NotConnected
+                    | BrokenPipe
+                    | UnexpectedEof
             );
         }
         #[cfg(feature = "postgres")]
