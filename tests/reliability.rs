@@ -355,9 +355,10 @@ fn cancel_sqlite_body(rt: Runtime) {
 #[cfg(feature = "postgres")]
 per_runtime!(cancel_postgres, cancel_postgres_body);
 
-/// `SELECT pg_sleep(30)` dropped 50 ms after the server lists it as running:
-/// the server stops it (`pg_stat_activity` no longer shows it), the same
-/// backend serves the next call promptly with its own result.
+/// `SELECT pg_sleep(30)` dropped 50 ms after the server lists it as running,
+/// ten times: the server stops it (`pg_stat_activity` no longer shows it),
+/// the same backend serves the next call promptly with its own result, and
+/// no cancel meant for an earlier statement hits the next `pg_sleep`.
 #[cfg(feature = "postgres")]
 fn cancel_postgres_body(rt: Runtime) {
     let Some((url, _server)) = pg("cancel_postgres") else {
