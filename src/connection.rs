@@ -205,7 +205,7 @@ impl Connection {
 
     /// Renders a statement and merges the parameters it carries with the call's.
     pub(crate) fn prepare(&self, sql: impl IntoSql, params: Parameters) -> Result<Sql> {
-        let mut sql = sql.into_sql(self.dialect()?)?;
+        let mut sql = checked(sql.into_sql(self.dialect()?)?)?;
         match (&sql.params, params.is_empty()) {
             (Some(_), false) => {
                 return Err(Error::Parameter(
@@ -307,7 +307,7 @@ impl Connection {
         sql: impl IntoSql,
         params: impl IntoIterator<Item = P>,
     ) -> Result<CursorResult<'_>> {
-        let sql = sql.into_sql(self.dialect()?)?;
+        let sql = checked(sql.into_sql(self.dialect()?)?)?;
         if sql.params.is_some() {
             return Err(Error::Parameter(
                 "execute_many takes a statement without parameters of its own".into(),
@@ -688,4 +688,15 @@ pub(crate) enum Begin {
     Deferred,
     /// A savepoint inside the open transaction, or a transaction if none is open.
     Nested,
+}
+
+/// Refuses SQL text with a NUL byte: the database would run only the part
+/// before it (a `DELETE ... WHERE a\0 AND b` would delete too much).
+fn checked(sql: Sql) -> Result<Sql> {
+    if sql.text.contains('\0') {
+        return Err(Error::Statement(
+            "the SQL text holds a NUL byte; pass such data as a parameter".into(),
+        ));
+    }
+    Ok(sql)
 }

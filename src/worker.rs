@@ -719,7 +719,9 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                 link.interrupter.start(ticket);
                 let (panicked, deliver) = call(driver.raw(), D::NAME);
                 let timed_out = link.interrupter.finish() == Some(Reason::Timeout);
-                if panicked && driver.in_transaction() {
+                if panicked {
+                    // The closure may have begun a transaction in raw SQL that the
+                    // driver cannot see: roll back whatever is open.
                     let _ = driver.batch("ROLLBACK");
                 }
                 shared
