@@ -168,6 +168,33 @@ pub use postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "sea-query")))]
 pub use ::sea_query;
 
+/// The README and the guide in `docs/`, doctested so that every Rust block in
+/// them compiles, and runs where it can. A chapter is included when the
+/// features its examples need are enabled.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
+mod guide {
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+
+    #[cfg(all(
+        feature = "sqlite",
+        feature = "tokio",
+        feature = "async-std",
+        feature = "smol"
+    ))]
+    #[doc = include_str!("../docs/getting-started.md")]
+    struct GettingStarted;
+
+    #[cfg(all(feature = "sqlite", feature = "tokio"))]
+    #[doc = include_str!("../docs/strategies.md")]
+    struct Strategies;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/transactions.md")]
+    struct Transactions;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/streaming.md")]
+    struct Streaming;
+}
