@@ -197,4 +197,12 @@ mod guide {
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/streaming.md")]
     struct Streaming;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/pooling.md")]
+    struct Pooling;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/sqlite.md")]
+    struct Sqlite;
 }
