@@ -98,6 +98,8 @@ pub(crate) struct Ticket {
 /// an interrupt for any other request (an earlier or a later one) does nothing.
 pub(crate) struct Interrupter {
     running: Mutex<Running>,
+    /// An interrupt was sent since the worker last asked (see [`Interrupter::take_sent`]).
+    sent: AtomicBool,
     kill: Kill,
     timer: Arc<Timer>,
     this: Weak<Interrupter>,
@@ -107,6 +109,7 @@ impl Interrupter {
     fn new(kill: Kill, timer: Arc<Timer>) -> Arc<Interrupter> {
         Arc::new_cyclic(|this| Interrupter {
             running: Mutex::new(Running::default()),
+            sent: AtomicBool::new(false),
             kill,
             timer,
             this: this.clone(),
@@ -169,8 +172,15 @@ impl Interrupter {
         let mut running = self.lock();
         if seq != 0 && running.seq == seq && running.reason.is_none() {
             running.reason = Some(reason);
+            self.sent.store(true, Ordering::SeqCst);
             (self.kill.run)();
         }
+    }
+
+    /// `true` when an interrupt was sent since the last call: the worker then
+    /// lets its driver absorb one that may still be on its way.
+    fn take_sent(&self) -> bool {
+        self.sent.swap(false, Ordering::SeqCst)
     }
 
     /// Ends the running request, turning an error caused by a timeout into [`Error::Timeout`].
@@ -364,6 +374,11 @@ pub(crate) trait Driver: Sized + 'static {
     fn ping(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Called between requests after an interrupt was sent: makes sure an
+    /// interrupt that reaches the database late cannot hit the next request.
+    /// SQLite's interrupt acts at once and is forgotten when the next statement
+    /// starts, so only PostgreSQL's asynchronous cancel request needs this.
+    fn absorb_interrupt(&mut self) {}
     /// Runs a statement without parameters or results.
     fn batch(&mut self, sql: &str) -> Result<()>;
     /// Runs a statement, answers `reply` with its header, then serves its cursor from `rx`.
@@ -454,38 +469,58 @@ pub(crate) struct Setup {
     pub(crate) gate: Option<Arc<WriteGate>>,
 }
 
-/// One writer at a time: a fair-enough permit that workers take before
-/// writing (blocking their own thread, never an executor's).
+/// One writer at a time: a permit that workers take before writing (blocking
+/// their own thread, never an executor's), first come, first served.
+///
+/// SQLite's own busy handler keeps no order: under load one writer can lose
+/// every race for the whole busy timeout. Queued here, the engine's writers
+/// take turns, and the busy timeout only has to cover other processes.
 #[derive(Debug, Default)]
 pub(crate) struct WriteGate {
-    taken: Mutex<bool>,
+    state: Mutex<GateState>,
     freed: std::sync::Condvar,
 }
 
+#[derive(Debug, Default)]
+struct GateState {
+    taken: bool,
+    /// Waiters' numbers, in arrival order.
+    queue: std::collections::VecDeque<u64>,
+    next: u64,
+}
+
 impl WriteGate {
-    /// Takes the permit, waiting at most `patience`.
+    /// Takes the permit in turn, waiting at most `patience`.
     pub(crate) fn take(&self, patience: Duration) -> Result<()> {
-        let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut taken, wait) = self
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let me = state.next;
+        state.next += 1;
+        state.queue.push_back(me);
+        let (mut state, wait) = self
             .freed
-            .wait_timeout_while(taken, patience, |taken| *taken)
+            .wait_timeout_while(state, patience, |s| s.taken || s.queue.front() != Some(&me))
             .unwrap_or_else(|e| e.into_inner());
-        if wait.timed_out() && *taken {
+        if wait.timed_out() && (state.taken || state.queue.front() != Some(&me)) {
+            state.queue.retain(|&n| n != me);
+            drop(state);
+            // The one behind may now be first.
+            self.freed.notify_all();
             return Err(Error::Database {
                 message: format!(
-                    "database is locked: another connection of this engine kept the write permit for {} s",
+                    "database is locked: other connections of this engine kept the write permit for {} s",
                     patience.as_secs()
                 ),
                 source: "single-writer permit wait timed out".into(),
             });
         }
-        *taken = true;
+        state.queue.pop_front();
+        state.taken = true;
         Ok(())
     }
 
     pub(crate) fn give_back(&self) {
-        *self.taken.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        self.freed.notify_one();
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).taken = false;
+        self.freed.notify_all();
     }
 }
 
@@ -596,6 +631,9 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
     loop {
         if held.is_some() && depth == 0 {
             held = None;
+        }
+        if link.interrupter.take_sent() {
+            driver.absorb_interrupt();
         }
         if driver.is_broken() {
             // Callers see their request fail; the pool discards the connection.

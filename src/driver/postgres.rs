@@ -50,23 +50,12 @@ impl PostgresDriver {
 
     /// Tracks `BEGIN`/`COMMIT`/`ROLLBACK` run as plain SQL, since the client does not report it.
     fn note_transaction_sql(&mut self, sql: &str) {
-        match first_keyword(sql).to_ascii_uppercase().as_str() {
-            "BEGIN" | "START" | "COMMIT" | "END" | "ABORT" => {
-                self.in_tx = matches!(
-                    first_keyword(sql).to_ascii_uppercase().as_str(),
-                    "BEGIN" | "START"
-                );
-                self.failed = false;
-            }
-            "ROLLBACK" => {
-                let rest = sql.trim_start()["ROLLBACK".len()..].trim_start();
-                if !rest.to_ascii_uppercase().starts_with("TO") {
-                    self.in_tx = false;
-                }
-                // A rollback to a savepoint also clears the failed state.
-                self.failed = false;
-            }
-            _ => {}
+        match control(sql) {
+            Some(Control::Begin) => (self.in_tx, self.failed) = (true, false),
+            Some(Control::End) => (self.in_tx, self.failed) = (false, false),
+            // A rollback to a savepoint clears the failed state.
+            Some(Control::RollbackTo) => self.failed = false,
+            None => {}
         }
     }
 
@@ -76,6 +65,21 @@ impl PostgresDriver {
             self.failed = true;
         }
         result
+    }
+
+    /// After `sql` failed: when it was meant to open or end a transaction, the
+    /// session's state is unknown (a `COMMIT` refused before it ran leaves the
+    /// transaction open and failed; a `BEGIN` can fail after it opened one), so
+    /// roll back whatever is open. A `ROLLBACK` outside a transaction is only a warning.
+    /// Returns `true` when it rolled back.
+    fn settle(&mut self, sql: &str) -> bool {
+        let settled = matches!(control(sql), Some(Control::Begin | Control::End))
+            && self.client.batch_execute("ROLLBACK").is_ok();
+        if settled {
+            self.in_tx = false;
+            self.failed = false;
+        }
+        settled
     }
 }
 
@@ -130,6 +134,34 @@ impl Driver for PostgresDriver {
         self.client.batch_execute("").map_err(convert)
     }
 
+    fn absorb_interrupt(&mut self) {
+        // A cancel request travels on a connection of its own, and the server
+        // acts on it a little later; it also signals the backend twice (the
+        // process and its process group), so even a cancel that met its
+        // statement can leave a second one pending that the next statement
+        // would meet. Give it a statement to hit that no caller waits for:
+        // `pg_sleep` checks for a pending cancel first, then while it sleeps.
+        let met = CANCELLED.with(|c| c.replace(false));
+        if self.failed {
+            // Only a rollback can run; `batch` repeats one that a cancel hits.
+            return;
+        }
+        let wait = if met { "0.01" } else { "0.1" };
+        let probe = if self.in_tx {
+            // A savepoint keeps a hit from failing the transaction.
+            format!(
+                "SAVEPOINT sqlaio_absorb; SELECT pg_sleep({wait}); RELEASE SAVEPOINT sqlaio_absorb"
+            )
+        } else {
+            format!("SELECT pg_sleep({wait})")
+        };
+        if self.client.batch_execute(&probe).is_err() && self.in_tx {
+            let _ = self.client.batch_execute(
+                "ROLLBACK TO SAVEPOINT sqlaio_absorb; RELEASE SAVEPOINT sqlaio_absorb",
+            );
+        }
+    }
+
     fn aborted(&mut self) -> bool {
         self.in_tx && self.failed
     }
@@ -138,6 +170,13 @@ impl Driver for PostgresDriver {
         let result = self.client.batch_execute(sql).map_err(convert);
         let result = self.failing(result);
         self.note_transaction_sql(sql);
+        if result.is_err()
+            && self.settle(sql)
+            && first_keyword(sql).eq_ignore_ascii_case("ROLLBACK")
+        {
+            // The rollback that failed (a late cancel met it) was repeated.
+            return Ok(());
+        }
         result
     }
 
@@ -150,6 +189,8 @@ impl Driver for PostgresDriver {
         link: &Link<'_>,
     ) -> Next {
         let interrupter = link.interrupter;
+        // Only a cancel met by this request counts (see `absorb_interrupt`).
+        CANCELLED.with(|c| c.set(false));
         interrupter.start(ticket);
         let prepared = if is_blank(sql) {
             Err(Error::Database {
@@ -171,43 +212,41 @@ impl Driver for PostgresDriver {
         self.note_transaction_sql(sql);
         let in_tx = self.in_tx;
         let returns_rows = !stmt.columns().is_empty();
-        let mut rows = match self.client.query_raw(&stmt, params.positional.iter()) {
-            Ok(rows) => rows,
-            Err(e) => {
-                self.failed |= in_tx;
-                let _ = reply.send(in_tx, interrupter.end(Err(convert(e))));
+        let error = 'run: {
+            let mut rows = match self.client.query_raw(&stmt, params.positional.iter()) {
+                Ok(rows) => rows,
+                Err(e) => break 'run interrupter.end(Err(convert(e))),
+            };
+            let first = match interrupter.end(read(&mut rows, &keys, Limit::Stream)) {
+                Ok(batch) => batch,
+                Err(e) => break 'run Err(e),
+            };
+            let done = first.done;
+            let header = Header {
+                keys: keys.clone(),
+                // As on SQLite: rows inserted, updated or deleted; 0 for queries.
+                rowcount: match first_keyword(sql).to_ascii_uppercase().as_str() {
+                    "SELECT" | "VALUES" | "SHOW" | "TABLE" | "FETCH" | "EXPLAIN" => 0,
+                    _ if done => rows.rows_affected().unwrap_or(0),
+                    _ => 0,
+                },
+                last_insert_id: None,
+                returns_rows,
+                batch: first,
+            };
+            if !reply.send(in_tx, Ok(header)) || done {
                 return Next::Idle;
             }
+            return worker::serve_cursor(link, ticket.seq, |limit| read(&mut rows, &keys, limit));
         };
-        let first = match interrupter.end(read(&mut rows, &keys, Limit::Stream)) {
-            Ok(batch) => batch,
-            Err(e) => {
-                drop(rows);
-                self.failed |= in_tx;
-                let _ = reply.send(in_tx, Err(e));
-                return Next::Idle;
-            }
-        };
-        let done = first.done;
-        let header = Header {
-            keys: keys.clone(),
-            // As on SQLite: rows inserted, updated or deleted; 0 for queries.
-            rowcount: match first_keyword(sql).to_ascii_uppercase().as_str() {
-                "SELECT" | "VALUES" | "SHOW" | "TABLE" | "FETCH" | "EXPLAIN" => 0,
-                _ if done => rows.rows_affected().unwrap_or(0),
-                _ => 0,
-            },
-            last_insert_id: None,
-            returns_rows,
-            batch: first,
-        };
-        if !reply.send(in_tx, Ok(header)) || done {
-            return Next::Idle;
-        }
-        worker::serve_cursor(link, ticket.seq, |limit| read(&mut rows, &keys, limit))
+        self.failed |= in_tx;
+        self.settle(sql);
+        let _ = reply.send(self.in_tx, error);
+        Next::Idle
     }
 
     fn execute_many(&mut self, sql: &str, params: &[Parameters]) -> Result<u64> {
+        CANCELLED.with(|c| c.set(false));
         let (stmt, _) = self.prepare(sql)?;
         let mut total = 0;
         for set in params {
@@ -327,6 +366,33 @@ fn is_blank(sql: &str) -> bool {
         } else {
             return rest.is_empty();
         }
+    }
+}
+
+/// What a statement does to the transaction, when it opens or ends one.
+#[derive(Clone, Copy)]
+enum Control {
+    /// `BEGIN`, `START TRANSACTION`.
+    Begin,
+    /// `COMMIT`, `END`, `ABORT`, `ROLLBACK`.
+    End,
+    /// `ROLLBACK TO [SAVEPOINT] name`.
+    RollbackTo,
+}
+
+fn control(sql: &str) -> Option<Control> {
+    match first_keyword(sql).to_ascii_uppercase().as_str() {
+        "BEGIN" | "START" => Some(Control::Begin),
+        "COMMIT" | "END" | "ABORT" => Some(Control::End),
+        "ROLLBACK" => {
+            let rest = sql.trim_start()["ROLLBACK".len()..].trim_start();
+            if rest.to_ascii_uppercase().starts_with("TO") {
+                Some(Control::RollbackTo)
+            } else {
+                Some(Control::End)
+            }
+        }
+        _ => None,
     }
 }
 
@@ -533,6 +599,9 @@ impl From<postgres::Error> for Error {
 
 /// Converts a `postgres` error into ours, keeping the server's message.
 pub(crate) fn convert(e: postgres::Error) -> Error {
+    if e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED) {
+        CANCELLED.with(|c| c.set(true));
+    }
     let error = classify(e);
     if error.is_connection_lost() {
         LOST.with(|lost| lost.set(true));
@@ -543,6 +612,8 @@ pub(crate) fn convert(e: postgres::Error) -> Error {
 thread_local! {
     /// Set on a worker thread when its connection reported itself lost.
     static LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// A statement on this worker failed with `query_canceled`: a cancel request met it.
+    static CANCELLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// `true` for a server error after which the session is gone: a FATAL or
