@@ -242,7 +242,7 @@ pub struct EngineBuilder {
     statement_timeout: Option<Duration>,
     acquire_timeout: Duration,
     test_before_acquire: bool,
-    single_writer: bool,
+    single_writer: Option<bool>,
     after_connect: Option<Hook>,
     min_connections: usize,
     idle_timeout: Option<Duration>,
@@ -261,7 +261,7 @@ impl Default for EngineBuilder {
             statement_timeout: None,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             test_before_acquire: false,
-            single_writer: false,
+            single_writer: None,
             after_connect: None,
             min_connections: 0,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
@@ -423,14 +423,18 @@ impl EngineBuilder {
 
     /// SQLite only: lets one connection of the engine write at a time. A
     /// transaction from [`begin`](Connection::begin) holds the engine's write
-    /// permit until it ends, and an autocommit write holds it for its
-    /// statement; other writers wait for it in their worker (up to 5 s, then
-    /// "database is locked"), while readers never wait. It takes SQLite's own
-    /// busy-waiting out of writes between connections of one engine. Defaults
-    /// to `false` (WAL, `BEGIN IMMEDIATE` and the busy timeout already
-    /// serialize writers).
+    /// permit until it ends, and an autocommit write or an `execute_many`
+    /// holds it for its statement; other writers wait for it in their worker,
+    /// first come, first served (up to 5 s, then "database is locked"), while
+    /// readers never wait. SQLite's own busy handler keeps no order, so
+    /// without the permit one writer can lose every race for the whole busy
+    /// timeout on a busy machine; with it, the busy timeout only has to cover
+    /// other processes. `false` leaves writers to WAL, `BEGIN IMMEDIATE` and
+    /// the busy timeout alone.
+    ///
+    /// Defaults to `true` on SQLite; `true` is a configuration error on PostgreSQL.
     pub fn single_writer(mut self, single: bool) -> Self {
-        self.single_writer = single;
+        self.single_writer = Some(single);
         self
     }
 
@@ -494,15 +498,17 @@ impl EngineBuilder {
             ));
         }
         let target = Target::parse(&url)?;
-        if self.single_writer && !matches!(target, Target::Sqlite(_)) {
+        let sqlite = matches!(target, Target::Sqlite(_));
+        if self.single_writer == Some(true) && !sqlite {
             return Err(Error::Config("single_writer applies to SQLite only".into()));
         }
+        let single_writer = self.single_writer.unwrap_or(sqlite);
         let keeper = keeper(&target)?;
         let setup = Setup {
             target,
             timer: Arc::default(),
             after_connect: self.after_connect,
-            gate: self.single_writer.then(Arc::default),
+            gate: single_writer.then(Arc::default),
         };
         Ok(Engine {
             inner: Arc::new(Handle {

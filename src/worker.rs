@@ -937,3 +937,70 @@ where
     });
     (call, answer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn queued(gate: &WriteGate) -> usize {
+        gate.state.lock().unwrap().queue.len()
+    }
+
+    fn wait_until(what: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !what() {
+            assert!(std::time::Instant::now() < deadline, "timed out");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Writers get the permit in the order they asked for it.
+    #[test]
+    fn write_gate_serves_in_arrival_order() {
+        let gate = Arc::new(WriteGate::default());
+        gate.take(Duration::from_secs(1)).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut threads = Vec::new();
+        for n in 0..5 {
+            let (writer, tx) = (gate.clone(), tx.clone());
+            threads.push(std::thread::spawn(move || {
+                writer.take(Duration::from_secs(10)).unwrap();
+                tx.send(n).unwrap();
+                writer.give_back();
+            }));
+            // The next one asks only once this one waits in line.
+            wait_until(|| queued(&gate) == n + 1);
+        }
+        gate.give_back();
+        let order: Vec<usize> = (0..5).map(|_| rx.recv().unwrap()).collect();
+        assert_eq!(order, [0, 1, 2, 3, 4]);
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+
+    /// A writer that gives up leaves the line, and the one behind it is served.
+    #[test]
+    fn write_gate_waiter_that_gives_up_leaves_the_line() {
+        let gate = Arc::new(WriteGate::default());
+        gate.take(Duration::from_secs(1)).unwrap();
+        let impatient = {
+            let gate = gate.clone();
+            std::thread::spawn(move || gate.take(Duration::from_millis(300)))
+        };
+        wait_until(|| queued(&gate) == 1);
+        let patient = {
+            let gate = gate.clone();
+            std::thread::spawn(move || gate.take(Duration::from_secs(10)))
+        };
+        wait_until(|| queued(&gate) == 2);
+        let err = impatient.join().unwrap().unwrap_err();
+        assert!(err.to_string().contains("database is locked"), "{err}");
+        assert_eq!(queued(&gate), 1);
+        gate.give_back();
+        patient.join().unwrap().unwrap();
+        assert_eq!(queued(&gate), 0);
+        assert!(gate.state.lock().unwrap().taken);
+    }
+}
