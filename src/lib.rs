@@ -177,16 +177,13 @@ mod guide {
     #[doc = include_str!("../README.md")]
     struct Readme;
 
-    #[cfg(all(
-        feature = "sqlite",
-        feature = "tokio",
-        feature = "async-std",
-        feature = "smol"
-    ))]
+    /// Blocks for a runtime's strategy compile to an empty `main` without
+    /// that runtime's feature (`# #[cfg(feature = "...")]` hidden lines).
+    #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/getting-started.md")]
     struct GettingStarted;
 
-    #[cfg(all(feature = "sqlite", feature = "tokio"))]
+    #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/strategies.md")]
     struct Strategies;
 
@@ -205,4 +202,14 @@ mod guide {
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/sqlite.md")]
     struct Sqlite;
+
+    /// Its `sea-query` example compiles to an empty `main` without that feature.
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/from-sqlalchemy-aio.md")]
+    struct FromSqlalchemyAio;
+
+    /// The other crates' blocks are `ignore`: they are not dependencies.
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/from-rusqlite-wrappers.md")]
+    struct FromRusqliteWrappers;
 }
