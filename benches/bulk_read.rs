@@ -1,0 +1,136 @@
+//! Reading 1,000,000 rows (`id INTEGER`, 30-character `name`) from SQLite:
+//! the bare rusqlite call first, then sqlaio per strategy (scenario e).
+//!
+//! - `sqlite_fetchall`: every row held at once (`fetchall`; the floor
+//!   collects `(i64, String)` tuples), then each row read.
+//! - `sqlite_stream`: rows read one at a time and dropped (sqlaio's `Stream`
+//!   of rows; the floor steps rusqlite's `Rows`).
+//!
+//! Besides time, the interleaved mode (`-- --interleaved`) reports the peak
+//! heap memory of each run above the heap in use when the run started,
+//! counted by a global allocator that wraps the system one. SQLite's own
+//! page cache is allocated by its C code and not counted, for any contender.
+
+#[path = "support/measure.rs"]
+mod measure;
+#[path = "support/sqlaio_side.rs"]
+mod sqlaio_side;
+#[path = "support/sqlite_db.rs"]
+mod sqlite_db;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use measure::{async_ops, sync_ops, Counting, Mode, Run, Spec};
+use sqlaio::rusqlite;
+use sqlaio::{Connection, Row, Value};
+use sqlite_db::{bare_fetchall, bare_stream, open_raw, Database, BULK_SQL};
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Rows read by every run.
+const ROWS: u64 = 1_000_000;
+
+/// What a caller does with each row: read both columns, without copying.
+fn consume(row: &Row) -> usize {
+    let id: i64 = row.get(0).expect("id");
+    let name = match row.get_value(1).expect("name") {
+        Value::Text(text) => text.len(),
+        other => panic!("name is {other:?}"),
+    };
+    id as usize + name
+}
+
+async fn sqlaio_fetchall(conn: &Connection) -> usize {
+    let mut result = conn.execute(BULK_SQL, ()).await.expect("execute");
+    let rows = result.fetchall().await.expect("fetchall");
+    assert_eq!(rows.len() as u64, ROWS);
+    rows.iter().map(consume).sum()
+}
+
+async fn sqlaio_stream(conn: &Connection) -> usize {
+    let mut result = conn.execute(BULK_SQL, ()).await.expect("execute");
+    let mut sum = 0;
+    while let Some(row) = result.next().await {
+        sum += consume(&row.expect("row"));
+    }
+    sum
+}
+
+fn spec(group: &'static str) -> Spec {
+    Spec {
+        rounds: 5,
+        batch: 1,
+        ops_per_unit: ROWS,
+        memory: true,
+        unit: "row",
+        samples: 10,
+        measurement: Duration::from_secs(5),
+        ..Spec::new("sqlite", "e", group)
+    }
+}
+
+fn main() {
+    let mut mode = Mode::from_args();
+    let db = Database::create(ROWS);
+    let sides = sqlaio_side::sides();
+    let opened: Vec<_> = sides.iter().map(|s| s.open(&db.url(), 1)).collect();
+    let raw: rusqlite::Connection = open_raw(&db.path);
+
+    let mut contenders: Vec<(String, Run<'_>)> = vec![(
+        "rusqlite".into(),
+        Box::new(|n, per_op| {
+            sync_ops(n, per_op, || {
+                std::hint::black_box(bare_fetchall(&raw));
+            })
+        }),
+    )];
+    contenders.extend(sqlaio_side::contenders(
+        &sides,
+        &opened,
+        "",
+        |_, conn: &Arc<Connection>, n, per_op| {
+            let conn = conn.clone();
+            Box::pin(async move {
+                async_ops(n, per_op, || async {
+                    std::hint::black_box(sqlaio_fetchall(&conn).await);
+                })
+                .await
+            })
+        },
+    ));
+    mode.measure(&spec("sqlite_fetchall"), &mut contenders);
+    drop(contenders);
+
+    let mut contenders: Vec<(String, Run<'_>)> = vec![(
+        "rusqlite".into(),
+        Box::new(|n, per_op| {
+            sync_ops(n, per_op, || {
+                std::hint::black_box(bare_stream(&raw));
+            })
+        }),
+    )];
+    contenders.extend(sqlaio_side::contenders(
+        &sides,
+        &opened,
+        "",
+        |_, conn: &Arc<Connection>, n, per_op| {
+            let conn = conn.clone();
+            Box::pin(async move {
+                async_ops(n, per_op, || async {
+                    std::hint::black_box(sqlaio_stream(&conn).await);
+                })
+                .await
+            })
+        },
+    ));
+    mode.measure(&spec("sqlite_stream"), &mut contenders);
+    drop(contenders);
+
+    for (side, open) in sides.iter().zip(opened) {
+        side.close(open);
+    }
+    mode.finish();
+}
