@@ -5,10 +5,7 @@
 //! [`Strategy`], and its answer comes back through a future that any
 //! executor can await. The trusted blocking drivers (`rusqlite` for SQLite,
 //! the synchronous `postgres` crate for PostgreSQL) never run on an async
-//! thread.
-//!
-//! The guide in the repository's `docs/` folder covers strategies,
-//! cancellation, SQLite, PostgreSQL, reliability, limitations and benchmarks.
+//! thread. The [guide](#guide) walks through it chapter by chapter.
 //!
 //! # Example
 //! ```
@@ -70,6 +67,24 @@
 //! | `sea-query` | no | `sea_query` statements accepted by every `execute`, rendered in the engine's [`Dialect`]; `pub use sea_query` |
 //! | `serde` | no | `Row::deserialize` and `CursorResult::fetchall_as` and friends: rows into structs by column name |
 //! | `full` | no | all of the above |
+//!
+//! # Guide
+//! The repository's `docs/` folder holds a guide, starting at
+//! `docs/README.md`; its examples are doctests of this crate:
+//!
+//! | chapter | covers |
+//! |---|---|
+//! | `getting-started.md` | a first program on tokio, async-std, smol, and with no runtime |
+//! | `strategies.md` | choosing a [`Strategy`], the built-in ones, writing your own |
+//! | `transactions.md` | [`Transaction`]s, savepoints, what dropping one does |
+//! | `streaming.md` | [`CursorResult`] as a stream: batches, memory bound, backpressure |
+//! | `cancellation.md` | what dropping each future does; statement and pool timeouts |
+//! | `pooling.md` | the pool's settings on [`EngineBuilder`], [`Engine::pool_status`] |
+//! | `sqlite.md`, `postgres.md` | each database: URLs, settings, types, concurrency |
+//! | `from-sqlalchemy-aio.md` | sqlalchemy_aio's API beside this one, name by name |
+//! | `from-rusqlite-wrappers.md` | tokio-rusqlite, async-sqlite and deadpool-sqlite beside this crate |
+//! | `limitations.md` | what the crate does not do, or does differently |
+//! | `threading.md`, `reliability.md`, `benchmarks.md` | how it works, how it is tested, what a call costs |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Without a driver feature the crate builds (so every feature combination
 // does) but can only refuse URLs; silence what only drivers use.
@@ -202,6 +217,31 @@ mod guide {
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/sqlite.md")]
     struct Sqlite;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/cancellation.md")]
+    struct Cancellation;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/threading.md")]
+    struct Threading;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/limitations.md")]
+    struct Limitations;
+
+    /// Its examples need a server, so they are `no_run`: compiled only.
+    #[cfg(feature = "postgres")]
+    #[doc = include_str!("../docs/postgres.md")]
+    struct Postgres;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/reliability.md")]
+    struct Reliability;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/benchmarks.md")]
+    struct Benchmarks;
 
     /// Its `sea-query` example compiles to an empty `main` without that feature.
     #[cfg(feature = "sqlite")]
