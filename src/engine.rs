@@ -155,6 +155,9 @@ impl Engine {
     /// The transaction owns the connection and returns it to the pool when
     /// it ends; dropping it uncommitted rolls back first.
     ///
+    /// # Errors
+    /// As [`connect`](Engine::connect) and [`Connection::begin`].
+    ///
     /// # Cancellation
     /// As [`Connection::begin`].
     pub async fn begin(&self) -> Result<Transaction<'static>> {
@@ -165,6 +168,9 @@ impl Engine {
 
     /// The names of the database's tables, sorted.
     ///
+    /// # Errors
+    /// As [`connect`](Engine::connect) and [`Connection::table_names`].
+    ///
     /// # Cancellation
     /// Dropping the future only discards the answer.
     pub async fn table_names(&self) -> Result<Vec<String>> {
@@ -172,6 +178,9 @@ impl Engine {
     }
 
     /// `true` when a table of this name exists.
+    ///
+    /// # Errors
+    /// As [`connect`](Engine::connect) and [`Connection::table_names`].
     ///
     /// # Cancellation
     /// Dropping the future only discards the answer.
@@ -182,6 +191,10 @@ impl Engine {
     /// Runs `f` with a pooled raw driver connection on its worker thread.
     ///
     /// See [`Connection::run_in_thread`].
+    ///
+    /// # Errors
+    /// As [`connect`](Engine::connect) (converted into `E`), then whatever
+    /// [`Connection::run_in_thread`] returns.
     ///
     /// # Cancellation
     /// As [`Connection::run_in_thread`].
@@ -370,8 +383,10 @@ impl EngineBuilder {
         self
     }
 
-    /// The pool never closes idle connections below this number (it opens
-    /// connections on demand only, never ahead of it). Must not exceed
+    /// Connections the pool keeps open even when idle. From the engine's first
+    /// use on (building it connects nothing), every acquire that finds fewer
+    /// open opens the rest in the background, where they wait idle; idle
+    /// connections are never closed below this number. Must not exceed
     /// `max_connections`. Defaults to 0.
     pub fn min_connections(mut self, n: usize) -> Self {
         self.min_connections = n;

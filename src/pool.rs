@@ -292,6 +292,7 @@ impl Pool {
                 },
             };
             if let Some(conn) = self.check(conn).await {
+                self.top_up();
                 return Ok(Lease::new(conn, self.clone()));
             }
         }
@@ -364,9 +365,18 @@ impl Pool {
             }
         };
         let (id, spawned) = spawned;
+        let Some(conn) = self.adopt(id, spawned) else {
+            return Err(Error::Closed("engine"));
+        };
+        std::mem::forget(slot);
+        Ok(conn)
+    }
+
+    /// Registers a newly opened connection; `None` if the engine closed meanwhile.
+    fn adopt(self: &Arc<Self>, id: u64, spawned: worker::Spawned) -> Option<ConnState> {
         let mut state = self.lock();
         if state.closed {
-            return Err(Error::Closed("engine"));
+            return None;
         }
         state.last_connect_error = None;
         state.all.retain(|(w, _)| w.upgrade().is_some());
@@ -374,11 +384,10 @@ impl Pool {
             .all
             .push((spawned.sender.downgrade(), spawned.interrupter.clone()));
         drop(state);
-        std::mem::forget(slot);
         if !self.reaper.swap(true, Ordering::Relaxed) {
             self.schedule_reaper();
         }
-        Ok(ConnState {
+        Some(ConnState {
             id,
             sender: spawned.sender,
             shared: spawned.shared,
@@ -393,6 +402,69 @@ impl Pool {
             opened: Instant::now(),
             returned: Instant::now(),
         })
+    }
+
+    /// Opens connections in the background until `min_connections` are open
+    /// (or being opened); they join the idle set as they open. Called from
+    /// `acquire`, where a runtime strategy finds its runtime.
+    fn top_up(self: &Arc<Self>) {
+        let wanted = {
+            let mut state = self.lock();
+            if state.closed || state.orphaned || state.size >= self.config.min_connections {
+                return;
+            }
+            let wanted = self.config.min_connections - state.size;
+            state.size += wanted;
+            wanted
+        };
+        for _ in 0..wanted {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let (sender, rx) = worker::channel();
+            let shared = Arc::new(Shared::default());
+            let pool = Arc::downgrade(self);
+            let worker_shared = shared.clone();
+            let opened: worker::Opened = Box::new(move |opened| {
+                let Some(pool) = pool.upgrade() else {
+                    return false;
+                };
+                match opened {
+                    Ok(interrupter) => {
+                        let spawned = worker::Spawned {
+                            sender,
+                            shared,
+                            interrupter,
+                        };
+                        match pool.adopt(id, spawned) {
+                            Some(conn) => {
+                                pool.release(conn);
+                                true
+                            }
+                            None => {
+                                pool.discard();
+                                false
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        pool.lock().last_connect_error = Some(e);
+                        pool.discard();
+                        false
+                    }
+                }
+            });
+            let started = worker::start(
+                &self.setup,
+                &*self.strategy,
+                &self.tracker,
+                id,
+                (rx, worker_shared),
+                opened,
+            );
+            if let Err(e) = started {
+                self.lock().last_connect_error = Some(e);
+                self.discard();
+            }
+        }
     }
 
     /// `true` when a connection outlived `max_lifetime`.

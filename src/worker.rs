@@ -535,9 +535,45 @@ pub(crate) async fn spawn(
     tracker: &Arc<Tracker>,
     id: u64,
 ) -> Result<Spawned> {
-    let (sender, rx) = async_channel::bounded(QUEUE_CAPACITY);
     let (open_tx, open_rx) = oneshot::channel();
+    let (sender, rx) = channel();
     let shared = Arc::new(Shared::default());
+    start(
+        setup,
+        strategy,
+        tracker,
+        id,
+        (rx, shared.clone()),
+        Box::new(move |opened| open_tx.send(opened).is_ok()),
+    )?;
+    match open_rx.await {
+        Ok(Ok(interrupter)) => Ok(Spawned {
+            sender,
+            shared,
+            interrupter,
+        }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Error::WorkerGone),
+    }
+}
+
+/// A connection's request queue, bounded.
+pub(crate) fn channel() -> (async_channel::Sender<Request>, Receiver<Request>) {
+    async_channel::bounded(QUEUE_CAPACITY)
+}
+
+/// Starts a worker on `strategy` without waiting: it serves `rx` and shares
+/// `shared` with the handles. `opened` is called on the worker once the
+/// connection is open (or failed to open) and says whether anyone still wants
+/// it; if not, the worker closes the connection.
+pub(crate) fn start(
+    setup: &Arc<Setup>,
+    strategy: &dyn Strategy,
+    tracker: &Arc<Tracker>,
+    id: u64,
+    (rx, shared): (Receiver<Request>, Arc<Shared>),
+    opened: Opened,
+) -> Result<()> {
     let guard = tracker.enter();
     let worker_shared = shared.clone();
     let worker_setup = setup.clone();
@@ -549,7 +585,7 @@ pub(crate) async fn spawn(
         ),
         #[cfg(not(feature = "sqlite"))]
         Target::Sqlite(_) => {
-            let _ = (guard, rx, open_tx, worker_shared, worker_setup, id);
+            let _ = (guard, rx, opened, worker_shared, worker_setup, id);
             return Err(Error::Config(
                 "sqlite URLs need the \"sqlite\" feature of sqlaio".into(),
             ));
@@ -562,22 +598,14 @@ pub(crate) async fn spawn(
     };
     let job = Job::new(format!("sqlaio-{name}-{id}"), move || {
         let _guard = guard;
-        run(&worker_setup, rx, open_tx, &worker_shared);
+        run(&worker_setup, rx, opened, &worker_shared);
     });
-    strategy.spawn(job).map_err(Error::Spawn)?;
-    match open_rx.await {
-        Ok(Ok(interrupter)) => Ok(Spawned {
-            sender,
-            shared,
-            interrupter,
-        }),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(Error::WorkerGone),
-    }
+    strategy.spawn(job).map_err(Error::Spawn)
 }
 
-/// Where a worker reports its connection open (or not).
-type Opened = oneshot::Sender<Result<Arc<Interrupter>>>;
+/// Told, on the worker, that its connection opened (or why not); answers
+/// whether anyone still wants the connection.
+pub(crate) type Opened = Box<dyn FnOnce(Result<Arc<Interrupter>>) -> bool + Send>;
 
 /// A worker loop for one driver.
 type WorkerLoop = fn(&Setup, Receiver<Request>, Opened, &Shared);
@@ -594,16 +622,16 @@ fn run<D: Driver>(setup: &Setup, rx: Receiver<Request>, open: Opened, shared: &S
     let mut driver = match opened {
         Ok(Ok(driver)) => driver,
         Ok(Err(e)) => {
-            let _ = open.send(Err(e));
+            open(Err(e));
             return;
         }
         Err(panic) => {
-            let _ = open.send(Err(Error::panic(panic)));
+            open(Err(Error::panic(panic)));
             return;
         }
     };
     let interrupter = Interrupter::new(driver.kill(), setup.timer.clone());
-    if open.send(Ok(interrupter.clone())).is_ok() {
+    if open(Ok(interrupter.clone())) {
         let link = Link {
             rx: &rx,
             interrupter: &interrupter,

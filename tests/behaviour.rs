@@ -54,6 +54,7 @@ stamp! {
     statement_timeout,
     statement_timeout_in_run_in_thread,
     pool_timeout,
+    min_connections_open_ahead_of_demand,
     dropped_fetch_keeps_its_rows,
     dropped_result_releases_its_connection,
     cancelled_begin_is_rolled_back,
@@ -1267,6 +1268,39 @@ async fn statement_timeout_in_run_in_thread_with<R: Raw>(ctx: Ctx) {
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     assert_eq!(conn.scalar::<i64>(ECHO, (2,)).await.unwrap(), 2);
+}
+
+async fn min_connections_open_ahead_of_demand(ctx: Ctx) {
+    let engine = ctx
+        .builder()
+        .max_connections(4)
+        .min_connections(3)
+        .build()
+        .unwrap();
+    // Building connects nothing.
+    assert_eq!(engine.pool_status().size, 0);
+    assert_eq!(engine.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
+    // The first use opens the rest of the floor in the background, to wait idle.
+    let warm = common::wait_until(Duration::from_secs(20), || {
+        let status = engine.pool_status();
+        status.size == 3 && status.idle == 3
+    });
+    assert!(warm, "{:?}", engine.pool_status());
+    assert_eq!(engine.worker_count(), 3);
+    // Three callers at once are served by them without opening a fourth.
+    let held = future::try_join_all((0..3).map(|_| engine.connect()))
+        .await
+        .unwrap();
+    assert_eq!(engine.pool_status().size, 3);
+    for (n, conn) in held.iter().enumerate() {
+        assert_eq!(
+            conn.scalar::<i64>(ECHO, (n as i64,)).await.unwrap(),
+            n as i64
+        );
+    }
+    drop(held);
+    engine.close().await.unwrap();
+    assert_eq!(engine.worker_count(), 0);
 }
 
 async fn pool_timeout(ctx: Ctx) {
