@@ -369,6 +369,9 @@ impl Connection {
     /// IMMEDIATE`); the same as [`begin`](Connection::begin), named for
     /// code that wants to say so. A plain `BEGIN` on PostgreSQL.
     ///
+    /// # Errors
+    /// As [`begin`](Connection::begin).
+    ///
     /// # Cancellation
     /// As [`begin`](Connection::begin).
     pub async fn begin_immediate(&self) -> Result<Transaction<'_>> {
@@ -379,6 +382,11 @@ impl Connection {
     /// until its first statement, and a write after a read can fail with
     /// "database is locked" when another connection wrote in between. Best
     /// for transactions that only read a consistent snapshot.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when a transaction is already open on this
+    /// connection (use [`begin_nested`](Connection::begin_nested) for a
+    /// savepoint); [`Error::Closed`] after [`close`](Connection::close).
     ///
     /// # Cancellation
     /// As [`begin`](Connection::begin).
@@ -392,6 +400,11 @@ impl Connection {
     /// Outside a transaction, the savepoint starts one. Committing it releases
     /// the savepoint; rolling it back (or dropping it) undoes only what ran
     /// since it began.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the database refuses the `SAVEPOINT` (or,
+    /// outside a transaction, the `BEGIN`, as [`begin`](Connection::begin));
+    /// [`Error::Closed`] after [`close`](Connection::close).
     ///
     /// # Cancellation
     /// As [`begin`](Connection::begin).
@@ -557,6 +570,10 @@ impl Connection {
 
     /// The names of the tables visible to this connection, sorted.
     ///
+    /// # Errors
+    /// The database's error when it cannot list them; [`Error::Closed`]
+    /// after [`close`](Connection::close).
+    ///
     /// # Cancellation
     /// Dropping the future only discards the answer.
     pub async fn table_names(&self) -> Result<Vec<String>> {
@@ -564,6 +581,9 @@ impl Connection {
     }
 
     /// `true` when a table of this name exists (SQLite compares names case-insensitively).
+    ///
+    /// # Errors
+    /// As [`table_names`](Connection::table_names).
     ///
     /// # Cancellation
     /// Dropping the future only discards the answer.

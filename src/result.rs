@@ -313,6 +313,10 @@ impl<'c> CursorResult<'c> {
     ///
     /// # Errors
     /// As [`fetchone`](CursorResult::fetchone).
+    ///
+    /// # Cancellation
+    /// The result moves into the future, so dropping the future drops the
+    /// result: its statement is closed before the connection's next request.
     pub async fn first(mut self) -> Result<Option<Row>> {
         let row = self.fetchone().await?;
         self.close().await?;
@@ -326,6 +330,9 @@ impl<'c> CursorResult<'c> {
     ///
     /// # Errors
     /// [`Error::NoRows`], [`Error::Decode`], or as [`fetchone`](CursorResult::fetchone).
+    ///
+    /// # Cancellation
+    /// As [`first`](CursorResult::first).
     pub async fn scalar<T: FromValue>(self) -> Result<T> {
         match self.first().await? {
             Some(row) => row.get(0),
@@ -411,6 +418,9 @@ impl<'c> CursorResult<'c> {
     ///
     /// # Errors
     /// As [`fetchone_as`](CursorResult::fetchone_as).
+    ///
+    /// # Cancellation
+    /// As [`first`](CursorResult::first).
     #[cfg(feature = "serde")]
     #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     pub async fn first_as<T: serde::de::DeserializeOwned>(self) -> Result<Option<T>> {

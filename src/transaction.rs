@@ -79,6 +79,11 @@ impl<'c> Transaction<'c> {
 
     /// Rolls back: `ROLLBACK`, or `ROLLBACK TO SAVEPOINT` for a nested transaction.
     ///
+    /// # Errors
+    /// The database's error when the rollback fails. Rolling back a
+    /// transaction the database already ended (see
+    /// [`Error::TransactionAborted`](crate::Error::TransactionAborted)) succeeds.
+    ///
     /// # Cancellation
     /// As [`commit`](Transaction::commit): once sent, the rollback completes.
     pub async fn rollback(mut self) -> Result<()> {
@@ -105,6 +110,9 @@ impl<'c> Transaction<'c> {
     }
 
     /// Begins a nested transaction (a `SAVEPOINT`) inside this one.
+    ///
+    /// # Errors
+    /// As [`Connection::begin_nested`].
     ///
     /// # Cancellation
     /// As [`Connection::begin`].
