@@ -1,1 +1,282 @@
-fn main() {}
+//! PostgreSQL: the bare sync `postgres::Client` first, then sqlaio per
+//! strategy, against the server named by `DATABASE_URL` (default
+//! `postgres://root@127.0.0.1:5432/test`, TLS off). Without a server the
+//! bench prints a notice and measures nothing.
+//!
+//! - `pg_point_read` (scenario a): `SELECT id, name FROM t WHERE id = $1` on
+//!   10,000 rows, one awaited call after the other; the interleaved mode
+//!   times every read (p50 and p99).
+//! - `pg_point_read_64_tasks` (scenario d): 64 tokio tasks on a multi-thread
+//!   runtime doing 16 reads each over a pool of 4 connections, against the
+//!   floor doing the same 1,024 reads on one thread.
+//! - `pg_fetchall`, `pg_stream` (scenario e): 1,000,000 rows held at once or
+//!   read one at a time; the interleaved mode also reports peak heap memory.
+//!
+//! Run with `cargo bench --bench postgres --all-features` or `... -- --interleaved`.
+
+#[path = "support/measure.rs"]
+mod measure;
+#[path = "support/pg_db.rs"]
+mod pg_db;
+#[path = "support/sqlaio_side.rs"]
+mod sqlaio_side;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use measure::{async_ops, multi_thread_runtime, sync_ops, Counting, Ids, Mode, Run, Spec};
+use pg_db::{bare_fetchall, bare_read, bare_stream, Table};
+use sqlaio::postgres;
+use sqlaio::{Connection, Engine, Row, Value};
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const POINT_ROWS: u64 = 10_000;
+const BULK_ROWS: u64 = 1_000_000;
+const TASKS: usize = 64;
+const READS_PER_TASK: usize = 16;
+const POOL: usize = 4;
+
+async fn sqlaio_read(conn: &Connection, sql: &str, id: i64) -> (i64, String) {
+    let row = conn
+        .execute(sql, (id,))
+        .await
+        .expect("execute")
+        .first()
+        .await
+        .expect("first")
+        .expect("a row");
+    (row.get(0).expect("id"), row.get(1).expect("name"))
+}
+
+fn consume(row: &Row) -> usize {
+    let id: i64 = row.get(0).expect("id");
+    let name = match row.get_value(1).expect("name") {
+        Value::Text(text) => text.len(),
+        other => panic!("name is {other:?}"),
+    };
+    id as usize + name
+}
+
+fn point_read(mode: &mut Mode, client: &mut postgres::Client) {
+    let table = Table::create(client, "point", POINT_ROWS);
+    let sql: Arc<str> = table.point_sql().into();
+    let sides = sqlaio_side::sides();
+    let opened: Vec<_> = sides.iter().map(|s| s.open(&pg_db::url(), 1)).collect();
+    let stmt = client.prepare(&sql).expect("prepare");
+    let mut ids = Ids::new(0, POINT_ROWS);
+    let mut contenders: Vec<(String, Run<'_>)> = vec![(
+        "postgres".into(),
+        Box::new(|n, per_op| {
+            sync_ops(n, per_op, || {
+                black_box(bare_read(client, &stmt, ids.next_id()));
+            })
+        }),
+    )];
+    contenders.extend(sqlaio_side::contenders(
+        &sides,
+        &opened,
+        "",
+        |_, conn, n, per_op| {
+            let (conn, sql) = (conn.clone(), sql.clone());
+            // Each run starts where the floor's ids start, in a new order.
+            let mut ids = Ids::new(n, POINT_ROWS);
+            Box::pin(async move {
+                async_ops(n, per_op, || {
+                    let id = ids.next_id();
+                    let (conn, sql) = (&conn, &sql);
+                    async move {
+                        black_box(sqlaio_read(conn, sql, id).await);
+                    }
+                })
+                .await
+            })
+        },
+    ));
+    let spec = Spec {
+        rounds: 20,
+        batch: 1000,
+        latency: true,
+        unit: "read",
+        ..Spec::new("postgres", "a", "pg_point_read")
+    };
+    mode.measure(&spec, &mut contenders);
+    drop(contenders);
+    for (side, open) in sides.iter().zip(opened) {
+        side.close(open);
+    }
+    drop(table);
+}
+
+async fn sqlaio_load(engine: Engine, sql: Arc<str>, round: u64) {
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (engine, sql) = (engine.clone(), sql.clone());
+            let mut ids = Ids::new(round * 7 + task as u64 * 131, POINT_ROWS);
+            tokio::spawn(async move {
+                for _ in 0..READS_PER_TASK {
+                    let conn = engine.connect().await.expect("connect");
+                    black_box(sqlaio_read(&conn, &sql, ids.next_id()).await);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+}
+
+fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
+    let table = Table::create(client, "loaded", POINT_ROWS);
+    let sql: Arc<str> = table.point_sql().into();
+    let stmt = client.prepare(&sql).expect("prepare");
+    let rt = multi_thread_runtime();
+    let engines: Vec<(String, Engine)> = sqlaio_side::sides()
+        .into_iter()
+        .filter(|side| !side.label.contains("current_thread"))
+        .map(|side| {
+            let label = side.label.split('/').take(2).collect::<Vec<_>>().join("/");
+            let engine = Engine::builder()
+                .url(pg_db::url())
+                .strategy_arc(side.strategy)
+                .max_connections(POOL)
+                .build()
+                .expect("engine");
+            (label, engine)
+        })
+        .collect();
+    let mut ids = Ids::new(0, POINT_ROWS);
+    let mut contenders: Vec<(String, Run<'_>)> = vec![(
+        "postgres/one_thread".into(),
+        Box::new(|n, per_op| {
+            sync_ops(n, per_op, || {
+                for _ in 0..TASKS * READS_PER_TASK {
+                    black_box(bare_read(client, &stmt, ids.next_id()));
+                }
+            })
+        }),
+    )];
+    for (label, engine) in &engines {
+        let (rt, sql) = (&rt, sql.clone());
+        let mut round = 0;
+        contenders.push((
+            label.clone(),
+            Box::new(move |n, per_op| {
+                sync_ops(n, per_op, || {
+                    round += 1;
+                    rt.block_on(sqlaio_load(engine.clone(), sql.clone(), round));
+                })
+            }),
+        ));
+    }
+    let spec = Spec {
+        rounds: 30,
+        batch: 1,
+        ops_per_unit: (TASKS * READS_PER_TASK) as u64,
+        unit: "read",
+        samples: 10,
+        measurement: Duration::from_secs(3),
+        ..Spec::new("postgres", "d", "pg_point_read_64_tasks")
+    };
+    mode.measure(&spec, &mut contenders);
+    drop(contenders);
+    for (_, engine) in engines {
+        rt.block_on(engine.close()).expect("close engine");
+    }
+    drop(table);
+}
+
+fn bulk(mode: &mut Mode, client: &mut postgres::Client) {
+    let table = Table::create(client, "bulk", BULK_ROWS);
+    let sql: Arc<str> = table.bulk_sql().into();
+    let sides = sqlaio_side::sides();
+    let opened: Vec<_> = sides.iter().map(|s| s.open(&pg_db::url(), 1)).collect();
+    let spec = |group| Spec {
+        rounds: 5,
+        batch: 1,
+        ops_per_unit: BULK_ROWS,
+        memory: true,
+        unit: "row",
+        samples: 10,
+        measurement: Duration::from_secs(5),
+        ..Spec::new("postgres", "e", group)
+    };
+
+    {
+        let client = &mut *client;
+        let mut contenders: Vec<(String, Run<'_>)> = vec![(
+            "postgres".into(),
+            Box::new(|n, per_op| {
+                sync_ops(n, per_op, || {
+                    black_box(bare_fetchall(client, &sql));
+                })
+            }),
+        )];
+        contenders.extend(sqlaio_side::contenders(
+            &sides,
+            &opened,
+            "",
+            |_, conn, n, per_op| {
+                let (conn, sql) = (conn.clone(), sql.clone());
+                Box::pin(async move {
+                    async_ops(n, per_op, || async {
+                        let mut result = conn.execute(&*sql, ()).await.expect("execute");
+                        let rows = result.fetchall().await.expect("fetchall");
+                        black_box(rows.iter().map(consume).sum::<usize>());
+                    })
+                    .await
+                })
+            },
+        ));
+        mode.measure(&spec("pg_fetchall"), &mut contenders);
+    }
+    {
+        let client = &mut *client;
+        let mut contenders: Vec<(String, Run<'_>)> = vec![(
+            "postgres".into(),
+            Box::new(|n, per_op| {
+                sync_ops(n, per_op, || {
+                    black_box(bare_stream(client, &sql));
+                })
+            }),
+        )];
+        contenders.extend(sqlaio_side::contenders(
+            &sides,
+            &opened,
+            "",
+            |_, conn, n, per_op| {
+                let (conn, sql) = (conn.clone(), sql.clone());
+                Box::pin(async move {
+                    async_ops(n, per_op, || async {
+                        let mut result = conn.execute(&*sql, ()).await.expect("execute");
+                        let mut sum = 0;
+                        while let Some(row) = result.next().await {
+                            sum += consume(&row.expect("row"));
+                        }
+                        black_box(sum);
+                    })
+                    .await
+                })
+            },
+        ));
+        mode.measure(&spec("pg_stream"), &mut contenders);
+    }
+    for (side, open) in sides.iter().zip(opened) {
+        side.close(open);
+    }
+    drop(table);
+}
+
+fn main() {
+    let mut mode = Mode::from_args();
+    let Some(mut client) = pg_db::connect() else {
+        return;
+    };
+    point_read(&mut mode, &mut client);
+    loaded(&mut mode, &mut client);
+    bulk(&mut mode, &mut client);
+    mode.finish();
+}
