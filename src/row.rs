@@ -123,6 +123,9 @@ impl Row {
     }
 
     /// The value of one column as a [`Value`], without conversion.
+    ///
+    /// # Errors
+    /// [`Error::ColumnIndex`] or [`Error::ColumnName`] when there is no such column.
     pub fn get_value(&self, index: impl ColumnIndex) -> Result<&Value> {
         let i = index.position(&self.keys)?;
         Ok(&self.values[i])

@@ -172,10 +172,18 @@ impl From<()> for Value {
 /// and the `scalar` methods.
 ///
 /// Implemented for `i64, i32, i16, i8, u32, u16, u8, f64, f32, bool, String,
-/// Vec<u8>, Value` and `Option<T>` of any of them (`NULL` becomes `None`).
+/// Vec<u8>, Value` and `Option<T>` of any of them (`NULL` becomes `None`);
+/// with their features also for `rust_decimal::Decimal` (`decimal`),
+/// `chrono`'s `NaiveDateTime`, `DateTime<Utc>`, `NaiveDate` and `NaiveTime`
+/// (`chrono`), `uuid::Uuid` (`uuid`) and `serde_json::Value` (`json`).
 /// Integer conversions check the range instead of wrapping.
 pub trait FromValue: Sized {
     /// Converts `value`, or says why it cannot.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] when the value has another kind than `Self` takes
+    /// (`NULL` into a type that is not an `Option`, text into an integer, ...)
+    /// or is out of `Self`'s range.
     fn from_value(value: &Value) -> Result<Self, DecodeError>;
 
     /// What to return when a query yields no row at all; `None` means "that is an error".
