@@ -467,11 +467,13 @@ impl Pool {
         }
     }
 
-    /// `true` when a connection outlived `max_lifetime`.
+    /// `true` when a connection outlived `max_lifetime`, or its driver asked to be replaced.
     fn expired(&self, conn: &ConnState, now: Instant) -> bool {
-        self.config
-            .max_lifetime
-            .is_some_and(|max| now.duration_since(conn.opened) >= max)
+        conn.shared.worn_out.load(Ordering::SeqCst)
+            || self
+                .config
+                .max_lifetime
+                .is_some_and(|max| now.duration_since(conn.opened) >= max)
     }
 
     /// Closes idle connections past `idle_timeout` or `max_lifetime`, keeping

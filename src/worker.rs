@@ -370,6 +370,11 @@ pub(crate) trait Driver: Sized + 'static {
     fn aborted(&mut self) -> bool {
         false
     }
+    /// `true` once the connection should be replaced when it is back in the
+    /// pool (it still serves its current holder).
+    fn worn_out(&mut self) -> bool {
+        false
+    }
     /// A cheap check that the connection still works.
     fn ping(&mut self) -> Result<()> {
         Ok(())
@@ -405,6 +410,8 @@ pub(crate) struct Shared {
     pub(crate) in_tx: AtomicBool,
     /// The worker loop has stopped.
     pub(crate) stopped: AtomicBool,
+    /// The pool replaces the connection instead of handing it out again.
+    pub(crate) worn_out: AtomicBool,
 }
 
 /// Counts live workers so that `Engine::close` can wait for them all.
@@ -663,6 +670,9 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
         if link.interrupter.take_sent() {
             driver.absorb_interrupt();
         }
+        if driver.worn_out() {
+            shared.worn_out.store(true, Ordering::SeqCst);
+        }
         if driver.is_broken() {
             // Callers see their request fail; the pool discards the connection.
             rx.close();
@@ -833,6 +843,18 @@ fn execute_many<D: Driver>(driver: &mut D, sql: &str, params: &[Parameters]) -> 
     Ok(total)
 }
 
+/// About how many bytes a row's values take (texts and blobs by length, the rest as 8).
+pub(crate) fn row_bytes(values: &[Value]) -> usize {
+    values
+        .iter()
+        .map(|v| match v {
+            Value::Text(t) => t.len(),
+            Value::Blob(b) => b.len(),
+            _ => 8,
+        })
+        .sum()
+}
+
 /// Reads rows into a batch of the size `limit` asks for. `next` gives the
 /// next row's values, or `None` at the end of the result.
 pub(crate) fn read_batch(
@@ -852,14 +874,7 @@ pub(crate) fn read_batch(
         let Some(values) = next()? else {
             return Ok(Batch { rows, done: true });
         };
-        bytes += values
-            .iter()
-            .map(|v| match v {
-                Value::Text(t) => t.len(),
-                Value::Blob(b) => b.len(),
-                _ => 8,
-            })
-            .sum::<usize>();
+        bytes += row_bytes(&values);
         rows.push(Row::new(keys.clone(), values));
     }
     Ok(Batch { rows, done: false })

@@ -2112,6 +2112,48 @@ fn an_idle_pooled_connection_that_was_lost_is_replaced() {
     );
 }
 
+/// A connection that read a row over 8 MiB keeps serving its holder, and is
+/// replaced once it is back in the pool (its client buffers stay that large);
+/// one that read small rows is kept.
+#[test]
+fn a_connection_that_read_a_huge_row_is_replaced_in_the_pool() {
+    run(
+        "a_connection_that_read_a_huge_row_is_replaced_in_the_pool",
+        |url| async move {
+            // Without TLS: over TLS the big read itself is slow (see docs/limitations.md).
+            let url = with_option(&url, "sslmode=disable");
+            let engine = Engine::builder().url(&url).max_connections(1).build()?;
+            let pid: i32 = engine.scalar("SELECT pg_backend_pid()", ()).await?;
+            let small: Vec<u8> = engine
+                .scalar("SELECT decode(repeat('ab', 1024 * 1024), 'hex')", ())
+                .await?;
+            assert_eq!(small.len(), 1024 * 1024);
+            assert_eq!(
+                engine.scalar::<i32>("SELECT pg_backend_pid()", ()).await?,
+                pid
+            );
+
+            let conn = engine.connect().await?;
+            let huge: Vec<u8> = conn
+                .scalar("SELECT decode(repeat('ab', 9 * 1024 * 1024), 'hex')", ())
+                .await?;
+            assert_eq!(huge.len(), 9 * 1024 * 1024);
+            // Its holder keeps it.
+            assert_eq!(
+                conn.scalar::<i32>("SELECT pg_backend_pid()", ()).await?,
+                pid
+            );
+            drop(conn);
+            let next: i32 = engine.scalar("SELECT pg_backend_pid()", ()).await?;
+            assert_ne!(next, pid, "the worn connection went back into use");
+            assert_eq!(engine.pool_status().size, 1);
+            engine.close().await?;
+            assert_eq!(engine.worker_count(), 0);
+            Ok(())
+        },
+    );
+}
+
 #[test]
 fn test_before_acquire_replaces_a_lost_idle_connection_unseen() {
     run(

@@ -19,6 +19,12 @@ use crate::params::Parameters;
 use crate::value::Value;
 use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next, Ticket};
 
+/// A connection that read or sent a row bigger than this is replaced once it
+/// is back in the pool: the client's buffers keep the size they grew to, and
+/// over TLS every later read pays for that size (`tokio-native-tls` clears
+/// the free part of the read buffer on each read).
+const WORN_ROW_BYTES: usize = 8 * 1024 * 1024;
+
 /// Prepared statements kept per connection, at most.
 const STATEMENT_CACHE: usize = 256;
 
@@ -90,6 +96,10 @@ impl Driver for PostgresDriver {
         let crate::config::Target::Postgres(config) = target else {
             unreachable!("the worker opens the driver its target names")
         };
+        // Worker threads can be reused (a runtime's blocking pool): start clean.
+        for flag in [&LOST, &WORN, &CANCELLED] {
+            flag.with(|f| f.set(false));
+        }
         let tls = tls(config);
         let client = connect(config, &tls).map_err(|e| Error::Connect {
             url: describe(config),
@@ -123,6 +133,10 @@ impl Driver for PostgresDriver {
 
     fn in_transaction(&mut self) -> bool {
         self.in_tx
+    }
+
+    fn worn_out(&mut self) -> bool {
+        WORN.with(|w| w.get())
     }
 
     fn is_broken(&mut self) -> bool {
@@ -210,6 +224,7 @@ impl Driver for PostgresDriver {
             }
         };
         self.note_transaction_sql(sql);
+        note_size(&params.positional);
         let in_tx = self.in_tx;
         let returns_rows = !stmt.columns().is_empty();
         let error = 'run: {
@@ -251,6 +266,7 @@ impl Driver for PostgresDriver {
         let mut total = 0;
         for set in params {
             check(&stmt, set)?;
+            note_size(&set.positional);
             let refs: Vec<&(dyn ToSql + Sync)> = set
                 .positional
                 .iter()
@@ -421,6 +437,13 @@ fn check(stmt: &Statement, params: &Parameters) -> Result<()> {
     Ok(())
 }
 
+/// Notes a row or parameter set big enough to wear the connection out.
+fn note_size(values: &[Value]) {
+    if worker::row_bytes(values) > WORN_ROW_BYTES {
+        WORN.with(|w| w.set(true));
+    }
+}
+
 fn read(rows: &mut RowIter<'_>, keys: &Arc<[String]>, limit: Limit) -> Result<Batch> {
     worker::read_batch(keys, limit, || {
         let Some(row) = rows.next().map_err(convert)? else {
@@ -433,6 +456,7 @@ fn read(rows: &mut RowIter<'_>, keys: &Arc<[String]>, limit: Limit) -> Result<Ba
                 Error::decode(column.name(), crate::error::DecodeError::new(reason))
             })?);
         }
+        note_size(&values);
         Ok(Some(values))
     })
 }
@@ -612,6 +636,8 @@ pub(crate) fn convert(e: postgres::Error) -> Error {
 thread_local! {
     /// Set on a worker thread when its connection reported itself lost.
     static LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// This worker's connection read or sent a row over [`WORN_ROW_BYTES`].
+    static WORN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// A statement on this worker failed with `query_canceled`: a cancel request met it.
     static CANCELLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
