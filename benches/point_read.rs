@@ -19,6 +19,11 @@
 //! in turns instead, which compares them more fairly on a busy machine; see
 //! [`interleaved`].
 
+#[path = "support/measure.rs"]
+mod measure;
+#[path = "support/sqlaio_side.rs"]
+mod sqlaio_side;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -804,6 +809,63 @@ mod interleaved {
             LOADED_BATCH * (TASKS * READS_PER_TASK) as u64
         );
         loaded(&db);
+        println!(
+            "\nSequential point reads, each timed: {LATENCY_ROUNDS} rounds of {LATENCY_BATCH} reads\n"
+        );
+        latency(&db);
+    }
+
+    /// Rounds of individually timed reads (p50 and p99 per read).
+    const LATENCY_ROUNDS: usize = 20;
+    /// Reads per round, each timed: 20,000 per contender in all.
+    const LATENCY_BATCH: u64 = 1000;
+
+    /// Every read timed on its own, for the median and the 99th percentile
+    /// of the time per read: the floor, then sqlaio under each strategy.
+    fn latency(db: &Database) {
+        let raw = open_raw(&db.path);
+        let sides = sqlaio_side::sides();
+        let opened: Vec<_> = sides.iter().map(|s| s.open(&db.url(), 1)).collect();
+        let mut ids = Ids::default();
+        let mut contenders: Vec<(String, measure::Run<'_>)> = vec![(
+            "rusqlite".into(),
+            Box::new(|n, per_op| {
+                measure::sync_ops(n, per_op, || {
+                    drop(black_box(bare_read(&raw, ids.next_id())))
+                })
+            }),
+        )];
+        contenders.extend(sqlaio_side::contenders(
+            &sides,
+            &opened,
+            "",
+            |_, conn, n, per_op| {
+                let conn = conn.clone();
+                let mut ids = Ids::starting_at(n);
+                Box::pin(async move {
+                    measure::async_ops(n, per_op, || {
+                        let id = ids.next_id();
+                        let conn = &conn;
+                        async move {
+                            black_box(sqlaio_read(conn, id).await);
+                        }
+                    })
+                    .await
+                })
+            },
+        ));
+        let spec = measure::Spec {
+            rounds: LATENCY_ROUNDS,
+            batch: LATENCY_BATCH,
+            latency: true,
+            unit: "read",
+            ..measure::Spec::new("sqlite", "a", "point_read_latency")
+        };
+        measure::Mode::Interleaved.measure(&spec, &mut contenders);
+        drop(contenders);
+        for (side, open) in sides.iter().zip(opened) {
+            side.close(open);
+        }
     }
 
     fn timed(n: u64, mut read: impl FnMut()) -> Duration {
@@ -940,7 +1002,13 @@ mod interleaved {
                 ));
             }
         }
-        measure(&mut contenders, SEQUENTIAL_ROUNDS, SEQUENTIAL_BATCH, 1);
+        measure(
+            &mut contenders,
+            SEQUENTIAL_ROUNDS,
+            SEQUENTIAL_BATCH,
+            1,
+            ("a", "point_read"),
+        );
         drop(contenders);
         println!();
         for (name, worker, _) in &workers {
@@ -1025,6 +1093,7 @@ mod interleaved {
             LOADED_ROUNDS,
             LOADED_BATCH,
             TASKS * READS_PER_TASK,
+            ("d", "point_read_64_tasks"),
         );
         drop(contenders);
 
@@ -1040,55 +1109,33 @@ mod interleaved {
     }
 
     /// Runs every contender once untimed, then `rounds` times in turns, and
-    /// prints a table; the first contender is the floor.
+    /// prints a table (and appends JSON lines to `SQLAIO_BENCH_JSON`, see
+    /// `support/measure.rs`); the first contender is the floor.
     fn measure(
         contenders: &mut [(String, Run<'_>)],
         rounds: usize,
         batch: u64,
         reads_per_unit: usize,
+        (scenario, group): (&'static str, &'static str),
     ) {
-        let count = contenders.len();
-        for (_, run) in contenders.iter_mut() {
-            run(batch);
-        }
-        let mut times = vec![Vec::with_capacity(rounds); count];
-        for round in 0..rounds {
-            for k in 0..count {
-                let i = (round + k) % count;
-                times[i].push(contenders[i].1(batch));
-            }
-        }
-        let reads = (batch * reads_per_unit as u64) as f64;
-        println!("| contender | median per read | ratio to floor: median | quartiles |");
-        println!("|---|---:|---:|---:|");
-        for (i, (name, _)) in contenders.iter().enumerate() {
-            let mut per_read: Vec<f64> = times[i]
-                .iter()
-                .map(|t| t.as_nanos() as f64 / reads)
-                .collect();
-            let mut ratios: Vec<f64> = times[i]
-                .iter()
-                .zip(&times[0])
-                .map(|(t, floor)| t.as_secs_f64() / floor.as_secs_f64())
-                .collect();
-            let median = quantile(&mut per_read, 0.5);
-            let (q1, q2, q3) = (
-                quantile(&mut ratios, 0.25),
-                quantile(&mut ratios, 0.5),
-                quantile(&mut ratios, 0.75),
-            );
-            println!(
-                "| {name} | {:.2} µs | {q2:.2}x | {q1:.2}x - {q3:.2}x |",
-                median / 1e3
-            );
-        }
-    }
-
-    fn quantile(values: &mut [f64], q: f64) -> f64 {
-        values.sort_by(f64::total_cmp);
-        let at = (values.len() - 1) as f64 * q;
-        let (low, high) = (at.floor() as usize, at.ceil() as usize);
-        values[low] + (values[high] - values[low]) * (at - low as f64)
+        let spec = measure::Spec {
+            rounds,
+            batch,
+            ops_per_unit: reads_per_unit as u64,
+            unit: "read",
+            ..measure::Spec::new("sqlite", scenario, group)
+        };
+        let mut runs: Vec<(String, measure::Run<'_>)> = contenders
+            .iter_mut()
+            .map(|(name, run)| {
+                let run: measure::Run<'_> = Box::new(move |n, _| measure::Batch {
+                    time: run(n),
+                    per_op: Vec::new(),
+                });
+                (name.clone(), run)
+            })
+            .collect();
+        measure::Mode::Interleaved.measure(&spec, &mut runs);
     }
 }
 

@@ -546,3 +546,28 @@ pub fn fmt_bytes(bytes: f64) -> String {
         format!("{:.0} KiB", bytes / 1024.0)
     }
 }
+
+/// Times `$n` runs of `$body` (which may `.await`), each on its own when
+/// `$per_op` is true, and evaluates to a [`Batch`]. For contenders whose
+/// operation borrows something mutably across awaits.
+#[allow(unused_macros)]
+macro_rules! time_loop {
+    ($n:expr, $per_op:expr, $body:block) => {{
+        let (n, per_op): (u64, bool) = ($n, $per_op);
+        let mut times = Vec::with_capacity(if per_op { n as usize } else { 0 });
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            let t = per_op.then(std::time::Instant::now);
+            $body
+            if let Some(t) = t {
+                times.push(t.elapsed().as_nanos() as u64);
+            }
+        }
+        $crate::measure::Batch {
+            time: start.elapsed(),
+            per_op: times,
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use time_loop;
