@@ -14,7 +14,7 @@
 //! the bare call can be compared with sqlaio's.
 //!
 //! Run with `cargo bench --bench point_read --all-features`; the ratios are
-//! recorded in `docs/benchmarks.md` (`scripts/bench_ratios.py` prints them
+//! recorded in `docs/benchmarks.md` (`scripts/bench_report.py --print-criterion` prints them
 //! from criterion's output). `-- --interleaved` measures the same contenders
 //! in turns instead, which compares them more fairly on a busy machine; see
 //! [`interleaved`].
