@@ -40,7 +40,7 @@ use crate::worker::{self, Header, Interrupter, Reason, Reply, Request, Ticket, T
 /// ```
 /// # futures::executor::block_on(async {
 /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
-/// let mut conn = engine.connect().await?;
+/// let conn = engine.connect().await?;
 /// conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)", ()).await?;
 /// let result = conn.execute("INSERT INTO users (name) VALUES (?1)", ("Dana Whitaker",)).await?;
 /// assert_eq!(result.last_insert_id(), Some(1));
@@ -353,9 +353,9 @@ impl Connection {
     /// Commit it with [`Transaction::commit`]; dropping it rolls back.
     ///
     /// # Errors
-    /// [`Error::Database`] when a transaction is already open on this
+    /// [`Error::TransactionOpen`] when a transaction is already open on this
     /// connection (use [`begin_nested`](Connection::begin_nested) for a
-    /// savepoint), or when SQLite's write lock stays taken past the busy timeout.
+    /// savepoint); [`Error::Database`] when SQLite's write lock stays taken past the busy timeout.
     ///
     /// # Cancellation
     /// If the future is dropped, a `BEGIN` that did run is rolled back before
@@ -384,7 +384,7 @@ impl Connection {
     /// for transactions that only read a consistent snapshot.
     ///
     /// # Errors
-    /// [`Error::Database`] when a transaction is already open on this
+    /// [`Error::TransactionOpen`] when a transaction is already open on this
     /// connection (use [`begin_nested`](Connection::begin_nested) for a
     /// savepoint); [`Error::Closed`] after [`close`](Connection::close).
     ///
@@ -418,11 +418,7 @@ impl Connection {
         let (level, in_tx) = self.with_state(|state| (state.depth + 1, state.in_transaction()))?;
         if kind != Begin::Nested && in_tx {
             // PostgreSQL would only warn; refuse it the same way on every database.
-            let message = "a transaction is already open on this connection; use begin_nested for a savepoint";
-            return Err(Error::Database {
-                message: message.into(),
-                source: message.into(),
-            });
+            return Err(Error::TransactionOpen);
         }
         // A savepoint needs an enclosing transaction: outside one, begin_nested begins one.
         let (op, undo) = match kind {
@@ -522,7 +518,7 @@ impl Connection {
     /// ```
     /// # futures::executor::block_on(async {
     /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
-    /// let mut conn = engine.connect().await?;
+    /// let conn = engine.connect().await?;
     /// let tables = conn
     ///     .run_in_thread(|raw: &mut rusqlite::Connection| {
     ///         raw.execute_batch("CREATE TABLE a (x); CREATE TABLE b (y);")?;
@@ -580,7 +576,10 @@ impl Connection {
         self.request(|reply| Request::TableNames { reply }).await
     }
 
-    /// `true` when a table of this name exists (SQLite compares names case-insensitively).
+    /// `true` when a table of this name exists. Names compare as SQL resolves
+    /// them: case-insensitively on SQLite; on PostgreSQL exactly, or folded to
+    /// lower case as an unquoted name would be (`"Users"` finds a table
+    /// created as `users`, but `users` does not find one created as `"Users"`).
     ///
     /// # Errors
     /// As [`table_names`](Connection::table_names).
@@ -592,7 +591,10 @@ impl Connection {
             .table_names()
             .await?
             .iter()
-            .any(|t| t.eq_ignore_ascii_case(name)))
+            .any(|t| match self.dialect {
+                Dialect::Sqlite => t.eq_ignore_ascii_case(name),
+                Dialect::Postgres => *t == name || *t == name.to_lowercase(),
+            }))
     }
 
     /// Returns the connection to the pool, rolling back any open transaction.

@@ -51,6 +51,10 @@ pub enum Error {
     /// refused until the transaction is rolled back or dropped.
     #[error("the transaction was rolled back by the database; roll back or drop the Transaction before running more statements")]
     TransactionAborted,
+    /// `begin` on a connection whose transaction is still open; nothing was
+    /// sent to the database. Use `begin_nested` for a savepoint.
+    #[error("a transaction is already open on this connection; use begin_nested for a savepoint")]
+    TransactionOpen,
     /// A statement ran past its deadline and was interrupted.
     #[error("statement timed out")]
     Timeout,

@@ -14,7 +14,7 @@
 //! # futures::executor::block_on(async {
 //! let engine = Engine::builder().url("sqlite::memory:").build()?;
 //! engine.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)", ()).await?;
-//! let mut conn = engine.connect().await?;
+//! let conn = engine.connect().await?;
 //! conn.execute("INSERT INTO users (name) VALUES (?1)", ("Dana Whitaker",)).await?;
 //! let mut result = conn.execute("SELECT id, name FROM users WHERE name LIKE ?1", ("D%",)).await?;
 //! for row in result.fetchall().await? {

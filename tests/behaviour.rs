@@ -386,7 +386,8 @@ async fn in_transaction(ctx: Ctx) {
     // A second BEGIN on the same connection is refused; the first stays open.
     let tx = conn.begin().await.unwrap();
     let err = conn.begin().await.unwrap_err();
-    assert!(err.is_database(), "{err}");
+    assert!(matches!(err, Error::TransactionOpen), "{err:?}");
+    assert!(err.to_string().contains("begin_nested"), "{err}");
     assert!(tx.is_active());
     tx.commit().await.unwrap();
     assert!(!conn.in_transaction());
@@ -561,7 +562,18 @@ async fn has_table_and_table_names(ctx: Ctx) {
     assert!(conn.has_table("users").await.unwrap());
     assert!(conn.has_table("accounts").await.unwrap());
     assert!(!conn.has_table("nothing").await.unwrap());
+    // An unquoted name in another case names the same table on both databases.
+    assert!(conn.has_table("USERS").await.unwrap());
     assert_eq!(conn.table_names().await.unwrap(), ["accounts", "users"]);
+    if ctx.backend.is_postgres() {
+        // A quoted mixed-case name is its own table there.
+        conn.execute("CREATE TABLE \"Mixed\" (id INTEGER)", ())
+            .await
+            .unwrap();
+        assert!(conn.has_table("Mixed").await.unwrap());
+        assert!(!conn.has_table("mixed").await.unwrap());
+        conn.execute("DROP TABLE \"Mixed\"", ()).await.unwrap();
+    }
     drop(conn);
 
     assert!(engine.has_table("users").await.unwrap());
