@@ -102,7 +102,9 @@ def run_bench(name, package, args, criterion):
             code = subprocess.call(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
         if code == 0:
             break
-        print(f"  {name} failed (exit {code}), see {log.relative_to(ROOT)}"
+        log.replace(RESULTS / f"{name}.failed.log")
+        log = RESULTS / f"{name}.log"
+        print(f"  {name} failed (exit {code}), see target/bench-results/{name}.failed.log"
               + ("; trying once more" if attempt == 1 else ""), flush=True)
     else:
         return False
@@ -211,6 +213,7 @@ def group_table(records, scenario_group):
         head += " peak heap above start | heap ratio |"
         rule += "---:|---:|"
     lines = [head, rule]
+    floor_peak = next((r.get("peak_bytes", 0) for r in records if r["floor"]), 0)
     for r in records:
         if not visible(r):
             continue
@@ -224,7 +227,9 @@ def group_table(records, scenario_group):
             else:
                 row += f" {x(r.get('p50_ratio'))} | {x(r.get('p99_ratio'))} |"
         if memory:
-            ratio = "-" if r["floor"] and r.get("peak_bytes", 0) < 1048576 else x(r.get("peak_ratio"))
+            # A ratio to a floor that holds almost nothing (a streamed read
+            # that keeps one row) says nothing: show the bytes only.
+            ratio = "-" if floor_peak < 1024 else x(r.get("peak_ratio"))
             row += f" {mib(r.get('peak_bytes'))} | {ratio} |"
         lines.append(row)
     return "\n".join(lines)
@@ -309,11 +314,11 @@ def versus_peers(results):
             kinds = [("awaited", "/awaited", "/awaited"), ("one trip", "/execute_many", "/one_call")]
         else:
             kinds = [("", "", "")]
+        # PostgreSQL: sqlaio from the peers' own run, against the same floor.
+        source = "peers" if suite == "postgres" else "sqlaio"
         for kind, ours_suffix, peer_suffix in kinds:
-            ours = [r for r in results.get(("sqlaio", suite, group), [])
+            ours = [r for r in results.get((source, suite, group), [])
                     if r["contender"].startswith("sqlaio/tokio") and r["contender"].endswith(ours_suffix)]
-            if group == "point_read_64_tasks" or group == "pg_point_read_64_tasks":
-                ours = [r for r in results.get(("sqlaio", suite, group), []) if r["contender"] == "sqlaio/tokio"]
             theirs = [r for r in peers if r["contender"].endswith(peer_suffix) or not peer_suffix]
             if not ours or not theirs:
                 continue
@@ -328,6 +333,18 @@ def versus_peers(results):
 # ---------------------------------------------------------------------------
 # SVG
 # ---------------------------------------------------------------------------
+
+# The issue's targets under TokioStrategy, drawn as red lines on the chart.
+CHART_TARGETS = {
+    ("sqlite", "point_read_latency"): [3.0],
+    ("sqlite", "sqlite_insert"): [1.3],
+    ("sqlite", "sqlite_tx_10k"): [8.0, 1.3],
+    ("sqlite", "point_read_64_tasks"): [2.0],
+    ("sqlite", "sqlite_fetchall"): [1.15],
+    ("postgres", "pg_point_read"): [1.25],
+    ("postgres", "pg_point_read_64_tasks"): [1.05],
+}
+
 
 def svg_chart(results):
     """Horizontal bars: ratio to the floor per contender, per scenario, on a log scale."""
@@ -346,13 +363,14 @@ def svg_chart(results):
                 if v is not None:
                     bars.append((label, v, "sqlaio" if label.startswith("sqlaio") else "peer"))
         if bars:
-            panels.append((f"{suite.replace('sqlite', 'SQLite').replace('postgres', 'PostgreSQL')} {title}", bars))
+            panels.append((f"{suite.replace('sqlite', 'SQLite').replace('postgres', 'PostgreSQL')} {title}", bars,
+                           CHART_TARGETS.get((suite, group), [])))
     if not panels:
         return None
-    lo, hi = 0.5, 128.0
+    lo, hi = 0.125, 128.0
     label_w, bar_w, row_h, head_h, gap = 330, 440, 15, 22, 12
     width = label_w + bar_w + 70
-    height = 40 + sum(head_h + row_h * len(b) + gap for _, b in panels) + 20
+    height = 40 + sum(head_h + row_h * len(b) + gap for _, b, _ in panels) + 20
 
     def xpos(v):
         v = min(max(v, lo), hi)
@@ -364,7 +382,7 @@ def svg_chart(results):
            f'<text x="10" y="18" font-size="13" font-weight="bold">Time ratio to the bare driver '
            f'(1 = floor; log scale, lower is better; bars capped at {hi:.0f}x)</text>']
     y = 40
-    for title, bars in panels:
+    for title, bars, limits in panels:
         out.append(f'<text x="10" y="{y + 13}" font-weight="bold">{esc(title)}</text>')
         y += head_h
         top = y
@@ -376,16 +394,21 @@ def svg_chart(results):
                        f'height="{row_h - 4}" fill="{colour}"/>')
             out.append(f'<text x="{x1 + 4:.1f}" y="{y + 11}">{v:.2f}x</text>')
             y += row_h
-        for tick in (1, 2, 4, 8, 16, 32, 64):
+        for tick in (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64):
             tx = xpos(tick)
             dash = "" if tick == 1 else ' stroke-dasharray="2,3"'
             out.append(f'<line x1="{tx:.1f}" y1="{top}" x2="{tx:.1f}" y2="{y}" stroke="#555"{dash} stroke-width="0.6"/>')
-            out.append(f'<text x="{tx:.1f}" y="{top - 2}" text-anchor="middle" fill="#555" font-size="9">{tick}x</text>')
+            out.append(f'<text x="{tx:.1f}" y="{top - 2}" text-anchor="middle" fill="#555" font-size="9">{tick:g}x</text>')
+        for limit in limits:
+            tx = xpos(limit)
+            out.append(f'<line x1="{tx:.1f}" y1="{top}" x2="{tx:.1f}" y2="{y}" stroke="#cc0000" stroke-width="1.5"/>')
         y += gap
     out.append(f'<rect x="{label_w}" y="{y}" width="10" height="10" fill="#3366cc"/>'
                f'<text x="{label_w + 14}" y="{y + 9}">sqlaio</text>'
                f'<rect x="{label_w + 70}" y="{y}" width="10" height="10" fill="#e08a2c"/>'
-               f'<text x="{label_w + 84}" y="{y + 9}">peer crates (their own run and floor)</text>')
+               f'<text x="{label_w + 84}" y="{y + 9}">peer crates (their own run and floor)</text>'
+               f'<line x1="{label_w + 300}" y1="{y}" x2="{label_w + 300}" y2="{y + 10}" stroke="#cc0000" stroke-width="1.5"/>'
+               f'<text x="{label_w + 306}" y="{y + 9}">target</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -418,6 +441,20 @@ def rustc():
         return "rustc (unknown)"
 
 
+def commit():
+    """The commit measured: SQLAIO_BENCH_COMMIT (for a run from an exported tree), else git's HEAD."""
+    if os.environ.get("SQLAIO_BENCH_COMMIT"):
+        return os.environ["SQLAIO_BENCH_COMMIT"]
+    try:
+        head = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                                       stderr=subprocess.DEVNULL).strip()
+        dirty = subprocess.call(["git", "diff", "--quiet", "HEAD", "--", "src", "strategies", "Cargo.toml"],
+                                cwd=ROOT, stderr=subprocess.DEVNULL) != 0
+        return head + (" with uncommitted changes to the library" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def generate(results, crit):
     md = []
     md.append(START)
@@ -425,7 +462,9 @@ def generate(results, crit):
     md.append("*This section is written by `scripts/bench_report.py`; edit the script, not the text.*")
     md.append("")
     md.append(f"**Machine.** {machine()}; {rustc()}. Ratios are to the floor measured in the same "
-              "run; absolute times are shown only for the floors, to give a scale.")
+              "run; absolute times are shown only for the floors, to give a scale. Code measured: "
+              f"commit `{commit()}`, sqlaio built with `--all-features` (the peers' package builds "
+              "it with `postgres`, `tokio`, `async-std` and `smol`).")
     md.append("")
     md.append("**Crate versions** (from the lock files).")
     md.append("")
@@ -452,9 +491,10 @@ def generate(results, crit):
     if vs:
         md.append("### sqlaio against the best peer")
         md.append("")
-        md.append("Each side's ratio to the floor of its own run (SQLite peers cannot share a "
-                  "build with sqlaio, see [Peers](#peers)); for PostgreSQL the peers' run also "
-                  "has sqlaio, shown in its tables below.")
+        md.append("The lower of sqlaio's two `TokioStrategy` contenders against the lowest peer. "
+                  "SQLite: each side's ratio to the floor of its own run (the SQLite peers cannot "
+                  "share a build with sqlaio, see [Peers](#peers)). PostgreSQL: both from the "
+                  "peers' run, which measures sqlaio beside them against one floor.")
         md.append("")
         md.append("| database | scenario | sqlaio (`TokioStrategy`) | ratio | best peer | ratio | sqlaio as fast |")
         md.append("|---|---|---|---:|---|---:|---|")
