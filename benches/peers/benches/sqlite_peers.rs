@@ -84,7 +84,7 @@ impl Peers {
                 .open()
                 .await
                 .expect("async-sqlite");
-            for result in async_sqlite.conn_for_each(|c| pragmas(c)).await {
+            for result in async_sqlite.conn_for_each(pragmas).await {
                 result.expect("pragmas");
             }
             let mut config = deadpool_sqlite::Config::new(&db.path);
@@ -720,7 +720,7 @@ fn bulk(mode: &mut Mode, execs: &[(&str, Exec)]) {
             [p],
             |n, per_op| {
                 time_loop!(n, per_op, {
-                    let rows = p.async_sqlite.conn(|c| collect_all(c)).await.expect("rows");
+                    let rows = p.async_sqlite.conn(collect_all).await.expect("rows");
                     black_box(sum_tuples(&rows));
                 })
             }
