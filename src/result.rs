@@ -237,7 +237,15 @@ impl<'c> CursorResult<'c> {
         self.inflight = None;
         match batch {
             Ok(batch) => {
-                self.buffer.extend(batch.rows);
+                let mut rows = batch.rows;
+                if rows.len() > self.buffer.len() {
+                    // Keep the larger allocation (a `fetchall` batch can be
+                    // every row): the few buffered rows go in front of it.
+                    rows.splice(0..0, self.buffer.drain(..));
+                    self.buffer = rows.into();
+                } else {
+                    self.buffer.extend(rows);
+                }
                 if batch.done {
                     self.exhausted();
                 }
@@ -304,7 +312,8 @@ impl<'c> CursorResult<'c> {
         self.check_open()?;
         poll_fn(|cx| {
             while ready!(self.poll_batch(cx, Limit::All))? {}
-            Poll::Ready(Ok(self.buffer.drain(..).collect()))
+            // In place: no second copy of every row.
+            Poll::Ready(Ok(Vec::from(std::mem::take(&mut self.buffer))))
         })
         .await
     }
