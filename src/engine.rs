@@ -524,6 +524,7 @@ impl EngineBuilder {
             timer: Arc::default(),
             after_connect: self.after_connect,
             gate: single_writer.then(Arc::default),
+            waiting: Default::default(),
         };
         Ok(Engine {
             inner: Arc::new(Handle {

@@ -223,6 +223,13 @@ impl Pool {
         }
     }
 
+    /// Tells the workers how many callers wait (see `worker::next_request`).
+    fn count_waiting(&self, state: &State) {
+        self.setup
+            .waiting
+            .store(state.waiters.len(), Ordering::Relaxed);
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // The lock is never held across user code; a poisoned lock still holds consistent data.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -319,6 +326,7 @@ impl Pool {
         }
         let waiter = Arc::new(Waiter::default());
         state.waiters.push_back(waiter.clone());
+        self.count_waiting(&state);
         Ok(Take::Wait(waiter))
     }
 
@@ -540,6 +548,7 @@ impl Pool {
     fn hand_room(&self, state: &mut State) {
         if !state.closed && state.size < self.max {
             if let Some(waiter) = state.waiters.pop_front() {
+                self.count_waiting(state);
                 state.size += 1;
                 waiter.give(Handoff::Open);
             }
@@ -571,7 +580,9 @@ impl Pool {
         }
         conn.statement_timeout = self.config.statement_timeout;
         conn.returned = Instant::now();
-        match state.waiters.pop_front() {
+        let first = state.waiters.pop_front();
+        self.count_waiting(&state);
+        match first {
             Some(waiter) => waiter.give(Handoff::Conn(conn)),
             None => state.idle.push(conn),
         }
@@ -588,10 +599,12 @@ impl Pool {
                     sender.close();
                 }
             }
-            (
+            let taken = (
                 std::mem::take(&mut state.idle),
                 std::mem::take(&mut state.waiters),
-            )
+            );
+            self.count_waiting(&state);
+            taken
         };
         drop(idle);
         for waiter in waiters {
@@ -702,6 +715,7 @@ impl Drop for Wait<'_> {
     fn drop(&mut self) {
         let mut state = self.pool.lock();
         state.waiters.retain(|w| !Arc::ptr_eq(w, &self.waiter));
+        self.pool.count_waiting(&state);
         drop(state);
         let handed = self
             .waiter

@@ -213,6 +213,8 @@ pub(crate) struct Link<'a> {
     pub(crate) interrupter: &'a Interrupter,
     /// The engine's write permit, in single-writer mode.
     pub(crate) gate: Option<&'a WriteGate>,
+    /// Callers waiting for a pooled connection (see [`next_request`]).
+    pub(crate) waiting: &'a AtomicUsize,
 }
 
 impl Link<'_> {
@@ -474,6 +476,8 @@ pub(crate) struct Setup {
     pub(crate) after_connect: Option<Hook>,
     /// In single-writer mode, the engine's one write permit.
     pub(crate) gate: Option<Arc<WriteGate>>,
+    /// Callers waiting for a connection of the pool, as the pool last counted them.
+    pub(crate) waiting: AtomicUsize,
 }
 
 /// One writer at a time: a permit that workers take before writing (blocking
@@ -643,6 +647,7 @@ fn run<D: Driver>(setup: &Setup, rx: Receiver<Request>, open: Opened, shared: &S
             rx: &rx,
             interrupter: &interrupter,
             gate: setup.gate.as_deref(),
+            waiting: &setup.waiting,
         };
         let served = catch_unwind(AssertUnwindSafe(|| serve(&mut driver, &link, shared)));
         if served.is_err() {
@@ -680,9 +685,9 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
         }
         let request = match next.take() {
             Some(request) => request,
-            None => match rx.recv_blocking() {
-                Ok(request) => request,
-                Err(_) => return,
+            None => match next_request(rx, link.waiting) {
+                Some(request) => request,
+                None => return,
             },
         };
         let lost = depth > 0 && !driver.in_transaction();
@@ -815,6 +820,36 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
             }
         }
     }
+}
+
+/// How long a worker whose pool has callers waiting keeps checking for its
+/// next request, yielding its core between checks, before it sleeps.
+const STAY_AWAKE: Duration = Duration::from_micros(50);
+
+/// The next request, or `None` once every sender is gone.
+///
+/// When callers wait for a pooled connection, this one is about to be handed
+/// to the first of them, whose request follows within microseconds; waking a
+/// sleeping thread costs more than that. So the worker then checks for a
+/// while, yielding its core to any other thread that wants it at each check,
+/// before it sleeps. Otherwise (one caller awaiting call after call, an idle
+/// connection) it sleeps at once: measured, staying awake there cost more
+/// than it saved on some executors (`docs/benchmarks.md`).
+fn next_request(rx: &Receiver<Request>, waiting: &AtomicUsize) -> Option<Request> {
+    if waiting.load(Ordering::Relaxed) > 0 {
+        let start = std::time::Instant::now();
+        loop {
+            match rx.try_recv() {
+                Ok(request) => return Some(request),
+                Err(async_channel::TryRecvError::Closed) => return None,
+                Err(async_channel::TryRecvError::Empty) if start.elapsed() < STAY_AWAKE => {
+                    std::thread::yield_now();
+                }
+                Err(async_channel::TryRecvError::Empty) => break,
+            }
+        }
+    }
+    rx.recv_blocking().ok()
 }
 
 /// Runs a batch atomically: inside a transaction of its own (`BEGIN
