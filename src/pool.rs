@@ -416,6 +416,9 @@ impl Pool {
     /// (or being opened); they join the idle set as they open. Called from
     /// `acquire`, where a runtime strategy finds its runtime.
     fn top_up(self: &Arc<Self>) {
+        if self.config.min_connections == 0 {
+            return;
+        }
         let wanted = {
             let mut state = self.lock();
             if state.closed || state.orphaned || state.size >= self.config.min_connections {
