@@ -24,6 +24,8 @@ struct State {
     next_id: u64,
     running: bool,
     stopped: bool,
+    /// The timer's thread, joined once it has stopped.
+    handle: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A set of deadlines served by one thread.
@@ -84,10 +86,13 @@ impl Timer {
                     let _guard = guard;
                     run(timer);
                 });
-            if started.is_err() {
-                state.running = false;
-                state.entries.remove(&key);
-                return None;
+            match started {
+                Ok(handle) => state.handle = Some(handle),
+                Err(_) => {
+                    state.running = false;
+                    state.entries.remove(&key);
+                    return None;
+                }
             }
         } else if first {
             self.changed.notify_one();
@@ -123,6 +128,12 @@ impl Timer {
     /// Waits until the timer's thread has exited (after [`stop`](Timer::stop)).
     pub(crate) async fn stopped(&self) {
         self.thread.idle().await;
+        // Its work is over; joining only waits for the thread's own exit, so
+        // that no thread of the engine is left once closing returns.
+        let handle = self.lock().handle.take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
     }
 }
 
