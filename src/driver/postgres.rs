@@ -160,7 +160,7 @@ impl Driver for PostgresDriver {
             // Only a rollback can run; `batch` repeats one that a cancel hits.
             return;
         }
-        let wait = if met { "0.05" } else { "0.2" };
+        let wait = if met { "0.1" } else { "0.2" };
         let probe = if self.in_tx {
             // A savepoint keeps a hit from failing the transaction.
             format!(
