@@ -79,55 +79,41 @@ fn main() {
     let opened: Vec<_> = sides.iter().map(|s| s.open(&db.url(), 1)).collect();
     let raw: rusqlite::Connection = open_raw(&db.path);
 
-    let mut contenders: Vec<(String, Run<'_>)> = vec![(
-        "rusqlite".into(),
-        Box::new(|n, per_op| {
-            sync_ops(n, per_op, || {
-                std::hint::black_box(bare_fetchall(&raw));
-            })
-        }),
-    )];
-    contenders.extend(sqlaio_side::contenders(
-        &sides,
-        &opened,
-        "",
-        |_, conn: &Arc<Connection>, n, per_op| {
-            let conn = conn.clone();
-            Box::pin(async move {
-                async_ops(n, per_op, || async {
-                    std::hint::black_box(sqlaio_fetchall(&conn).await);
+    // The same contenders, holding every row, then reading them one at a time.
+    for (group, stream) in [("sqlite_fetchall", false), ("sqlite_stream", true)] {
+        let raw = &raw;
+        let mut contenders: Vec<(String, Run<'_>)> = vec![(
+            "rusqlite".into(),
+            Box::new(move |n, per_op| {
+                sync_ops(n, per_op, || {
+                    std::hint::black_box(if stream {
+                        bare_stream(raw)
+                    } else {
+                        bare_fetchall(raw)
+                    });
                 })
-                .await
-            })
-        },
-    ));
-    mode.measure(&spec("sqlite_fetchall"), &mut contenders);
-    drop(contenders);
-
-    let mut contenders: Vec<(String, Run<'_>)> = vec![(
-        "rusqlite".into(),
-        Box::new(|n, per_op| {
-            sync_ops(n, per_op, || {
-                std::hint::black_box(bare_stream(&raw));
-            })
-        }),
-    )];
-    contenders.extend(sqlaio_side::contenders(
-        &sides,
-        &opened,
-        "",
-        |_, conn: &Arc<Connection>, n, per_op| {
-            let conn = conn.clone();
-            Box::pin(async move {
-                async_ops(n, per_op, || async {
-                    std::hint::black_box(sqlaio_stream(&conn).await);
+            }),
+        )];
+        contenders.extend(sqlaio_side::contenders(
+            &sides,
+            &opened,
+            "",
+            move |_, conn: &Arc<Connection>, n, per_op| {
+                let conn = conn.clone();
+                Box::pin(async move {
+                    async_ops(n, per_op, || async {
+                        std::hint::black_box(if stream {
+                            sqlaio_stream(&conn).await
+                        } else {
+                            sqlaio_fetchall(&conn).await
+                        });
+                    })
+                    .await
                 })
-                .await
-            })
-        },
-    ));
-    mode.measure(&spec("sqlite_stream"), &mut contenders);
-    drop(contenders);
+            },
+        ));
+        mode.measure(&spec(group), &mut contenders);
+    }
 
     for (side, open) in sides.iter().zip(opened) {
         side.close(open);
