@@ -2,7 +2,9 @@
 //! the bare rusqlite call first, then sqlaio per strategy (scenario e).
 //!
 //! - `sqlite_fetchall`: every row held at once (`fetchall`; the floor
-//!   collects `(i64, String)` tuples), then each row read.
+//!   collects `(i64, String)` tuples), then each row read; with the `serde`
+//!   feature also `fetchall_as::<(i64, String)>` (`/fetchall_as`), which
+//!   holds the rows as the floor does.
 //! - `sqlite_stream`: rows read one at a time and dropped (sqlaio's `Stream`
 //!   of rows; the floor steps rusqlite's `Rows`).
 //!
@@ -48,6 +50,18 @@ async fn sqlaio_fetchall(conn: &Connection) -> usize {
     let rows = result.fetchall().await.expect("fetchall");
     assert_eq!(rows.len() as u64, ROWS);
     rows.iter().map(consume).sum()
+}
+
+/// Every row held at once as the floor holds them, `(i64, String)`,
+/// deserialized on the worker by `fetchall_as`.
+#[cfg(feature = "serde")]
+async fn sqlaio_fetchall_as(conn: &Connection) -> usize {
+    let mut result = conn.execute(BULK_SQL, ()).await.expect("execute");
+    let rows: Vec<(i64, String)> = result.fetchall_as().await.expect("fetchall_as");
+    assert_eq!(rows.len() as u64, ROWS);
+    rows.iter()
+        .map(|(id, name)| *id as usize + name.len())
+        .sum()
 }
 
 async fn sqlaio_stream(conn: &Connection) -> usize {
@@ -112,6 +126,23 @@ fn main() {
                 })
             },
         ));
+        #[cfg(feature = "serde")]
+        if !stream {
+            contenders.extend(sqlaio_side::contenders(
+                &sides,
+                &opened,
+                "/fetchall_as",
+                |_, conn: &Arc<Connection>, n, per_op| {
+                    let conn = conn.clone();
+                    Box::pin(async move {
+                        async_ops(n, per_op, || async {
+                            std::hint::black_box(sqlaio_fetchall_as(&conn).await);
+                        })
+                        .await
+                    })
+                },
+            ));
+        }
         mode.measure(&spec(group), &mut contenders);
     }
 

@@ -1,5 +1,6 @@
 //! [`CursorResult`]: the result of a statement, fetched in batches.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
@@ -15,7 +16,7 @@ use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::row::Row;
 use crate::value::FromValue;
-use crate::worker::{Batch, Header, Limit, Request};
+use crate::worker::{Batch, Header, Limit, Request, Sink};
 
 /// The connection behind a result or a transaction: borrowed from the
 /// caller, or owned (from [`Engine`](crate::Engine) methods) and returned to
@@ -194,40 +195,81 @@ impl<'c> CursorResult<'c> {
         }
     }
 
+    /// A request for rows of `cursor`, as a future that sends it and waits for the batch.
+    ///
+    /// Dropping the future after the request is sent interrupts the read
+    /// (when the connection interrupts on drop).
+    fn fetch(&self, cursor: u64, limit: Limit) -> Result<BoxFuture<'static, Result<Batch>>> {
+        let conn = self.conn.get().ok_or(Error::Closed("connection"))?;
+        let (ticket, guard) = conn.number()?;
+        let sender = conn.with_state(|s| s.sender.clone())?;
+        Ok(Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            sender
+                .send(Request::Fetch {
+                    cursor,
+                    ticket,
+                    limit,
+                    reply,
+                })
+                .await
+                .map_err(|_| Error::Closed("connection"))?;
+            let guard = guard.arm();
+            let batch = answer.await.unwrap_or(Err(Error::WorkerGone));
+            guard.disarm();
+            batch
+        }))
+    }
+
+    /// Every remaining row converted by `decode`; rows still to come are
+    /// converted on the worker as they are read, so they never pile up as
+    /// [`Row`]s.
+    ///
+    /// Dropping the future while rows are being read closes the result: the
+    /// rows converted so far cannot go back into it.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    async fn fetch_into<T: Send + 'static>(
+        &mut self,
+        decode: fn(&Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.check_open()?;
+        // The rows of a fetch whose future was dropped come first.
+        poll_fn(|cx| match self.inflight {
+            Some(_) => self.poll_batch(cx, Limit::All).map_ok(|_| ()),
+            None => Poll::Ready(Ok(())),
+        })
+        .await?;
+        let mut rows = Vec::with_capacity(self.buffer.len());
+        for row in self.buffer.drain(..) {
+            rows.push(decode(&row)?);
+        }
+        let Some(cursor) = self.cursor else {
+            return Ok(rows);
+        };
+        let sink = Box::new(Collect { rows, decode });
+        let fetch = self.fetch(cursor, Limit::Into(sink))?;
+        // Closed until the rows are in: see above.
+        self.closed = true;
+        let batch = fetch.await;
+        self.closed = false;
+        self.exhausted();
+        let sink = batch?.sink.ok_or(Error::WorkerGone)?;
+        match sink.into_any().downcast::<Collect<T>>() {
+            Ok(collect) => Ok(collect.rows),
+            Err(_) => Err(Error::WorkerGone),
+        }
+    }
+
     /// Starts (or continues) a fetch and waits for one batch; `false` when no rows are left.
     fn poll_batch(&mut self, cx: &mut Context<'_>, limit: Limit) -> Poll<Result<bool>> {
         let Some(cursor) = self.cursor else {
             return Poll::Ready(Ok(false));
         };
         if self.inflight.is_none() {
-            let Some(conn) = self.conn.get() else {
-                return Poll::Ready(Err(Error::Closed("connection")));
-            };
-            let (ticket, guard) = match conn.number() {
-                Ok(numbered) => numbered,
+            match self.fetch(cursor, limit) {
+                Ok(fetch) => self.inflight = Some(Mutex::new(fetch)),
                 Err(e) => return Poll::Ready(Err(e)),
-            };
-            let sender = match conn.with_state(|s| s.sender.clone()) {
-                Ok(sender) => sender,
-                Err(e) => return Poll::Ready(Err(e)),
-            };
-            self.inflight = Some(Mutex::new(Box::pin(async move {
-                let (reply, answer) = oneshot::channel();
-                sender
-                    .send(Request::Fetch {
-                        cursor,
-                        ticket,
-                        limit,
-                        reply,
-                    })
-                    .await
-                    .map_err(|_| Error::Closed("connection"))?;
-                // Dropped with the result before the rows came: interrupt the read.
-                let guard = guard.arm();
-                let batch = answer.await.unwrap_or(Err(Error::WorkerGone));
-                guard.disarm();
-                batch
-            })));
+            }
         }
         let Some(inflight) = self.inflight.as_mut() else {
             return Poll::Ready(Ok(false));
@@ -389,6 +431,11 @@ impl<'c> CursorResult<'c> {
 
     /// Every remaining row deserialized into `T`.
     ///
+    /// The rows still on the worker are deserialized there as they are read,
+    /// so a large result is held once, as `T`s, and never as [`Row`]s: for
+    /// plain columns about the memory of collecting the bare driver's rows
+    /// into the same type.
+    ///
     /// ```
     /// # futures::executor::block_on(async {
     /// #[derive(serde::Deserialize)]
@@ -409,18 +456,21 @@ impl<'c> CursorResult<'c> {
     /// ```
     ///
     /// # Errors
-    /// As [`fetchone_as`](CursorResult::fetchone_as).
+    /// As [`fetchone_as`](CursorResult::fetchone_as); after an error the
+    /// result has no more rows.
     ///
     /// # Cancellation
-    /// As [`fetchone`](CursorResult::fetchone).
+    /// Unlike the other fetches, dropping the future while the rows are read
+    /// interrupts the read (when the connection interrupts on drop, the
+    /// default) and closes the result: the rows deserialized so far cannot go
+    /// back into it, so later fetches fail with [`Error::Closed`] rather than
+    /// skip them.
     #[cfg(feature = "serde")]
     #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub async fn fetchall_as<T: serde::de::DeserializeOwned>(&mut self) -> Result<Vec<T>> {
-        self.fetchall()
-            .await?
-            .iter()
-            .map(Row::deserialize)
-            .collect()
+    pub async fn fetchall_as<T: serde::de::DeserializeOwned + Send + 'static>(
+        &mut self,
+    ) -> Result<Vec<T>> {
+        self.fetch_into(|row| row.deserialize()).await
     }
 
     /// The first row deserialized into `T` (or `None`), closing the result.
@@ -514,5 +564,22 @@ impl Stream for CursorResult<'_> {
         } else {
             (self.buffer.len(), None)
         }
+    }
+}
+
+/// The sink of [`CursorResult::fetch_into`]: converts each row and keeps the results.
+struct Collect<T> {
+    rows: Vec<T>,
+    decode: fn(&Row) -> Result<T>,
+}
+
+impl<T: Send + 'static> Sink for Collect<T> {
+    fn push(&mut self, row: &Row) -> Result<()> {
+        self.rows.push((self.decode)(row)?);
+        Ok(())
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
     }
 }

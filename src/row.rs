@@ -35,6 +35,11 @@ impl Row {
         Row { keys, values }
     }
 
+    /// The values, for a worker refilling one row for every row it reads.
+    pub(crate) fn values_mut(&mut self) -> &mut Vec<Value> {
+        &mut self.values
+    }
+
     /// The value of one column, converted to `T`.
     ///
     /// `index` is a zero-based position (`usize`) or a column name (`&str`).

@@ -311,7 +311,7 @@ impl TxOp {
 }
 
 /// How many rows a fetch wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Limit {
     /// Exactly this many, or fewer at the end.
     Rows(usize),
@@ -319,6 +319,25 @@ pub(crate) enum Limit {
     Stream,
     /// Everything that is left.
     All,
+    /// Everything that is left, each row handed to the sink on the worker as
+    /// it is read (so the rows never pile up as `Row`s); the sink comes back
+    /// in the batch.
+    Into(Box<dyn Sink>),
+}
+
+/// Takes rows on the worker as they are read, turning each into what the
+/// caller asked for; see [`Limit::Into`].
+pub(crate) trait Sink: Send {
+    /// Takes one row (the same `Row`, refilled, comes for every row).
+    fn push(&mut self, row: &Row) -> Result<()>;
+    /// The sink itself, for the caller to take its rows out.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+impl std::fmt::Debug for dyn Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
 }
 
 /// Rows sent across in one message.
@@ -327,6 +346,19 @@ pub(crate) struct Batch {
     pub(crate) rows: Vec<Row>,
     /// No more rows follow; the worker has finalized the statement.
     pub(crate) done: bool,
+    /// The sink of a [`Limit::Into`] fetch, holding every row.
+    pub(crate) sink: Option<Box<dyn Sink>>,
+}
+
+impl Batch {
+    /// A batch of `rows`.
+    pub(crate) fn new(rows: Vec<Row>, done: bool) -> Batch {
+        Batch {
+            rows,
+            done,
+            sink: None,
+        }
+    }
 }
 
 /// What `execute` answers: everything known about the result, and its first rows.
@@ -890,29 +922,66 @@ pub(crate) fn row_bytes(values: &[Value]) -> usize {
         .sum()
 }
 
-/// Reads rows into a batch of the size `limit` asks for. `next` gives the
-/// next row's values, or `None` at the end of the result.
+/// Reads rows into a batch of the size `limit` asks for.
+///
+/// `next` writes the next row's values into the vector it is given and
+/// returns `false` at the end of the result. The vector is empty for a row
+/// that is kept; for a [`Limit::Into`] fetch it is one row reused for every
+/// row, still holding the previous row's values, which `next` overwrites
+/// with [`put`] and [`put_text`] (so their text allocations are reused).
 pub(crate) fn read_batch(
     keys: &Arc<[String]>,
     limit: Limit,
-    mut next: impl FnMut() -> Result<Option<Vec<Value>>>,
+    mut next: impl FnMut(&mut Vec<Value>) -> Result<bool>,
 ) -> Result<Batch> {
     let (max_rows, max_bytes) = match limit {
         Limit::Rows(n) => (n, usize::MAX),
         Limit::Stream => (BATCH_ROWS, BATCH_BYTES),
         Limit::All => (usize::MAX, usize::MAX),
+        Limit::Into(mut sink) => {
+            let mut row = Row::new(keys.clone(), Vec::with_capacity(keys.len()));
+            while next(row.values_mut())? {
+                sink.push(&row)?;
+            }
+            return Ok(Batch {
+                rows: Vec::new(),
+                done: true,
+                sink: Some(sink),
+            });
+        }
     };
     // Small results are the common case: grow only when rows keep coming.
     let mut rows = Vec::with_capacity(max_rows.min(8));
     let mut bytes = 0;
     while rows.len() < max_rows && bytes < max_bytes {
-        let Some(values) = next()? else {
-            return Ok(Batch { rows, done: true });
-        };
+        let mut values = Vec::with_capacity(keys.len());
+        if !next(&mut values)? {
+            return Ok(Batch::new(rows, true));
+        }
         bytes += row_bytes(&values);
         rows.push(Row::new(keys.clone(), values));
     }
-    Ok(Batch { rows, done: false })
+    Ok(Batch::new(rows, false))
+}
+
+/// Sets column `i` of a row being read (see [`read_batch`]).
+pub(crate) fn put(values: &mut Vec<Value>, i: usize, value: Value) {
+    match values.get_mut(i) {
+        Some(slot) => *slot = value,
+        None => values.push(value),
+    }
+}
+
+/// Sets column `i` of a row being read to `text`, reusing the allocation of
+/// the text already there.
+pub(crate) fn put_text(values: &mut Vec<Value>, i: usize, text: &str) {
+    match values.get_mut(i) {
+        Some(Value::Text(old)) => {
+            old.clear();
+            old.push_str(text);
+        }
+        _ => put(values, i, Value::Text(text.to_owned())),
+    }
 }
 
 /// Runs a transaction statement; a failed `COMMIT` or `RELEASE` rolls back so

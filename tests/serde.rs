@@ -478,3 +478,127 @@ fn fetchall_as_reads_every_row_into_structs() {
     })
     .unwrap();
 }
+
+/// `n` rows `(i, 'name i')`, i from 1: more than one batch when `n` > 256.
+fn counting(n: u32) -> String {
+    format!(
+        "WITH RECURSIVE s(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM s WHERE id < {n}) \
+         SELECT id, 'name ' || id AS name, NULL AS nickname FROM s"
+    )
+}
+
+#[test]
+fn fetchall_as_deserializes_rows_beyond_the_first_batch_in_order() {
+    block_on(async {
+        let engine = engine();
+        let conn = engine.connect().await?;
+        let mut result = conn.execute(counting(5_000), ()).await?;
+        // Some rows taken first: the rest, read on the worker, follow them.
+        let head: Vec<User> = result.fetchmany_as(3).await?;
+        assert_eq!(head.iter().map(|u| u.id).collect::<Vec<_>>(), [1, 2, 3]);
+        let rest: Vec<User> = result.fetchall_as().await?;
+        assert_eq!(rest.len(), 4_997);
+        for (i, user) in rest.iter().enumerate() {
+            let id = i as i64 + 4;
+            assert_eq!((user.id, &user.name), (id, &format!("name {id}")));
+        }
+        assert!(result.fetchone().await?.is_none());
+        drop(result);
+        // The cursor is finished: the connection goes on.
+        assert_eq!(conn.scalar::<i64>("SELECT 41 + 1", ()).await?, 42);
+        engine.close().await
+    })
+    .unwrap();
+}
+
+#[test]
+fn fetchall_as_error_on_a_later_row_names_it_and_leaves_the_connection_usable() {
+    block_on(async {
+        let engine = engine();
+        let conn = engine.connect().await?;
+        // Row 3,000 has a NULL name: far past the first batch.
+        let sql =
+            "WITH RECURSIVE s(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM s WHERE id < 4000) \
+                   SELECT id, CASE id WHEN 3000 THEN NULL ELSE 'x' END AS name FROM s";
+        let mut result = conn.execute(sql, ()).await?;
+        let err = result.fetchall_as::<User>().await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("column \"name\" into field `name`"),
+            "{err}"
+        );
+        assert!(
+            result.fetchone().await?.is_none(),
+            "no rows after the error"
+        );
+        drop(result);
+        assert_eq!(conn.scalar::<i64>("SELECT 7", ()).await?, 7);
+        engine.close().await
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_dropped_fetchall_as_interrupts_the_read_and_closes_the_result() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let engine = engine();
+        let conn = engine.connect().await?;
+        // Far more rows than can be read before the timeout.
+        let mut result = conn.execute(counting(2_000_000_000), ()).await?;
+        let read = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            result.fetchall_as::<User>(),
+        )
+        .await;
+        assert!(read.is_err(), "the read did not time out");
+        assert!(matches!(
+            result.fetchone().await,
+            Err(Error::Closed("result"))
+        ));
+        drop(result);
+        // The read was interrupted: the connection answers its next statement.
+        assert_eq!(conn.scalar::<i64>("SELECT 7", ()).await?, 7);
+        engine.close().await
+    })
+    .unwrap();
+}
+
+#[test]
+fn fetchall_as_matches_fetchall_when_a_column_changes_type_from_row_to_row() {
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(untagged)]
+    enum Cell {
+        Int(i64),
+        Text(String),
+    }
+    block_on(async {
+        let engine = engine();
+        let conn = engine.connect().await?;
+        // SQLite columns have no fixed type: text, NULL and integers take turns.
+        let sql = "WITH RECURSIVE s(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM s WHERE id < 1000) \
+                   SELECT id, CASE id % 3 WHEN 0 THEN NULL WHEN 1 THEN 'text ' || id ELSE id * 10 END \
+                   FROM s";
+        let typed: Vec<(i64, Option<Cell>)> =
+            conn.execute(sql, ()).await?.fetchall_as().await?;
+        let rows = conn.execute(sql, ()).await?.fetchall().await?;
+        assert_eq!(typed.len(), 1000);
+        assert_eq!(typed.len(), rows.len());
+        for (t, row) in typed.iter().zip(&rows) {
+            let cell = match row.get_value(1)? {
+                sqlaio::Value::Null => None,
+                sqlaio::Value::Integer(n) => Some(Cell::Int(*n)),
+                sqlaio::Value::Text(s) => Some(Cell::Text(s.clone())),
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!((t.0, &t.1), (row.get::<i64>(0)?, &cell));
+        }
+        assert_eq!(typed[998], (999, None));
+        assert_eq!(typed[999], (1000, Some(Cell::Text("text 1000".into()))));
+        engine.close().await
+    })
+    .unwrap();
+}

@@ -445,19 +445,19 @@ fn note_size(values: &[Value]) {
 }
 
 fn read(rows: &mut RowIter<'_>, keys: &Arc<[String]>, limit: Limit) -> Result<Batch> {
-    worker::read_batch(keys, limit, || {
+    worker::read_batch(keys, limit, |values| {
         let Some(row) = rows.next().map_err(convert)? else {
-            return Ok(None);
+            return Ok(false);
         };
-        let mut values = Vec::with_capacity(row.len());
         for (i, column) in row.columns().iter().enumerate() {
-            values.push(row.try_get::<_, Value>(i).map_err(|e| {
+            let value = row.try_get::<_, Value>(i).map_err(|e| {
                 let reason = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
                 Error::decode(column.name(), crate::error::DecodeError::new(reason))
-            })?);
+            })?;
+            worker::put(values, i, value);
         }
-        note_size(&values);
-        Ok(Some(values))
+        note_size(values);
+        Ok(true)
     })
 }
 

@@ -171,10 +171,7 @@ impl Driver for SqliteDriver {
                     rowcount,
                     last_insert_id: insert_id(rowcount),
                     returns_rows: false,
-                    batch: Batch {
-                        rows: Vec::new(),
-                        done: true,
-                    },
+                    batch: Batch::new(Vec::new(), true),
                 }
             });
             let _ = reply.send(in_tx(), interrupter.end(header));
@@ -332,25 +329,24 @@ fn bind(stmt: &mut Statement<'_>, params: &Parameters) -> Result<()> {
 }
 
 fn read(rows: &mut rusqlite::Rows<'_>, keys: &Arc<[String]>, limit: Limit) -> Result<Batch> {
-    worker::read_batch(keys, limit, || {
+    worker::read_batch(keys, limit, |values| {
         let Some(row) = rows.next().map_err(convert)? else {
-            return Ok(None);
+            return Ok(false);
         };
-        let mut values = Vec::with_capacity(keys.len());
         for i in 0..keys.len() {
-            values.push(match row.get_ref(i).map_err(convert)? {
-                ValueRef::Null => Value::Null,
-                ValueRef::Integer(i) => Value::Integer(i),
-                ValueRef::Real(f) => Value::Real(f),
+            match row.get_ref(i).map_err(convert)? {
+                ValueRef::Null => worker::put(values, i, Value::Null),
+                ValueRef::Integer(n) => worker::put(values, i, Value::Integer(n)),
+                ValueRef::Real(f) => worker::put(values, i, Value::Real(f)),
                 ValueRef::Text(t) => match std::str::from_utf8(t) {
-                    Ok(s) => Value::Text(s.to_owned()),
+                    Ok(s) => worker::put_text(values, i, s),
                     // Not UTF-8: keep every byte rather than mangle it.
-                    Err(_) => Value::Blob(t.to_vec()),
+                    Err(_) => worker::put(values, i, Value::Blob(t.to_vec())),
                 },
-                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-            });
+                ValueRef::Blob(b) => worker::put(values, i, Value::Blob(b.to_vec())),
+            }
         }
-        Ok(Some(values))
+        Ok(true)
     })
 }
 
