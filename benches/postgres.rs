@@ -11,6 +11,8 @@
 //!   floor doing the same 1,024 reads on one thread.
 //! - `pg_fetchall`, `pg_stream` (scenario e): 1,000,000 rows held at once or
 //!   read one at a time; the interleaved mode also reports peak heap memory.
+//!   With the `serde` feature `pg_fetchall` also measures
+//!   `fetchall_as::<(i64, String)>` (`/fetchall_as`).
 //!
 //! Run with `cargo bench --bench postgres --all-features` or `... -- --interleaved`.
 
@@ -226,6 +228,29 @@ fn bulk(mode: &mut Mode, client: &mut postgres::Client) {
                         let mut result = conn.execute(&*sql, ()).await.expect("execute");
                         let rows = result.fetchall().await.expect("fetchall");
                         black_box(rows.iter().map(consume).sum::<usize>());
+                    })
+                    .await
+                })
+            },
+        ));
+        // The rows as `(i64, String)`, deserialized on the worker.
+        #[cfg(feature = "serde")]
+        contenders.extend(sqlaio_side::contenders(
+            &sides,
+            &opened,
+            "/fetchall_as",
+            |_, conn, n, per_op| {
+                let (conn, sql) = (conn.clone(), sql.clone());
+                Box::pin(async move {
+                    async_ops(n, per_op, || async {
+                        let mut result = conn.execute(&*sql, ()).await.expect("execute");
+                        let rows: Vec<(i64, String)> =
+                            result.fetchall_as().await.expect("fetchall_as");
+                        black_box(
+                            rows.iter()
+                                .map(|(id, name)| *id as usize + name.len())
+                                .sum::<usize>(),
+                        );
                     })
                     .await
                 })

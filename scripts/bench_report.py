@@ -286,6 +286,11 @@ def targets(results):
         tokio("point_read_64_tasks", "ratio", contenders=["sqlaio/tokio"]))
     add("SQLite e, fetchall time", 1.15, tokio("sqlite_fetchall", "ratio"))
     add("SQLite e, fetchall peak heap", 1.05, tokio("sqlite_fetchall", "peak"))
+    typed = [c + "/fetchall_as" for c in TOKIO]
+    add("SQLite e, fetchall_as::<(i64, String)> time", 1.15,
+        tokio("sqlite_fetchall", "ratio", contenders=typed))
+    add("SQLite e, fetchall_as::<(i64, String)> peak heap", 1.05,
+        tokio("sqlite_fetchall", "peak", contenders=typed))
     add("SQLite e, streaming peak heap above start", 16, tokio("sqlite_stream", "peak_mib"), unit="MiB")
     add("SQLite a under ThreadStrategy + block_on, p50", 2.0,
         tokio("point_read_latency", "p50", contenders=["sqlaio/thread/block_on"]))
@@ -304,6 +309,12 @@ def is_peer(contender):
     return contender.split("/")[0] in PEER_NAMES
 
 
+def variant(contender):
+    """What follows `sqlaio/<strategy>/<executor>` in a contender's name: `/awaited`, `/fetchall_as`, or ``."""
+    parts = contender.split("/")
+    return "".join("/" + p for p in parts[3:])
+
+
 def versus_peers(results):
     """Per group: best sqlaio under TokioStrategy (its own run) vs the best peer (peers' run)."""
     rows = []
@@ -312,13 +323,16 @@ def versus_peers(results):
         if group == "sqlite_tx_10k":
             # Compare like with like: awaited with awaited, batches with batches.
             kinds = [("awaited", "/awaited", "/awaited"), ("one trip", "/execute_many", "/one_call")]
+        elif group.endswith("_fetchall"):
+            # The peers build `(i64, String)` tuples, as `fetchall_as` does.
+            kinds = [("rows as `Row`", "", ""), ("rows as `(i64, String)`", "/fetchall_as", "")]
         else:
             kinds = [("", "", "")]
         # PostgreSQL: sqlaio from the peers' own run, against the same floor.
         source = "peers" if suite == "postgres" else "sqlaio"
         for kind, ours_suffix, peer_suffix in kinds:
             ours = [r for r in results.get((source, suite, group), [])
-                    if r["contender"].startswith("sqlaio/tokio") and r["contender"].endswith(ours_suffix)]
+                    if r["contender"].startswith("sqlaio/tokio") and variant(r["contender"]) == ours_suffix]
             theirs = [r for r in peers if r["contender"].endswith(peer_suffix) or not peer_suffix]
             if not ours or not theirs:
                 continue
