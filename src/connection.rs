@@ -184,7 +184,7 @@ impl Connection {
         self.with_state(Self::numbered)
     }
 
-    fn numbered(state: &mut ConnState) -> (Ticket, InFlight) {
+    pub(crate) fn numbered(state: &mut ConnState) -> (Ticket, InFlight) {
         state.next_seq += 1;
         let guard = InFlight {
             interrupter: state.interrupt_on_drop.then(|| state.interrupter.clone()),

@@ -221,6 +221,40 @@ impl<'c> CursorResult<'c> {
         }))
     }
 
+    /// Asks the worker for the next streaming batch without waiting for it,
+    /// so the worker reads it while the caller goes through the rows it has.
+    ///
+    /// Only after a streaming fetch had to wait for rows (the caller is going
+    /// through the result, not taking its first row), and only when the
+    /// request fits in the connection's queue at once. Dropping the result
+    /// does not interrupt this read: it is one batch, and the worker drops it.
+    fn prefetch(&mut self) {
+        let (Some(cursor), None) = (self.cursor, &self.inflight) else {
+            return;
+        };
+        let Some(conn) = self.conn.get() else {
+            return;
+        };
+        // The guard is never armed: nothing to interrupt on drop.
+        let Ok(((ticket, _unarmed), sender)) =
+            conn.with_state(|s| (Connection::numbered(s), s.sender.clone()))
+        else {
+            return;
+        };
+        let (reply, answer) = oneshot::channel();
+        let request = Request::Fetch {
+            cursor,
+            ticket,
+            limit: Limit::Stream,
+            reply,
+        };
+        if sender.try_send(request).is_ok() {
+            self.inflight = Some(Mutex::new(Box::pin(async move {
+                answer.await.unwrap_or(Err(Error::WorkerGone))
+            })));
+        }
+    }
+
     /// Every remaining row converted by `decode`; rows still to come are
     /// converted on the worker as they are read, so they never pile up as
     /// [`Row`]s.
@@ -317,6 +351,7 @@ impl<'c> CursorResult<'c> {
             if !ready!(self.poll_batch(cx, Limit::Stream))? {
                 return Poll::Ready(Ok(None));
             }
+            self.prefetch();
         })
         .await
     }
@@ -551,7 +586,7 @@ impl Stream for CursorResult<'_> {
                 return Poll::Ready(Some(Ok(row)));
             }
             match ready!(this.poll_batch(cx, Limit::Stream)) {
-                Ok(true) => continue,
+                Ok(true) => this.prefetch(),
                 Ok(false) => return Poll::Ready(None),
                 Err(e) => return Poll::Ready(Some(Err(e))),
             }

@@ -1016,6 +1016,22 @@ async fn stream_large_result(ctx: Ctx) {
         .unwrap();
     assert_eq!(tail, (601..=N).collect::<Vec<_>>());
     assert_eq!(conn.scalar::<i64>("SELECT 7", ()).await.unwrap(), 7);
+
+    // Dropped mid-stream, while the worker may be reading the next batch
+    // ahead: the connection's next statements get their own rows.
+    for stop in [1, 257, 700] {
+        let mut result = conn.execute(SERIES, (N,)).await.unwrap();
+        for expected in 1..=stop {
+            let row = result.try_next().await.unwrap().expect("a row");
+            assert_eq!(row.get::<i64>(0).unwrap(), expected);
+        }
+        drop(result);
+        assert_eq!(conn.scalar::<i64>("SELECT 7", ()).await.unwrap(), 7);
+        let rows = conn.execute(SERIES, (600,)).await.unwrap();
+        let all = rows.try_collect::<Vec<_>>().await.unwrap();
+        assert_eq!(all.len(), 600, "after a stream dropped at row {stop}");
+        assert_eq!(all[599].get::<i64>(0).unwrap(), 600);
+    }
 }
 
 async fn dropped_call_in_flight(ctx: Ctx) {
