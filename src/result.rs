@@ -16,7 +16,7 @@ use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::row::Row;
 use crate::value::FromValue;
-use crate::worker::{Batch, Header, Limit, Request, Sink};
+use crate::worker::{Batch, Header, Limit, Request, Sink, BATCH_ROWS, STREAM_ROWS};
 
 /// The connection behind a result or a transaction: borrowed from the
 /// caller, or owned (from [`Engine`](crate::Engine) methods) and returned to
@@ -51,11 +51,13 @@ impl ConnRef<'_> {
 /// using the result as a [`Stream`] of rows.
 ///
 /// # Batches and memory
-/// Rows cross from the worker in batches of at most 256 rows (or about 1 MiB
-/// of text and blobs); the first batch comes with the `execute` answer. The
-/// worker reads the next batch only when asked, so streaming a large result
-/// holds at most about one batch in memory. `fetchall` asks for everything
-/// in one message.
+/// Rows cross from the worker in batches; the first (at most 256 rows, or
+/// about 1 MiB of text and blobs) comes with the `execute` answer. Read on
+/// with the stream or `fetchone`, and each batch is twice the last, up to
+/// 4096 rows (or the same 1 MiB), and the worker reads the next batch while
+/// the caller goes through the current one, so streaming a large result
+/// holds at most about two batches in memory. `fetchall` asks for
+/// everything in one message.
 ///
 /// # Dropping
 /// A result from [`Connection::execute`] borrows its connection; a result
@@ -92,6 +94,8 @@ pub struct CursorResult<'c> {
     /// The fetch in flight; in a `Mutex` only so that the result is `Sync` (never locked).
     inflight: Option<Mutex<BoxFuture<'static, Result<Batch>>>>,
     closed: bool,
+    /// The size of the last streaming batch asked for.
+    stream_rows: usize,
 }
 
 impl fmt::Debug for CursorResult<'_> {
@@ -120,6 +124,7 @@ impl<'c> CursorResult<'c> {
             cursor: Some(cursor),
             inflight: None,
             closed: false,
+            stream_rows: BATCH_ROWS,
         };
         if header.batch.done {
             result.exhausted();
@@ -139,6 +144,7 @@ impl<'c> CursorResult<'c> {
             cursor: None,
             inflight: None,
             closed: false,
+            stream_rows: BATCH_ROWS,
         };
         result.exhausted();
         result
@@ -221,6 +227,12 @@ impl<'c> CursorResult<'c> {
         }))
     }
 
+    /// The next streaming batch: twice as many rows as the last, up to [`STREAM_ROWS`].
+    fn next_stream(&mut self) -> Limit {
+        self.stream_rows = (self.stream_rows * 2).min(STREAM_ROWS);
+        Limit::Stream(self.stream_rows)
+    }
+
     /// Asks the worker for the next streaming batch without waiting for it,
     /// so the worker reads it while the caller goes through the rows it has.
     ///
@@ -245,7 +257,7 @@ impl<'c> CursorResult<'c> {
         let request = Request::Fetch {
             cursor,
             ticket,
-            limit: Limit::Stream,
+            limit: self.next_stream(),
             reply,
         };
         if sender.try_send(request).is_ok() {
@@ -269,7 +281,7 @@ impl<'c> CursorResult<'c> {
         self.check_open()?;
         // The rows of a fetch whose future was dropped come first.
         poll_fn(|cx| match self.inflight {
-            Some(_) => self.poll_batch(cx, Limit::All).map_ok(|_| ()),
+            Some(_) => self.poll_batch(cx, |_| Limit::All).map_ok(|_| ()),
             None => Poll::Ready(Ok(())),
         })
         .await?;
@@ -295,11 +307,18 @@ impl<'c> CursorResult<'c> {
     }
 
     /// Starts (or continues) a fetch and waits for one batch; `false` when no rows are left.
-    fn poll_batch(&mut self, cx: &mut Context<'_>, limit: Limit) -> Poll<Result<bool>> {
+    ///
+    /// `limit` is asked only when a new fetch starts.
+    fn poll_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: impl FnOnce(&mut Self) -> Limit,
+    ) -> Poll<Result<bool>> {
         let Some(cursor) = self.cursor else {
             return Poll::Ready(Ok(false));
         };
         if self.inflight.is_none() {
+            let limit = limit(self);
             match self.fetch(cursor, limit) {
                 Ok(fetch) => self.inflight = Some(Mutex::new(fetch)),
                 Err(e) => return Poll::Ready(Err(e)),
@@ -348,7 +367,7 @@ impl<'c> CursorResult<'c> {
             if let Some(row) = self.buffer.pop_front() {
                 return Poll::Ready(Ok(Some(row)));
             }
-            if !ready!(self.poll_batch(cx, Limit::Stream))? {
+            if !ready!(self.poll_batch(cx, Self::next_stream))? {
                 return Poll::Ready(Ok(None));
             }
             self.prefetch();
@@ -368,7 +387,7 @@ impl<'c> CursorResult<'c> {
         poll_fn(|cx| {
             while self.buffer.len() < n {
                 let missing = n - self.buffer.len();
-                if !ready!(self.poll_batch(cx, Limit::Rows(missing)))? {
+                if !ready!(self.poll_batch(cx, |_| Limit::Rows(missing)))? {
                     break;
                 }
             }
@@ -388,7 +407,7 @@ impl<'c> CursorResult<'c> {
     pub async fn fetchall(&mut self) -> Result<Vec<Row>> {
         self.check_open()?;
         poll_fn(|cx| {
-            while ready!(self.poll_batch(cx, Limit::All))? {}
+            while ready!(self.poll_batch(cx, |_| Limit::All))? {}
             // In place: no second copy of every row.
             Poll::Ready(Ok(Vec::from(std::mem::take(&mut self.buffer))))
         })
@@ -585,7 +604,7 @@ impl Stream for CursorResult<'_> {
             if let Some(row) = this.buffer.pop_front() {
                 return Poll::Ready(Some(Ok(row)));
             }
-            match ready!(this.poll_batch(cx, Limit::Stream)) {
+            match ready!(this.poll_batch(cx, Self::next_stream)) {
                 Ok(true) => this.prefetch(),
                 Ok(false) => return Poll::Ready(None),
                 Err(e) => return Poll::Ready(Some(Err(e))),

@@ -30,8 +30,11 @@ pub(crate) const WRITE_PATIENCE: Duration = Duration::from_secs(5);
 
 /// How many requests may wait in a connection's queue before senders wait.
 pub(crate) const QUEUE_CAPACITY: usize = 16;
-/// Rows in a streamed batch, at most.
+/// Rows in the first batch of a result (sent with the `execute` answer).
 pub(crate) const BATCH_ROWS: usize = 256;
+/// Rows in a streamed batch, at most: a result read past its first batch
+/// gets batches twice as large each time, up to this.
+pub(crate) const STREAM_ROWS: usize = 4096;
 /// Bytes of text and blob data in a streamed batch, roughly at most.
 pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
@@ -315,8 +318,8 @@ impl TxOp {
 pub(crate) enum Limit {
     /// Exactly this many, or fewer at the end.
     Rows(usize),
-    /// One streaming batch: [`BATCH_ROWS`] rows or [`BATCH_BYTES`] bytes.
-    Stream,
+    /// One streaming batch: this many rows, or [`BATCH_BYTES`] bytes.
+    Stream(usize),
     /// Everything that is left.
     All,
     /// Everything that is left, each row handed to the sink on the worker as
@@ -936,7 +939,7 @@ pub(crate) fn read_batch(
 ) -> Result<Batch> {
     let (max_rows, max_bytes) = match limit {
         Limit::Rows(n) => (n, usize::MAX),
-        Limit::Stream => (BATCH_ROWS, BATCH_BYTES),
+        Limit::Stream(n) => (n, BATCH_BYTES),
         Limit::All => (usize::MAX, usize::MAX),
         Limit::Into(mut sink) => {
             let mut row = Row::new(keys.clone(), Vec::with_capacity(keys.len()));

@@ -232,10 +232,11 @@ impl Driver for PostgresDriver {
                 Ok(rows) => rows,
                 Err(e) => break 'run interrupter.end(Err(convert(e))),
             };
-            let first = match interrupter.end(read(&mut rows, &keys, Limit::Stream)) {
-                Ok(batch) => batch,
-                Err(e) => break 'run Err(e),
-            };
+            let first =
+                match interrupter.end(read(&mut rows, &keys, Limit::Stream(worker::BATCH_ROWS))) {
+                    Ok(batch) => batch,
+                    Err(e) => break 'run Err(e),
+                };
             let done = first.done;
             let header = Header {
                 keys: keys.clone(),

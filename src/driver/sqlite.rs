@@ -180,7 +180,8 @@ impl Driver for SqliteDriver {
 
         let keys = keys_of(&mut self.keys, sql, &stmt);
         let mut rows = stmt.raw_query();
-        let first = match interrupter.end(read(&mut rows, &keys, Limit::Stream)) {
+        let first = match interrupter.end(read(&mut rows, &keys, Limit::Stream(worker::BATCH_ROWS)))
+        {
             Ok(batch) => batch,
             Err(e) => {
                 let _ = reply.send(in_tx(), Err(e));
