@@ -4,7 +4,9 @@
 //! one awaited call after the other, on a 10,000-row SQLite file database in
 //! WAL mode. `point_read_64_tasks` runs the same read from 64 concurrent
 //! tokio tasks over a pool of 4 connections and reports reads per second,
-//! next to the bare call doing as many reads on one thread.
+//! next to the bare call doing as many reads on one thread: each read takes
+//! a connection from the pool, or (`/shared`) the 4 connections are taken
+//! once and each is shared by 16 tasks, whose statements queue on its worker.
 //!
 //! The `worker_wait_*` groups do not use sqlaio: they model its request
 //! round trip (a bounded `async_channel` to a worker thread that answers
@@ -344,6 +346,38 @@ async fn sqlaio_load(engine: &Engine, round: u64) {
     }
 }
 
+/// The same load with no checkout per read: `POOL` connections taken once,
+/// each shared by the tasks `i` with `i % POOL` equal to its index (as the
+/// peers without a pool are measured): statements from different tasks
+/// queue on a connection's worker.
+async fn sqlaio_shared_load(conns: &[Arc<Connection>], round: u64) {
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let conn = conns[task % conns.len()].clone();
+            let mut ids = Ids::starting_at(round * 7 + task as u64 * 131);
+            tokio::spawn(async move {
+                for _ in 0..READS_PER_TASK {
+                    black_box(sqlaio_read(&conn, ids.next_id()).await);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+}
+
+/// `POOL` connections of `engine`, each to be shared by several tasks.
+fn shared_connections(engine: &Engine, rt: &tokio::runtime::Runtime) -> Vec<Arc<Connection>> {
+    rt.block_on(async {
+        let mut conns = Vec::new();
+        for _ in 0..POOL {
+            conns.push(Arc::new(engine.connect().await.expect("connect")));
+        }
+        conns
+    })
+}
+
 fn bench_sqlaio_load(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
@@ -359,6 +393,14 @@ fn bench_sqlaio_load(
             sqlaio_load(&engine, round)
         })
     });
+    let conns = shared_connections(&engine, rt);
+    group.bench_function(format!("{name}/shared"), |b| {
+        b.to_async(rt).iter(|| {
+            round += 1;
+            sqlaio_shared_load(&conns, round)
+        })
+    });
+    drop(conns);
     rt.block_on(engine.close()).expect("close engine");
 }
 
@@ -1041,6 +1083,19 @@ mod interleaved {
         let thread = db.engine(ThreadStrategy, POOL);
         #[cfg(feature = "tokio")]
         let tokio_engine = db.engine(sqlaio::TokioStrategy, POOL);
+        // The `/shared` contenders' connections, from engines of their own
+        // (all of an engine's connections stay taken while they run).
+        let shared_thread = db.engine(ThreadStrategy, POOL);
+        #[cfg(feature = "tokio")]
+        let shared_tokio = db.engine(sqlaio::TokioStrategy, POOL);
+        let shared: Vec<_> = [
+            ("sqlaio/thread", &shared_thread),
+            #[cfg(feature = "tokio")]
+            ("sqlaio/tokio", &shared_tokio),
+        ]
+        .into_iter()
+        .map(|(name, engine)| (name, shared_connections(engine, &rt)))
+        .collect();
         let pools: Vec<_> = wait_variants()
             .into_iter()
             .filter(|(_, _, reply_spin)| reply_spin.is_none())
@@ -1076,6 +1131,18 @@ mod interleaved {
                 }),
             ));
         }
+        for (name, conns) in &shared {
+            let mut round = 0;
+            contenders.push((
+                format!("{name}/shared"),
+                Box::new(move |n| {
+                    timed(n, || {
+                        round += 1;
+                        rt_ref.block_on(sqlaio_shared_load(conns, round));
+                    })
+                }),
+            ));
+        }
         for (name, pool) in &pools {
             let mut round = 0;
             contenders.push((
@@ -1096,6 +1163,7 @@ mod interleaved {
             ("d", "point_read_64_tasks"),
         );
         drop(contenders);
+        drop(shared);
 
         println!();
         for (name, pool) in &pools {
@@ -1103,8 +1171,11 @@ mod interleaved {
         }
 
         rt.block_on(thread.close()).expect("close");
+        rt.block_on(shared_thread.close()).expect("close");
         #[cfg(feature = "tokio")]
         rt.block_on(tokio_engine.close()).expect("close");
+        #[cfg(feature = "tokio")]
+        rt.block_on(shared_tokio.close()).expect("close");
         drop(pools);
     }
 

@@ -8,7 +8,8 @@
 //!   times every read (p50 and p99).
 //! - `pg_point_read_64_tasks` (scenario d): 64 tokio tasks on a multi-thread
 //!   runtime doing 16 reads each over a pool of 4 connections, against the
-//!   floor doing the same 1,024 reads on one thread.
+//!   floor doing the same 1,024 reads on one thread; `sqlaio/tokio/shared`
+//!   takes the 4 connections once and shares them between the tasks.
 //! - `pg_fetchall`, `pg_stream` (scenario e): 1,000,000 rows held at once or
 //!   read one at a time; the interleaved mode also reports peak heap memory.
 //!   With the `serde` feature `pg_fetchall` also measures
@@ -131,6 +132,25 @@ async fn sqlaio_load(engine: Engine, sql: Arc<str>, round: u64) {
     }
 }
 
+/// The same load with no checkout per read: task `i` runs its reads on
+/// connection `i % POOL`, taken once (as the peers without a pool are measured).
+async fn sqlaio_shared_load(conns: Vec<Arc<Connection>>, sql: Arc<str>, round: u64) {
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (conn, sql) = (conns[task % conns.len()].clone(), sql.clone());
+            let mut ids = Ids::new(round * 7 + task as u64 * 131, POINT_ROWS);
+            tokio::spawn(async move {
+                for _ in 0..READS_PER_TASK {
+                    black_box(sqlaio_read(&conn, &sql, ids.next_id()).await);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+}
+
 fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
     let table = Table::create(client, "loaded", POINT_ROWS);
     let sql: Arc<str> = table.point_sql().into();
@@ -150,6 +170,22 @@ fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
             (label, engine)
         })
         .collect();
+    // `sqlaio/tokio/shared`: an engine of its own, whose connections stay taken.
+    #[cfg(feature = "tokio")]
+    let shared_engine = Engine::builder()
+        .url(pg_db::url())
+        .strategy(sqlaio::TokioStrategy)
+        .max_connections(POOL)
+        .build()
+        .expect("engine");
+    #[cfg(feature = "tokio")]
+    let shared: Vec<Arc<Connection>> = rt.block_on(async {
+        let mut conns = Vec::new();
+        for _ in 0..POOL {
+            conns.push(Arc::new(shared_engine.connect().await.expect("connect")));
+        }
+        conns
+    });
     let mut ids = Ids::new(0, POINT_ROWS);
     let mut contenders: Vec<(String, Run<'_>)> = vec![(
         "postgres/one_thread".into(),
@@ -174,6 +210,20 @@ fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
             }),
         ));
     }
+    #[cfg(feature = "tokio")]
+    {
+        let (rt, sql, conns) = (&rt, sql.clone(), shared.clone());
+        let mut round = 0;
+        contenders.push((
+            "sqlaio/tokio/shared".into(),
+            Box::new(move |n, per_op| {
+                sync_ops(n, per_op, || {
+                    round += 1;
+                    rt.block_on(sqlaio_shared_load(conns.clone(), sql.clone(), round));
+                })
+            }),
+        ));
+    }
     let spec = Spec {
         rounds: 30,
         batch: 1,
@@ -185,6 +235,11 @@ fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
     };
     mode.measure(&spec, &mut contenders);
     drop(contenders);
+    #[cfg(feature = "tokio")]
+    {
+        drop(shared);
+        rt.block_on(shared_engine.close()).expect("close engine");
+    }
     for (_, engine) in engines {
         rt.block_on(engine.close()).expect("close engine");
     }

@@ -284,6 +284,8 @@ def targets(results):
         tokio("sqlite_tx_10k", "ratio", contenders=[c + "/execute_many" for c in TOKIO]))
     add("SQLite d, 64 tasks over 4 connections", 2.0,
         tokio("point_read_64_tasks", "ratio", contenders=["sqlaio/tokio"]))
+    add("SQLite d, 64 tasks sharing 4 connections", 2.0,
+        tokio("point_read_64_tasks", "ratio", contenders=["sqlaio/tokio/shared"]))
     add("SQLite e, fetchall time", 1.15, tokio("sqlite_fetchall", "ratio"))
     add("SQLite e, fetchall peak heap", 1.05, tokio("sqlite_fetchall", "peak"))
     typed = [c + "/fetchall_as" for c in TOKIO]
@@ -310,8 +312,11 @@ def is_peer(contender):
 
 
 def variant(contender):
-    """What follows `sqlaio/<strategy>/<executor>` in a contender's name: `/awaited`, `/fetchall_as`, or ``."""
+    """What follows `sqlaio/<strategy>/<executor>` in a contender's name: `/awaited`,
+    `/fetchall_as`, or ``; for the 64-task groups (`sqlaio/<strategy>[/shared]`), `/shared` or ``."""
     parts = contender.split("/")
+    if parts[-1] == "shared" and len(parts) == 3:
+        return "/shared"
     return "".join("/" + p for p in parts[3:])
 
 
@@ -323,6 +328,9 @@ def versus_peers(results):
         if group == "sqlite_tx_10k":
             # Compare like with like: awaited with awaited, batches with batches.
             kinds = [("awaited", "/awaited", "/awaited"), ("one trip", "/execute_many", "/one_call")]
+        elif group.endswith("_64_tasks"):
+            # The peers without a pool share 4 connections between the tasks, as `/shared` does.
+            kinds = [("a pooled connection per read", "", ""), ("4 connections shared by the tasks", "/shared", "")]
         elif group.endswith("_fetchall"):
             # The peers build `(i64, String)` tuples, as `fetchall_as` does.
             kinds = [("rows as `Row`", "", ""), ("rows as `(i64, String)`", "/fetchall_as", "")]

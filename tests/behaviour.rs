@@ -15,6 +15,7 @@ mod common;
 
 use std::any::Any;
 use std::error::Error as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future;
@@ -61,6 +62,7 @@ stamp! {
     closing_a_connection_in_a_transaction_rolls_back,
     dropped_connection_in_sql_transaction_rolls_back,
     concurrent_tasks,
+    tasks_sharing_one_connection,
     concurrent_transactions,
     pooled_connections_share_one_database,
     transactions_are_isolated,
@@ -1490,6 +1492,49 @@ async fn dropped_connection_in_sql_transaction_rolls_back(ctx: Ctx) {
     assert!(!next.in_transaction());
     assert_eq!(count(&next, "users").await, 0);
     next.begin().await.unwrap().commit().await.unwrap();
+}
+
+async fn tasks_sharing_one_connection(ctx: Ctx) {
+    const TASKS: i64 = 16;
+    const CALLS: i64 = 40;
+    let engine = ctx.builder().max_connections(1).build().unwrap();
+    let conn = Arc::new(engine.connect().await.unwrap());
+    // Statements from many tasks queue on the connection's worker; each
+    // task gets its own answers, whatever the order they run in.
+    let tasks = (0..TASKS).map(|task| {
+        let conn = conn.clone();
+        ctx.spawn(async move {
+            let mut sum = 0;
+            for call in 0..CALLS {
+                let x = task * 1000 + call;
+                let got: i64 = conn.scalar(ECHO, (x,)).await.unwrap();
+                assert_eq!(got, x);
+                let rows = conn.execute(SERIES, (call % 5 + 1,)).await.unwrap();
+                let rows = rows.try_collect::<Vec<_>>().await.unwrap();
+                assert_eq!(rows.len() as i64, call % 5 + 1);
+                sum += got;
+            }
+            sum
+        })
+    });
+    let sums = future::join_all(tasks).await;
+    let expected: Vec<i64> = (0..TASKS)
+        .map(|task| (0..CALLS).map(|call| task * 1000 + call).sum())
+        .collect();
+    assert_eq!(sums, expected);
+    // A result with rows left on the worker loses them to the next
+    // statement another task sends: its next fetch fails alone.
+    let mut long = conn.execute(SERIES, (2000_i64,)).await.unwrap();
+    assert_eq!(long.fetchmany(10).await.unwrap().len(), 10);
+    let other = conn.clone();
+    let seven = ctx
+        .spawn(async move { other.scalar::<i64>(ECHO, (7_i64,)).await.unwrap() })
+        .await;
+    assert_eq!(seven, 7);
+    let rest = long.fetchall().await;
+    assert!(matches!(rest, Err(Error::Closed(_))), "{rest:?}");
+    drop(long);
+    assert_eq!(conn.scalar::<i64>(ECHO, (8_i64,)).await.unwrap(), 8);
 }
 
 async fn concurrent_tasks(ctx: Ctx) {
