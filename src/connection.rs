@@ -22,9 +22,13 @@ use crate::worker::{self, Header, Interrupter, Reason, Reply, Request, Ticket, T
 ///
 /// Every method sends one request to the connection's worker thread and
 /// awaits its answer; the driver itself never runs on the caller's thread.
-/// Methods take `&self`, so one connection runs one statement at a time;
-/// use more connections (or [`Engine::execute`](crate::Engine::execute)) for
-/// concurrency.
+/// Methods take `&self`, and a connection runs one statement at a time; use
+/// more connections (or [`Engine::execute`](crate::Engine::execute)) for
+/// concurrency. A connection shared by several tasks (in an `Arc`) queues
+/// their statements on its worker, in the order sent: the cheapest way to
+/// run many short statements, but the next statement closes a result that
+/// still has rows on the worker, and an open transaction takes in every
+/// task's statements (see the pooling chapter of the guide).
 ///
 /// Dropping a `Connection` returns it to the pool; an open transaction is
 /// rolled back first.
