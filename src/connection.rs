@@ -18,6 +18,13 @@ use crate::transaction::Transaction;
 use crate::value::FromValue;
 use crate::worker::{self, Header, Interrupter, Reason, Reply, Request, Ticket, TxOp};
 
+/// A request's answer slot, and how long to check for the answer before
+/// sleeping (see [`worker::answer`]).
+pub(crate) struct Awaited<T> {
+    answer: oneshot::Receiver<Result<T>>,
+    spin: Duration,
+}
+
 /// A connection taken from an [`Engine`](crate::Engine)'s pool.
 ///
 /// Every method sends one request to the connection's worker thread and
@@ -100,19 +107,23 @@ impl Connection {
         }
     }
 
-    /// Sends a request, after any pending rollback.
-    pub(crate) async fn send_request(&self, request: Request) -> Result<()> {
-        let (sender, pending) = self.with_state(Self::outgoing)?;
-        Self::post(&sender, pending, request).await
+    /// Sends a request, after any pending rollback; returns how long to
+    /// check for its answer before sleeping (see [`worker::answer`]).
+    pub(crate) async fn send_request(&self, request: Request) -> Result<Duration> {
+        let (sender, pending, spin) = self.with_state(Self::outgoing)?;
+        Self::post(&sender, pending, request).await?;
+        Ok(spin)
     }
 
-    /// Readies the state for a new request: its way to the worker and any
-    /// rollback that must go first.
-    fn outgoing(state: &mut ConnState) -> (Sender<Request>, Option<TxOp>) {
+    /// Readies the state for a new request: its way to the worker, any
+    /// rollback that must go first, and how long to check for the answer
+    /// (read before the request goes: the worker stops checking once it has it).
+    fn outgoing(state: &mut ConnState) -> (Sender<Request>, Option<TxOp>, Duration) {
         // Any other request closes the open cursor on the worker.
         state.open_cursor = None;
         state.try_flush();
-        (state.sender.clone(), state.pending.take())
+        let spin = state.shared.spin_budget(state.sender.len());
+        (state.sender.clone(), state.pending.take(), spin)
     }
 
     /// Sends the pending rollback, if any, then the request.
@@ -130,18 +141,15 @@ impl Connection {
     }
 
     /// Sends a request built around a new reply slot and returns the slot.
-    pub(crate) async fn send<T>(
-        &self,
-        make: impl FnOnce(Reply<T>) -> Request,
-    ) -> Result<oneshot::Receiver<Result<T>>> {
+    pub(crate) async fn send<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<Awaited<T>> {
         let (reply, answer) = oneshot::channel();
-        self.send_request(make(reply)).await?;
-        Ok(answer)
+        let spin = self.send_request(make(reply)).await?;
+        Ok(Awaited { answer, spin })
     }
 
     /// Awaits an answer, and notes that the worker's state is current again.
-    pub(crate) async fn receive<T>(&self, answer: oneshot::Receiver<Result<T>>) -> Result<T> {
-        let result = answer.await.unwrap_or(Err(Error::WorkerGone));
+    pub(crate) async fn receive<T>(&self, awaited: Awaited<T>) -> Result<T> {
+        let result = worker::answer(awaited.answer, awaited.spin).await;
         let lost = matches!(&result, Err(e) if e.is_connection_lost());
         let _ = self.with_state(|state| {
             state.rollback_queued = false;
@@ -170,7 +178,7 @@ impl Connection {
         make: impl FnOnce(Ticket, Reply<T>) -> Request,
     ) -> Result<T> {
         // One look at the state for numbering and sending.
-        let ((mut ticket, guard), (sender, pending)) =
+        let ((mut ticket, guard), (sender, pending, spin)) =
             self.with_state(|state| (Self::numbered(state), Self::outgoing(state)))?;
         if let Some(timeout) = timeout {
             ticket.timeout = timeout;
@@ -178,7 +186,7 @@ impl Connection {
         let (reply, answer) = oneshot::channel();
         Self::post(&sender, pending, make(ticket, reply)).await?;
         let guard = guard.arm();
-        let result = self.receive(answer).await;
+        let result = self.receive(Awaited { answer, spin }).await;
         guard.disarm();
         result
     }
@@ -561,9 +569,9 @@ impl Connection {
     {
         let (call, answer) = worker::call(f);
         let (ticket, guard) = self.number()?;
-        self.send_request(Request::Call { ticket, call }).await?;
+        let spin = self.send_request(Request::Call { ticket, call }).await?;
         let guard = guard.arm();
-        let result = self.receive(answer).await;
+        let result = self.receive(Awaited { answer, spin }).await;
         guard.disarm();
         result?
     }

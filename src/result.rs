@@ -16,7 +16,7 @@ use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::row::Row;
 use crate::value::FromValue;
-use crate::worker::{Batch, Header, Limit, Request, Sink, BATCH_ROWS, STREAM_ROWS};
+use crate::worker::{self, Batch, Header, Limit, Request, Sink, BATCH_ROWS, STREAM_ROWS};
 
 /// The connection behind a result or a transaction: borrowed from the
 /// caller, or owned (from [`Engine`](crate::Engine) methods) and returned to
@@ -208,7 +208,7 @@ impl<'c> CursorResult<'c> {
     fn fetch(&self, cursor: u64, limit: Limit) -> Result<BoxFuture<'static, Result<Batch>>> {
         let conn = self.conn.get().ok_or(Error::Closed("connection"))?;
         let (ticket, guard) = conn.number()?;
-        let sender = conn.with_state(|s| s.sender.clone())?;
+        let (sender, spin) = conn.with_state(|s| (s.sender.clone(), s.shared.spin_budget(s.sender.len())))?;
         Ok(Box::pin(async move {
             let (reply, answer) = oneshot::channel();
             sender
@@ -221,7 +221,7 @@ impl<'c> CursorResult<'c> {
                 .await
                 .map_err(|_| Error::Closed("connection"))?;
             let guard = guard.arm();
-            let batch = answer.await.unwrap_or(Err(Error::WorkerGone));
+            let batch = worker::answer(answer, spin).await;
             guard.disarm();
             batch
         }))

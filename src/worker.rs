@@ -9,7 +9,8 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -449,6 +450,88 @@ pub(crate) struct Shared {
     pub(crate) stopped: AtomicBool,
     /// The pool replaces the connection instead of handing it out again.
     pub(crate) worn_out: AtomicBool,
+    /// The worker is not sleeping (it runs a request or checks for the next
+    /// one), so a request sent now is picked up without waking it (see
+    /// [`Wait::next_request`]).
+    pub(crate) awake: AtomicBool,
+    /// Callers wait for a pooled connection of this engine, as the worker
+    /// last saw: callers then leave their threads to the others.
+    pub(crate) crowded: AtomicBool,
+    /// About how long the worker's recent requests took, in nanoseconds
+    /// (a moving average).
+    pub(crate) busy_ns: AtomicU64,
+}
+
+/// The longest a caller checks for its answer before it lets its executor
+/// sleep, and the longest recent requests may take for it to check at all.
+const CALLER_SPIN: Duration = Duration::from_micros(50);
+const CALLER_SPIN_BUSY: Duration = Duration::from_micros(20);
+
+impl Shared {
+    /// Notes how long one request took.
+    fn note_busy(&self, took: Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.busy_ns.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            took
+        } else {
+            // A moving average over about the last eight requests.
+            old - old / 8 + took / 8
+        };
+        self.busy_ns.store(new, Ordering::Relaxed);
+    }
+
+    /// How long a caller about to send a request should check for its answer
+    /// before it lets its executor sleep: zero unless the worker is awake to
+    /// pick the request up at once and its recent requests were short, since
+    /// waking a sleeping thread costs microseconds (tens of them on an idle
+    /// virtual machine), more than such a request takes.
+    ///
+    /// `queued` is how many requests wait in the connection's queue ahead of
+    /// this one (other tasks sharing the connection): then the answer comes
+    /// after theirs, and the caller sleeps.
+    pub(crate) fn spin_budget(&self, queued: usize) -> Duration {
+        if queued > 0
+            || !self.awake.load(Ordering::Relaxed)
+            || self.crowded.load(Ordering::Relaxed)
+        {
+            return Duration::ZERO;
+        }
+        let busy = Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed));
+        if busy > CALLER_SPIN_BUSY {
+            return Duration::ZERO;
+        }
+        (busy * 2 + Duration::from_micros(5)).min(CALLER_SPIN)
+    }
+}
+
+/// Awaits a worker's answer; first checks for it, without letting the
+/// executor sleep, for up to `spin` (see [`Shared::spin_budget`]).
+pub(crate) async fn answer<T>(
+    mut answer: oneshot::Receiver<Result<T>>,
+    spin: Duration,
+) -> Result<T> {
+    let mut spin = (!spin.is_zero()).then_some(spin);
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(result) = std::pin::Pin::new(&mut answer).poll(cx) {
+            return std::task::Poll::Ready(result.unwrap_or(Err(Error::WorkerGone)));
+        }
+        if let Some(spin) = spin.take() {
+            let start = std::time::Instant::now();
+            let mut round = 0u32;
+            loop {
+                pause(&mut round, 4);
+                match answer.try_recv() {
+                    Ok(Some(result)) => return std::task::Poll::Ready(result),
+                    Ok(None) if start.elapsed() < spin => {}
+                    Ok(None) => break,
+                    Err(_) => return std::task::Poll::Ready(Err(Error::WorkerGone)),
+                }
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Counts live workers so that `Engine::close` can wait for them all.
@@ -703,7 +786,12 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
     // In single-writer mode: the write permit this connection's transaction holds.
     let mut held: Option<Permit<'_>> = None;
     let mut next: Option<Request> = None;
+    let mut wait = Wait::default();
+    let mut started: Option<std::time::Instant> = None;
     loop {
+        if let Some(started) = started.take() {
+            shared.note_busy(started.elapsed());
+        }
         if held.is_some() && depth == 0 {
             held = None;
         }
@@ -720,11 +808,12 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
         }
         let request = match next.take() {
             Some(request) => request,
-            None => match next_request(rx, link.waiting) {
+            None => match wait.next_request(rx, link.waiting, shared) {
                 Some(request) => request,
                 None => return,
             },
         };
+        started = Some(std::time::Instant::now());
         let lost = depth > 0 && !driver.in_transaction();
         match request {
             Request::Execute {
@@ -861,30 +950,111 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
 /// next request, yielding its core between checks, before it sleeps.
 const STAY_AWAKE: Duration = Duration::from_micros(50);
 
-/// The next request, or `None` once every sender is gone.
-///
-/// When callers wait for a pooled connection, this one is about to be handed
-/// to the first of them, whose request follows within microseconds; waking a
-/// sleeping thread costs more than that. So the worker then checks for a
-/// while, yielding its core to any other thread that wants it at each check,
-/// before it sleeps. Otherwise (one caller awaiting call after call, an idle
-/// connection) it sleeps at once: measured, staying awake there cost more
-/// than it saved on some executors (`docs/benchmarks.md`).
-fn next_request(rx: &Receiver<Request>, waiting: &AtomicUsize) -> Option<Request> {
-    if waiting.load(Ordering::Relaxed) > 0 {
-        let start = std::time::Instant::now();
-        loop {
-            match rx.try_recv() {
-                Ok(request) => return Some(request),
-                Err(async_channel::TryRecvError::Closed) => return None,
-                Err(async_channel::TryRecvError::Empty) if start.elapsed() < STAY_AWAKE => {
-                    std::thread::yield_now();
+/// How long a worker checks for the next request of a caller that awaits
+/// one call after another, before it sleeps.
+const WORKER_SPIN: Duration = Duration::from_micros(50);
+
+/// The most waits a worker sleeps at once for, after checks that found nothing.
+const MAX_BACKOFF: u32 = 64;
+
+/// How a worker waits for its next request; see [`Wait::next_request`].
+#[derive(Debug, Default)]
+struct Wait {
+    /// Waits left to sleep at once for, before the worker checks again.
+    skip: u32,
+    /// How many waits the last check that found nothing set `skip` to.
+    backoff: u32,
+}
+
+impl Wait {
+    /// The next request, or `None` once every sender is gone.
+    ///
+    /// Waking a sleeping thread costs microseconds, and tens of them on an
+    /// idle virtual machine, more than a short statement takes. So before it
+    /// sleeps, the worker checks for its next request for a while:
+    ///
+    /// - when callers wait for a pooled connection, this one is about to be
+    ///   handed to the first of them, whose request follows within
+    ///   microseconds: up to [`STAY_AWAKE`], yielding its core to any other
+    ///   thread that wants it at each check;
+    /// - otherwise up to [`WORKER_SPIN`], for a caller that awaits one call
+    ///   after another (and, told by [`Shared::awake`], checks for its
+    ///   answers the same way instead of sleeping). A check that finds
+    ///   nothing makes the worker sleep at once for its next 1, 2, 4, ... up
+    ///   to [`MAX_BACKOFF`] waits, so an idle or rarely used connection
+    ///   costs next to nothing; a check that finds a request starts over.
+    fn next_request(
+        &mut self,
+        rx: &Receiver<Request>,
+        waiting: &AtomicUsize,
+        shared: &Shared,
+    ) -> Option<Request> {
+        if let Ok(request) = rx.try_recv() {
+            return Some(request);
+        }
+        let crowded = waiting.load(Ordering::Relaxed) > 0;
+        shared.crowded.store(crowded, Ordering::Relaxed);
+        if crowded {
+            if let Some(found) = check(rx, STAY_AWAKE, 1) {
+                return found;
+            }
+        } else if self.skip > 0 {
+            self.skip -= 1;
+        } else {
+            match check(rx, WORKER_SPIN, 4) {
+                Some(found) => {
+                    self.backoff = 0;
+                    return found;
                 }
-                Err(async_channel::TryRecvError::Empty) => break,
+                None => {
+                    self.backoff = (self.backoff * 2).clamp(1, MAX_BACKOFF);
+                    self.skip = self.backoff;
+                }
             }
         }
+        shared.awake.store(false, Ordering::Relaxed);
+        let slept = std::time::Instant::now();
+        let request = rx.recv_blocking().ok();
+        shared.awake.store(true, Ordering::Relaxed);
+        if !crowded && slept.elapsed() < WORKER_SPIN {
+            // A check would have found it: check again from the next wait on.
+            self.skip = 0;
+            self.backoff = 0;
+        }
+        request
     }
-    rx.recv_blocking().ok()
+}
+
+/// Checks `rx` for up to `budget`, with a [`pause`] between checks that
+/// yields the core every `yield_every` pauses: `Some` with the request (or
+/// `None` if every sender is gone), or `None` if none came.
+fn check(rx: &Receiver<Request>, budget: Duration, yield_every: u32) -> Option<Option<Request>> {
+    let start = std::time::Instant::now();
+    let mut round = 0u32;
+    loop {
+        match rx.try_recv() {
+            Ok(request) => return Some(Some(request)),
+            Err(async_channel::TryRecvError::Closed) => return Some(None),
+            Err(async_channel::TryRecvError::Empty) if start.elapsed() < budget => {
+                pause(&mut round, yield_every);
+            }
+            Err(async_channel::TryRecvError::Empty) => return None,
+        }
+    }
+}
+
+/// A pause between two checks for something another thread is about to
+/// do: a short spin, and every `yield_every`-th time a yield of the core, so
+/// that a thread waiting for the same core (maybe the very one awaited) gets it.
+pub(crate) fn pause(round: &mut u32, yield_every: u32) {
+    *round = round.wrapping_add(1);
+    if *round % yield_every == 0 {
+        std::thread::yield_now();
+    } else {
+        for _ in 0..32 {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// Runs a batch atomically: inside a transaction of its own (`BEGIN
