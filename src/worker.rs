@@ -464,8 +464,8 @@ pub(crate) struct Shared {
 
 /// The longest a caller checks for its answer before it lets its executor
 /// sleep, and the longest recent requests may take for it to check at all.
-const CALLER_SPIN: Duration = Duration::from_micros(50);
-const CALLER_SPIN_BUSY: Duration = Duration::from_micros(20);
+const CALLER_SPIN: Duration = Duration::from_micros(100);
+const CALLER_SPIN_BUSY: Duration = Duration::from_micros(50);
 
 impl Shared {
     /// Notes how long one request took.
@@ -1051,7 +1051,7 @@ pub(crate) fn pause(round: &mut u32, yield_every: u32) {
     if *round % yield_every == 0 {
         std::thread::yield_now();
     } else {
-        for _ in 0..32 {
+        for _ in 0..8 {
             std::hint::spin_loop();
         }
     }
