@@ -141,7 +141,10 @@ impl Connection {
     }
 
     /// Sends a request built around a new reply slot and returns the slot.
-    pub(crate) async fn send<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<Awaited<T>> {
+    pub(crate) async fn send<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<Awaited<T>> {
         let (reply, answer) = oneshot::channel();
         let spin = self.send_request(make(reply)).await?;
         Ok(Awaited { answer, spin })

@@ -208,7 +208,8 @@ impl<'c> CursorResult<'c> {
     fn fetch(&self, cursor: u64, limit: Limit) -> Result<BoxFuture<'static, Result<Batch>>> {
         let conn = self.conn.get().ok_or(Error::Closed("connection"))?;
         let (ticket, guard) = conn.number()?;
-        let (sender, spin) = conn.with_state(|s| (s.sender.clone(), s.shared.spin_budget(s.sender.len())))?;
+        let (sender, spin) =
+            conn.with_state(|s| (s.sender.clone(), s.shared.spin_budget(s.sender.len())))?;
         Ok(Box::pin(async move {
             let (reply, answer) = oneshot::channel();
             sender

@@ -8,8 +8,8 @@
 //! wrong caller.
 
 use std::any::Any;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -491,9 +491,7 @@ impl Shared {
     /// this one (other tasks sharing the connection): then the answer comes
     /// after theirs, and the caller sleeps.
     pub(crate) fn spin_budget(&self, queued: usize) -> Duration {
-        if queued > 0
-            || !self.awake.load(Ordering::Relaxed)
-            || self.crowded.load(Ordering::Relaxed)
+        if queued > 0 || !self.awake.load(Ordering::Relaxed) || self.crowded.load(Ordering::Relaxed)
         {
             return Duration::ZERO;
         }
@@ -1322,5 +1320,117 @@ mod tests {
         patient.join().unwrap().unwrap();
         assert_eq!(queued(&gate), 0);
         assert!(gate.state.lock().unwrap().taken);
+    }
+
+    fn ping() -> Request {
+        let (reply, _answer) = oneshot::channel();
+        Request::Ping { reply }
+    }
+
+    #[test]
+    fn a_caller_checks_for_its_answer_only_when_the_worker_is_awake_and_quick() {
+        let shared = Shared::default();
+        // Asleep: never.
+        assert_eq!(shared.spin_budget(0), Duration::ZERO);
+        shared.awake.store(true, Ordering::Relaxed);
+        shared.note_busy(Duration::from_micros(4));
+        assert_eq!(shared.spin_budget(0), Duration::from_micros(13));
+        // Behind other tasks' requests, or while callers wait for the pool: never.
+        assert_eq!(shared.spin_budget(1), Duration::ZERO);
+        shared.crowded.store(true, Ordering::Relaxed);
+        assert_eq!(shared.spin_budget(0), Duration::ZERO);
+        shared.crowded.store(false, Ordering::Relaxed);
+        // After requests that take long: never, until quick ones bring the
+        // moving average back down.
+        shared.note_busy(Duration::from_millis(1));
+        assert_eq!(shared.spin_budget(0), Duration::ZERO);
+        let mut quick = 0;
+        while shared.spin_budget(0).is_zero() {
+            shared.note_busy(Duration::from_micros(4));
+            quick += 1;
+        }
+        assert!((5..=20).contains(&quick), "{quick} quick requests");
+        // Never longer than the cap.
+        let shared = Shared::default();
+        shared.awake.store(true, Ordering::Relaxed);
+        shared.note_busy(CALLER_SPIN_BUSY);
+        assert_eq!(shared.spin_budget(0), CALLER_SPIN);
+    }
+
+    #[test]
+    fn an_answer_is_taken_while_checking_or_after_sleeping() {
+        // Already there.
+        let (reply, answer) = oneshot::channel::<Result<i32>>();
+        reply.send(Ok(1)).unwrap();
+        assert_eq!(
+            futures::executor::block_on(super::answer(answer, CALLER_SPIN)).unwrap(),
+            1
+        );
+        // Sent from another thread, long after the check gave up.
+        let (reply, answer) = oneshot::channel::<Result<i32>>();
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            reply.send(Ok(2)).unwrap();
+        });
+        assert_eq!(
+            futures::executor::block_on(super::answer(answer, Duration::from_micros(10))).unwrap(),
+            2
+        );
+        sender.join().unwrap();
+        // The worker dropped the slot.
+        let (reply, answer) = oneshot::channel::<Result<i32>>();
+        drop(reply);
+        let gone = futures::executor::block_on(super::answer(answer, CALLER_SPIN));
+        assert!(matches!(gone, Err(Error::WorkerGone)));
+    }
+
+    #[test]
+    fn a_worker_backs_off_checking_when_requests_come_slowly_and_starts_over_when_they_come_fast() {
+        let (tx, rx) = channel();
+        let (shared, waiting) = (Shared::default(), AtomicUsize::new(0));
+        let mut wait = Wait::default();
+        // A request already queued: taken at once, nothing changes.
+        tx.try_send(ping()).unwrap();
+        assert!(wait.next_request(&rx, &waiting, &shared).is_some());
+        assert_eq!((wait.skip, wait.backoff), (0, 0));
+        // Requests far apart: each wait that checks in vain doubles the
+        // number of waits that sleep at once.
+        let slow = |wait: &mut Wait| {
+            let tx = tx.clone();
+            let send = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                tx.send_blocking(ping()).unwrap();
+            });
+            assert!(wait.next_request(&rx, &waiting, &shared).is_some());
+            send.join().unwrap();
+        };
+        slow(&mut wait);
+        assert_eq!((wait.skip, wait.backoff), (1, 1));
+        slow(&mut wait); // slept at once
+        assert_eq!((wait.skip, wait.backoff), (0, 1));
+        slow(&mut wait);
+        assert_eq!((wait.skip, wait.backoff), (2, 2));
+        // A request that comes soon after the worker fell asleep: it checks
+        // again from the next wait on.
+        let quick = {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_micros(5));
+                tx.send_blocking(ping()).unwrap();
+            })
+        };
+        assert!(wait.next_request(&rx, &waiting, &shared).is_some());
+        quick.join().unwrap();
+        // (Or, if the machine was too slow to deliver it that soon, the
+        // back-off goes on as before.)
+        assert!(
+            matches!((wait.skip, wait.backoff), (0, 0) | (1, 2)),
+            "{:?}",
+            (wait.skip, wait.backoff)
+        );
+        // Every sender gone: no request.
+        drop(tx);
+        assert!(wait.next_request(&rx, &waiting, &shared).is_none());
+        assert!(shared.awake.load(Ordering::Relaxed));
     }
 }
