@@ -269,10 +269,7 @@ fn is_insert(sql: &str) -> bool {
             break;
         }
     }
-    let word: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect();
+    let word = &rest[..rest.bytes().take_while(u8::is_ascii_alphabetic).count()];
     word.eq_ignore_ascii_case("insert") || word.eq_ignore_ascii_case("replace")
 }
 
