@@ -27,16 +27,23 @@ use crate::value::{FromValue, Value};
 #[derive(Clone, PartialEq)]
 pub struct Row {
     keys: Arc<[String]>,
-    values: Vec<Value>,
+    values: Values,
 }
 
+/// A row's values: up to two inside the row itself, so that the rows of
+/// narrow results need no allocation of their own for them.
+pub(crate) type Values = smallvec::SmallVec<[Value; 2]>;
+
 impl Row {
-    pub(crate) fn new(keys: Arc<[String]>, values: Vec<Value>) -> Row {
-        Row { keys, values }
+    pub(crate) fn new(keys: Arc<[String]>, values: impl Into<Values>) -> Row {
+        Row {
+            keys,
+            values: values.into(),
+        }
     }
 
     /// The values, for a worker refilling one row for every row it reads.
-    pub(crate) fn values_mut(&mut self) -> &mut Vec<Value> {
+    pub(crate) fn values_mut(&mut self) -> &mut Values {
         &mut self.values
     }
 
@@ -148,7 +155,7 @@ impl Row {
 
     /// Takes the values out of the row.
     pub fn into_values(self) -> Vec<Value> {
-        self.values
+        self.values.into_vec()
     }
 
     /// How many columns the row has.

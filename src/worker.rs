@@ -21,7 +21,7 @@ use futures_channel::oneshot;
 use crate::config::Target;
 use crate::error::{Error, Result};
 use crate::params::Parameters;
-use crate::row::Row;
+use crate::row::{Row, Values};
 use crate::strategy::{Job, Strategy};
 use crate::timer::{Deadline, Timer};
 use crate::value::Value;
@@ -1103,14 +1103,14 @@ pub(crate) fn row_bytes(values: &[Value]) -> usize {
 pub(crate) fn read_batch(
     keys: &Arc<[String]>,
     limit: Limit,
-    mut next: impl FnMut(&mut Vec<Value>) -> Result<bool>,
+    mut next: impl FnMut(&mut Values) -> Result<bool>,
 ) -> Result<Batch> {
     let (max_rows, max_bytes) = match limit {
         Limit::Rows(n) => (n, usize::MAX),
         Limit::Stream(n) => (n, BATCH_BYTES),
         Limit::All => (usize::MAX, usize::MAX),
         Limit::Into(mut sink) => {
-            let mut row = Row::new(keys.clone(), Vec::with_capacity(keys.len()));
+            let mut row = Row::new(keys.clone(), Values::with_capacity(keys.len()));
             while next(row.values_mut())? {
                 sink.push(&row)?;
             }
@@ -1125,7 +1125,7 @@ pub(crate) fn read_batch(
     let mut rows = Vec::with_capacity(max_rows.min(8));
     let mut bytes = 0;
     while rows.len() < max_rows && bytes < max_bytes {
-        let mut values = Vec::with_capacity(keys.len());
+        let mut values = Values::with_capacity(keys.len());
         if !next(&mut values)? {
             return Ok(Batch::new(rows, true));
         }
@@ -1136,7 +1136,7 @@ pub(crate) fn read_batch(
 }
 
 /// Sets column `i` of a row being read (see [`read_batch`]).
-pub(crate) fn put(values: &mut Vec<Value>, i: usize, value: Value) {
+pub(crate) fn put(values: &mut Values, i: usize, value: Value) {
     match values.get_mut(i) {
         Some(slot) => *slot = value,
         None => values.push(value),
@@ -1145,7 +1145,7 @@ pub(crate) fn put(values: &mut Vec<Value>, i: usize, value: Value) {
 
 /// Sets column `i` of a row being read to `text`, reusing the allocation of
 /// the text already there.
-pub(crate) fn put_text(values: &mut Vec<Value>, i: usize, text: &str) {
+pub(crate) fn put_text(values: &mut Values, i: usize, text: &str) {
     match values.get_mut(i) {
         Some(Value::Text(old)) => {
             old.clear();
