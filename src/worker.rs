@@ -505,29 +505,32 @@ impl Shared {
 
 /// Awaits a worker's answer; first checks for it, without letting the
 /// executor sleep, for up to `spin` (see [`Shared::spin_budget`]).
+///
+/// The checks do not register the task's waker, so an answer found by them
+/// wakes nothing (a multi-thread runtime would otherwise also wake an idle
+/// thread of its own to look for work); only when they give up is the
+/// answer awaited as usual.
 pub(crate) async fn answer<T>(
     mut answer: oneshot::Receiver<Result<T>>,
     spin: Duration,
 ) -> Result<T> {
     let mut spin = (!spin.is_zero()).then_some(spin);
     std::future::poll_fn(|cx| {
-        if let std::task::Poll::Ready(result) = std::pin::Pin::new(&mut answer).poll(cx) {
-            return std::task::Poll::Ready(result.unwrap_or(Err(Error::WorkerGone)));
-        }
         if let Some(spin) = spin.take() {
             let start = std::time::Instant::now();
             let mut round = 0u32;
             loop {
-                pause(&mut round, 4);
                 match answer.try_recv() {
                     Ok(Some(result)) => return std::task::Poll::Ready(result),
-                    Ok(None) if start.elapsed() < spin => {}
+                    Ok(None) if start.elapsed() < spin => pause(&mut round, 4),
                     Ok(None) => break,
                     Err(_) => return std::task::Poll::Ready(Err(Error::WorkerGone)),
                 }
             }
         }
-        std::task::Poll::Pending
+        std::pin::Pin::new(&mut answer)
+            .poll(cx)
+            .map(|result| result.unwrap_or(Err(Error::WorkerGone)))
     })
     .await
 }
