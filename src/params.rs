@@ -43,7 +43,7 @@ impl Parameters {
 /// Implemented for `()` (no parameters), tuples of up to 16 values that
 /// convert into [`Value`] (`Option<T>` binds `NULL` for `None`), `Vec<Value>`,
 /// `&[Value]`, arrays, [`Parameters`], and arrays or vectors of
-/// `(name, value)` pairs for named placeholders. The [`params!`](crate::params)
+/// `(name, value)` pairs for named placeholders. The [`params!`](crate::params!)
 /// macro builds a positional list from values of mixed types.
 ///
 /// ```

@@ -217,8 +217,10 @@ pub(crate) struct Link<'a> {
     pub(crate) interrupter: &'a Interrupter,
     /// The engine's write permit, in single-writer mode.
     pub(crate) gate: Option<&'a WriteGate>,
-    /// Callers waiting for a pooled connection (see [`next_request`]).
+    /// Callers waiting for a pooled connection (see [`Wait::next_request`]).
     pub(crate) waiting: &'a AtomicUsize,
+    /// What the worker shares with the connection's handles.
+    pub(crate) shared: &'a Shared,
 }
 
 impl Link<'_> {
@@ -767,6 +769,7 @@ fn run<D: Driver>(setup: &Setup, rx: Receiver<Request>, open: Opened, shared: &S
             interrupter: &interrupter,
             gate: setup.gate.as_deref(),
             waiting: &setup.waiting,
+            shared,
         };
         let served = catch_unwind(AssertUnwindSafe(|| serve(&mut driver, &link, shared)));
         if served.is_err() {
@@ -1191,7 +1194,10 @@ pub(crate) fn serve_cursor(
     mut read: impl FnMut(Limit) -> Result<Batch>,
 ) -> Next {
     loop {
-        match link.rx.recv_blocking() {
+        link.shared.awake.store(false, Ordering::Relaxed);
+        let request = link.rx.recv_blocking();
+        link.shared.awake.store(true, Ordering::Relaxed);
+        match request {
             Ok(Request::Fetch {
                 cursor: c,
                 ticket,
