@@ -20,11 +20,10 @@ mod sqlaio_side;
 #[path = "support/sqlite_db.rs"]
 mod sqlite_db;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use measure::{async_ops, sync_ops, Counting, Mode, Run, Spec};
+use measure::{sync_ops, Counting, Mode, Run, Spec};
 use sqlaio::rusqlite;
 use sqlaio::{Connection, Row, Value};
 use sqlite_db::{bare_fetchall, bare_stream, open_raw, Database, BULK_SQL};
@@ -108,39 +107,25 @@ fn main() {
                 })
             }),
         )];
-        contenders.extend(sqlaio_side::contenders(
+        contenders.extend(sqlaio_side::each(
             &sides,
             &opened,
             "",
-            move |_, conn: &Arc<Connection>, n, per_op| {
-                let conn = conn.clone();
-                Box::pin(async move {
-                    async_ops(n, per_op, || async {
-                        std::hint::black_box(if stream {
-                            sqlaio_stream(&conn).await
-                        } else {
-                            sqlaio_fetchall(&conn).await
-                        });
-                    })
-                    .await
-                })
+            move |conn| async move {
+                if stream {
+                    sqlaio_stream(&conn).await
+                } else {
+                    sqlaio_fetchall(&conn).await
+                }
             },
         ));
         #[cfg(feature = "serde")]
         if !stream {
-            contenders.extend(sqlaio_side::contenders(
+            contenders.extend(sqlaio_side::each(
                 &sides,
                 &opened,
                 "/fetchall_as",
-                |_, conn: &Arc<Connection>, n, per_op| {
-                    let conn = conn.clone();
-                    Box::pin(async move {
-                        async_ops(n, per_op, || async {
-                            std::hint::black_box(sqlaio_fetchall_as(&conn).await);
-                        })
-                        .await
-                    })
-                },
+                |conn| async move { sqlaio_fetchall_as(&conn).await },
             ));
         }
         mode.measure(&spec(group), &mut contenders);

@@ -272,45 +272,36 @@ fn bulk(mode: &mut Mode, client: &mut postgres::Client) {
                 })
             }),
         )];
-        contenders.extend(sqlaio_side::contenders(
-            &sides,
-            &opened,
-            "",
-            |_, conn, n, per_op| {
-                let (conn, sql) = (conn.clone(), sql.clone());
-                Box::pin(async move {
-                    async_ops(n, per_op, || async {
-                        let mut result = conn.execute(&*sql, ()).await.expect("execute");
-                        let rows = result.fetchall().await.expect("fetchall");
-                        black_box(rows.iter().map(consume).sum::<usize>());
-                    })
-                    .await
-                })
-            },
-        ));
+        let all = sql.clone();
+        contenders.extend(sqlaio_side::each(&sides, &opened, "", move |conn| {
+            let sql = all.clone();
+            async move {
+                let mut result = conn.execute(&*sql, ()).await.expect("execute");
+                let rows = result.fetchall().await.expect("fetchall");
+                rows.iter().map(consume).sum::<usize>()
+            }
+        }));
         // The rows as `(i64, String)`, deserialized on the worker.
         #[cfg(feature = "serde")]
-        contenders.extend(sqlaio_side::contenders(
-            &sides,
-            &opened,
-            "/fetchall_as",
-            |_, conn, n, per_op| {
-                let (conn, sql) = (conn.clone(), sql.clone());
-                Box::pin(async move {
-                    async_ops(n, per_op, || async {
+        {
+            let all = sql.clone();
+            contenders.extend(sqlaio_side::each(
+                &sides,
+                &opened,
+                "/fetchall_as",
+                move |conn| {
+                    let sql = all.clone();
+                    async move {
                         let mut result = conn.execute(&*sql, ()).await.expect("execute");
                         let rows: Vec<(i64, String)> =
                             result.fetchall_as().await.expect("fetchall_as");
-                        black_box(
-                            rows.iter()
-                                .map(|(id, name)| *id as usize + name.len())
-                                .sum::<usize>(),
-                        );
-                    })
-                    .await
-                })
-            },
-        ));
+                        rows.iter()
+                            .map(|(id, name)| *id as usize + name.len())
+                            .sum::<usize>()
+                    }
+                },
+            ));
+        }
         mode.measure(&spec("pg_fetchall"), &mut contenders);
     }
     {
@@ -323,25 +314,18 @@ fn bulk(mode: &mut Mode, client: &mut postgres::Client) {
                 })
             }),
         )];
-        contenders.extend(sqlaio_side::contenders(
-            &sides,
-            &opened,
-            "",
-            |_, conn, n, per_op| {
-                let (conn, sql) = (conn.clone(), sql.clone());
-                Box::pin(async move {
-                    async_ops(n, per_op, || async {
-                        let mut result = conn.execute(&*sql, ()).await.expect("execute");
-                        let mut sum = 0;
-                        while let Some(row) = result.next().await {
-                            sum += consume(&row.expect("row"));
-                        }
-                        black_box(sum);
-                    })
-                    .await
-                })
-            },
-        ));
+        let all = sql.clone();
+        contenders.extend(sqlaio_side::each(&sides, &opened, "", move |conn| {
+            let sql = all.clone();
+            async move {
+                let mut result = conn.execute(&*sql, ()).await.expect("execute");
+                let mut sum = 0;
+                while let Some(row) = result.next().await {
+                    sum += consume(&row.expect("row"));
+                }
+                sum
+            }
+        }));
         mode.measure(&spec("pg_stream"), &mut contenders);
     }
     for (side, open) in sides.iter().zip(opened) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sqlaio::{Connection, Engine, Strategy};
 
-use crate::measure::{BoxFuture, Exec, Run};
+use crate::measure::{async_ops, BoxFuture, Exec, Run};
 
 /// A strategy and the executor that awaits it.
 pub struct Side {
@@ -111,4 +111,28 @@ where
             (format!("{}{suffix}", side.label), run)
         })
         .collect()
+}
+
+/// One contender per side whose every unit awaits `op` once on the side's
+/// connection (its output goes through `black_box`).
+pub fn each<'a, F, Fut>(
+    sides: &'a [Side],
+    opened: &[Open],
+    suffix: &str,
+    op: F,
+) -> Vec<(String, Run<'a>)>
+where
+    F: Fn(Arc<Connection>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future + Send,
+    Fut::Output: Send,
+{
+    contenders(sides, opened, suffix, move |_, conn, n, per_op| {
+        let (conn, op) = (conn.clone(), op.clone());
+        Box::pin(async move {
+            async_ops(n, per_op, || async {
+                std::hint::black_box(op(conn.clone()).await);
+            })
+            .await
+        })
+    })
 }
