@@ -326,38 +326,31 @@ fn point_read(c: &mut Criterion) {
     group.finish();
 }
 
-/// `TASKS` tasks doing `READS_PER_TASK` reads each, every read on a
-/// connection taken from the pool for that read.
-async fn sqlaio_load(engine: &Engine, round: u64) {
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|task| {
-            let engine = engine.clone();
-            let mut ids = Ids::starting_at(round * 7 + task as u64 * 131);
-            tokio::spawn(async move {
-                for _ in 0..READS_PER_TASK {
-                    let conn = engine.connect().await.expect("connect");
-                    black_box(sqlaio_read(&conn, ids.next_id()).await);
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("task");
-    }
+/// How a task of the load reaches a connection for each read.
+enum Lane {
+    /// Takes one from the pool for every read.
+    Pool(Engine),
+    /// Uses one connection, taken once and shared with other tasks: the
+    /// statements of different tasks queue on its worker (as the peers
+    /// without a pool are measured).
+    Shared(Arc<Connection>),
 }
 
-/// The same load with no checkout per read: `POOL` connections taken once,
-/// each shared by the tasks `i` with `i % POOL` equal to its index (as the
-/// peers without a pool are measured): statements from different tasks
-/// queue on a connection's worker.
-async fn sqlaio_shared_load(conns: &[Arc<Connection>], round: u64) {
+/// `TASKS` tasks doing `READS_PER_TASK` reads each; task `i` reads through `lane(i)`.
+async fn sqlaio_load(lane: impl Fn(usize) -> Lane, round: u64) {
     let tasks: Vec<_> = (0..TASKS)
         .map(|task| {
-            let conn = conns[task % conns.len()].clone();
+            let lane = lane(task);
             let mut ids = Ids::starting_at(round * 7 + task as u64 * 131);
             tokio::spawn(async move {
                 for _ in 0..READS_PER_TASK {
-                    black_box(sqlaio_read(&conn, ids.next_id()).await);
+                    let id = ids.next_id();
+                    black_box(match &lane {
+                        Lane::Pool(engine) => {
+                            sqlaio_read(&engine.connect().await.expect("connect"), id).await
+                        }
+                        Lane::Shared(conn) => sqlaio_read(conn, id).await,
+                    });
                 }
             })
         })
@@ -390,14 +383,17 @@ fn bench_sqlaio_load(
     group.bench_function(name, |b| {
         b.to_async(rt).iter(|| {
             round += 1;
-            sqlaio_load(&engine, round)
+            sqlaio_load(|_| Lane::Pool(engine.clone()), round)
         })
     });
     let conns = shared_connections(&engine, rt);
     group.bench_function(format!("{name}/shared"), |b| {
         b.to_async(rt).iter(|| {
             round += 1;
-            sqlaio_shared_load(&conns, round)
+            sqlaio_load(
+                |task| Lane::Shared(conns[task % conns.len()].clone()),
+                round,
+            )
         })
     });
     drop(conns);
@@ -1126,7 +1122,7 @@ mod interleaved {
                 Box::new(move |n| {
                     timed(n, || {
                         round += 1;
-                        rt_ref.block_on(sqlaio_load(engine, round));
+                        rt_ref.block_on(sqlaio_load(|_| Lane::Pool(engine.clone()), round));
                     })
                 }),
             ));
@@ -1138,7 +1134,10 @@ mod interleaved {
                 Box::new(move |n| {
                     timed(n, || {
                         round += 1;
-                        rt_ref.block_on(sqlaio_shared_load(conns, round));
+                        rt_ref.block_on(sqlaio_load(
+                            |task| Lane::Shared(conns[task % conns.len()].clone()),
+                            round,
+                        ));
                     })
                 }),
             ));

@@ -114,34 +114,31 @@ fn point_read(mode: &mut Mode, client: &mut postgres::Client) {
     drop(table);
 }
 
-async fn sqlaio_load(engine: Engine, sql: Arc<str>, round: u64) {
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|task| {
-            let (engine, sql) = (engine.clone(), sql.clone());
-            let mut ids = Ids::new(round * 7 + task as u64 * 131, POINT_ROWS);
-            tokio::spawn(async move {
-                for _ in 0..READS_PER_TASK {
-                    let conn = engine.connect().await.expect("connect");
-                    black_box(sqlaio_read(&conn, &sql, ids.next_id()).await);
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("task");
-    }
+/// How a task of the load reaches a connection for each read.
+enum Lane {
+    /// Takes one from the pool for every read.
+    Pool(Engine),
+    /// Uses one connection, taken once and shared with other tasks (as the
+    /// peers without a pool are measured).
+    Shared(Arc<Connection>),
 }
 
-/// The same load with no checkout per read: task `i` runs its reads on
-/// connection `i % POOL`, taken once (as the peers without a pool are measured).
-async fn sqlaio_shared_load(conns: Vec<Arc<Connection>>, sql: Arc<str>, round: u64) {
+/// `TASKS` tasks doing `READS_PER_TASK` reads each; task `i` reads through `lane(i)`.
+async fn sqlaio_load(lane: impl Fn(usize) -> Lane, sql: Arc<str>, round: u64) {
     let tasks: Vec<_> = (0..TASKS)
         .map(|task| {
-            let (conn, sql) = (conns[task % conns.len()].clone(), sql.clone());
+            let (lane, sql) = (lane(task), sql.clone());
             let mut ids = Ids::new(round * 7 + task as u64 * 131, POINT_ROWS);
             tokio::spawn(async move {
                 for _ in 0..READS_PER_TASK {
-                    black_box(sqlaio_read(&conn, &sql, ids.next_id()).await);
+                    let id = ids.next_id();
+                    black_box(match &lane {
+                        Lane::Pool(engine) => {
+                            let conn = engine.connect().await.expect("connect");
+                            sqlaio_read(&conn, &sql, id).await
+                        }
+                        Lane::Shared(conn) => sqlaio_read(conn, &sql, id).await,
+                    });
                 }
             })
         })
@@ -205,7 +202,11 @@ fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
             Box::new(move |n, per_op| {
                 sync_ops(n, per_op, || {
                     round += 1;
-                    rt.block_on(sqlaio_load(engine.clone(), sql.clone(), round));
+                    rt.block_on(sqlaio_load(
+                        |_| Lane::Pool(engine.clone()),
+                        sql.clone(),
+                        round,
+                    ));
                 })
             }),
         ));
@@ -219,7 +220,11 @@ fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
             Box::new(move |n, per_op| {
                 sync_ops(n, per_op, || {
                     round += 1;
-                    rt.block_on(sqlaio_shared_load(conns.clone(), sql.clone(), round));
+                    rt.block_on(sqlaio_load(
+                        |task| Lane::Shared(conns[task % conns.len()].clone()),
+                        sql.clone(),
+                        round,
+                    ));
                 })
             }),
         ));
