@@ -20,8 +20,6 @@ mod sqlaio_side;
 #[path = "support/sqlite_db.rs"]
 mod sqlite_db;
 
-use std::time::Duration;
-
 use futures::StreamExt;
 use measure::{sync_ops, Counting, Mode, Run, Spec};
 use sqlaio::rusqlite;
@@ -73,16 +71,7 @@ async fn sqlaio_stream(conn: &Connection) -> usize {
 }
 
 fn spec(group: &'static str) -> Spec {
-    Spec {
-        rounds: 5,
-        batch: 1,
-        ops_per_unit: ROWS,
-        memory: true,
-        unit: "row",
-        samples: 10,
-        measurement: Duration::from_secs(5),
-        ..Spec::new("sqlite", "e", group)
-    }
+    Spec::bulk("sqlite", group, ROWS)
 }
 
 fn main() {

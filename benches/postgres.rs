@@ -26,7 +26,6 @@ mod sqlaio_side;
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use measure::{async_ops, multi_thread_runtime, sync_ops, Counting, Ids, Mode, Run, Spec};
@@ -115,6 +114,7 @@ fn point_read(mode: &mut Mode, client: &mut postgres::Client) {
 }
 
 /// How a task of the load reaches a connection for each read.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 enum Lane {
     /// Takes one from the pool for every read.
     Pool(Engine),
@@ -229,15 +229,11 @@ fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
             }),
         ));
     }
-    let spec = Spec {
-        rounds: 30,
-        batch: 1,
-        ops_per_unit: (TASKS * READS_PER_TASK) as u64,
-        unit: "read",
-        samples: 10,
-        measurement: Duration::from_secs(3),
-        ..Spec::new("postgres", "d", "pg_point_read_64_tasks")
-    };
+    let spec = Spec::loaded(
+        "postgres",
+        "pg_point_read_64_tasks",
+        (TASKS * READS_PER_TASK) as u64,
+    );
     mode.measure(&spec, &mut contenders);
     drop(contenders);
     #[cfg(feature = "tokio")]
@@ -256,16 +252,7 @@ fn bulk(mode: &mut Mode, client: &mut postgres::Client) {
     let sql: Arc<str> = table.bulk_sql().into();
     let sides = sqlaio_side::sides();
     let opened: Vec<_> = sides.iter().map(|s| s.open(&pg_db::url(), 1)).collect();
-    let spec = |group| Spec {
-        rounds: 5,
-        batch: 1,
-        ops_per_unit: BULK_ROWS,
-        memory: true,
-        unit: "row",
-        samples: 10,
-        measurement: Duration::from_secs(5),
-        ..Spec::new("postgres", "e", group)
-    };
+    let spec = |group| Spec::bulk("postgres", group, BULK_ROWS);
 
     {
         let client = &mut *client;

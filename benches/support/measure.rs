@@ -330,6 +330,34 @@ impl Spec {
             unit: "op",
         }
     }
+
+    /// Scenario e: reading `rows` rows in one unit, with peak heap memory
+    /// (the same settings in sqlaio's benches and the peers').
+    pub fn bulk(suite: &'static str, group: &'static str, rows: u64) -> Spec {
+        Spec {
+            rounds: 5,
+            batch: 1,
+            ops_per_unit: rows,
+            memory: true,
+            unit: "row",
+            samples: 10,
+            measurement: Duration::from_secs(5),
+            ..Spec::new(suite, "e", group)
+        }
+    }
+
+    /// Scenario d: one unit of `reads` reads spread over many tasks.
+    pub fn loaded(suite: &'static str, group: &'static str, reads: u64) -> Spec {
+        Spec {
+            rounds: 30,
+            batch: 1,
+            ops_per_unit: reads,
+            unit: "read",
+            samples: 10,
+            measurement: Duration::from_secs(3),
+            ..Spec::new(suite, "d", group)
+        }
+    }
 }
 
 /// How the bench binary was asked to measure.

@@ -16,7 +16,6 @@ extern crate postgres;
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use measure::{multi_thread_runtime, sync_ops, time_loop, Counting, Exec, Ids, Mode, Run, Spec};
@@ -340,15 +339,11 @@ fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
             }),
         ));
     }
-    let spec = Spec {
-        rounds: 30,
-        batch: 1,
-        ops_per_unit: (TASKS * READS_PER_TASK) as u64,
-        unit: "read",
-        samples: 10,
-        measurement: Duration::from_secs(3),
-        ..Spec::new("postgres", "d", "pg_point_read_64_tasks")
-    };
+    let spec = Spec::loaded(
+        "postgres",
+        "pg_point_read_64_tasks",
+        (TASKS * READS_PER_TASK) as u64,
+    );
     mode.measure(&spec, &mut list);
     drop(list);
     rt.block_on(engine.close()).expect("close engine");
@@ -362,16 +357,7 @@ fn bulk(mode: &mut Mode, client: &mut postgres::Client, execs: &[(&str, Exec)]) 
     let sides = sqlaio_side::tokio_sides();
     let opened: Vec<_> = sides.iter().map(|s| s.open(&pg_db::url(), 1)).collect();
     let peers: Vec<Peers> = execs.iter().map(|(_, e)| Peers::open(e, 1)).collect();
-    let spec = |group| Spec {
-        rounds: 5,
-        batch: 1,
-        ops_per_unit: BULK_ROWS,
-        memory: true,
-        unit: "row",
-        samples: 10,
-        measurement: Duration::from_secs(5),
-        ..Spec::new("postgres", "e", group)
-    };
+    let spec = |group| Spec::bulk("postgres", group, BULK_ROWS);
 
     {
         let client = &mut *client;

@@ -659,15 +659,11 @@ fn loaded(mode: &mut Mode) {
             }),
         ));
     }
-    let spec = Spec {
-        rounds: 30,
-        batch: 1,
-        ops_per_unit: (TASKS * READS_PER_TASK) as u64,
-        unit: "read",
-        samples: 10,
-        measurement: Duration::from_secs(3),
-        ..Spec::new("sqlite", "d", "point_read_64_tasks")
-    };
+    let spec = Spec::loaded(
+        "sqlite",
+        "point_read_64_tasks",
+        (TASKS * READS_PER_TASK) as u64,
+    );
     mode.measure(&spec, &mut list);
     drop(list);
     p.close(&exec);
@@ -679,16 +675,7 @@ fn bulk(mode: &mut Mode, execs: &[(&str, Exec)]) {
     let db = Database::create(BULK_ROWS);
     let peers: Vec<Peers> = execs.iter().map(|(_, e)| Peers::open(e, &db, 1)).collect();
     let raw = open_raw(&db.path);
-    let spec = |group| Spec {
-        rounds: 5,
-        batch: 1,
-        ops_per_unit: BULK_ROWS,
-        memory: true,
-        unit: "row",
-        samples: 10,
-        measurement: Duration::from_secs(5),
-        ..Spec::new("sqlite", "e", group)
-    };
+    let spec = |group| Spec::bulk("sqlite", group, BULK_ROWS);
     let mut list: Vec<(String, Run<'_>)> = vec![(
         "rusqlite".into(),
         Box::new(|n, per_op| {
