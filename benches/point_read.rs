@@ -150,6 +150,19 @@ async fn sqlaio_read(conn: &Connection, id: i64) -> (i64, String) {
     (row.get(0).expect("id"), row.get(1).expect("name"))
 }
 
+/// The same read as one call on the engine.
+async fn engine_read(engine: &Engine, id: i64) -> (i64, String) {
+    let row = engine
+        .execute(SQL, (id,))
+        .await
+        .expect("execute")
+        .first()
+        .await
+        .expect("first")
+        .expect("a row");
+    (row.get(0).expect("id"), row.get(1).expect("name"))
+}
+
 /// `futures::executor::block_on` as a criterion executor.
 #[derive(Debug, Clone, Copy)]
 struct FuturesExecutor;
@@ -328,7 +341,10 @@ fn point_read(c: &mut Criterion) {
 
 /// How a task of the load reaches a connection for each read.
 enum Lane {
-    /// Takes one from the pool for every read.
+    /// Runs every read through the engine (`Engine::execute`), which finds
+    /// it a pooled connection.
+    Engine(Engine),
+    /// Takes a connection from the pool for every read (`Engine::connect`).
     Pool(Engine),
     /// Uses one connection, taken once and shared with other tasks: the
     /// statements of different tasks queue on its worker (as the peers
@@ -346,6 +362,7 @@ async fn sqlaio_load(lane: impl Fn(usize) -> Lane, round: u64) {
                 for _ in 0..READS_PER_TASK {
                     let id = ids.next_id();
                     black_box(match &lane {
+                        Lane::Engine(engine) => engine_read(engine, id).await,
                         Lane::Pool(engine) => {
                             sqlaio_read(&engine.connect().await.expect("connect"), id).await
                         }
@@ -381,6 +398,12 @@ fn bench_sqlaio_load(
     let engine = db.engine(strategy, POOL);
     let mut round = 0;
     group.bench_function(name, |b| {
+        b.to_async(rt).iter(|| {
+            round += 1;
+            sqlaio_load(|_| Lane::Engine(engine.clone()), round)
+        })
+    });
+    group.bench_function(format!("{name}/connect"), |b| {
         b.to_async(rt).iter(|| {
             round += 1;
             sqlaio_load(|_| Lane::Pool(engine.clone()), round)
@@ -1119,6 +1142,16 @@ mod interleaved {
             let mut round = 0;
             contenders.push((
                 name.into(),
+                Box::new(move |n| {
+                    timed(n, || {
+                        round += 1;
+                        rt_ref.block_on(sqlaio_load(|_| Lane::Engine(engine.clone()), round));
+                    })
+                }),
+            ));
+            let mut round = 0;
+            contenders.push((
+                format!("{name}/connect"),
                 Box::new(move |n| {
                     timed(n, || {
                         round += 1;
