@@ -110,7 +110,7 @@ impl Connection {
     /// Sends a request, after any pending rollback; returns how long to
     /// check for its answer before sleeping (see [`worker::answer`]).
     pub(crate) async fn send_request(&self, request: Request) -> Result<Duration> {
-        let (sender, pending, spin) = self.with_state(Self::outgoing)?;
+        let (sender, pending, spin) = self.with_state(|state| Self::outgoing(state, false))?;
         Self::post(&sender, pending, request).await?;
         Ok(spin)
     }
@@ -118,9 +118,12 @@ impl Connection {
     /// Readies the state for a new request: its way to the worker, any
     /// rollback that must go first, and how long to check for the answer
     /// (read before the request goes: the worker stops checking once it has it).
-    fn outgoing(state: &mut ConnState) -> (Sender<Request>, Option<TxOp>, Duration) {
-        // Any other request closes the open cursor on the worker.
-        state.open_cursor = None;
+    fn outgoing(state: &mut ConnState, lane: bool) -> (Sender<Request>, Option<TxOp>, Duration) {
+        if !lane {
+            // Any other request closes the open cursor on the worker (a
+            // lane statement is bounced instead: see `Ticket::lane`).
+            state.open_cursor = None;
+        }
         state.try_flush();
         let spin = state.shared.spin_budget(state.sender.len());
         (state.sender.clone(), state.pending.take(), spin)
@@ -178,14 +181,16 @@ impl Connection {
     async fn statement<T>(
         &self,
         timeout: Option<Option<Duration>>,
+        lane: bool,
         make: impl FnOnce(Ticket, Reply<T>) -> Request,
     ) -> Result<T> {
         // One look at the state for numbering and sending.
         let ((mut ticket, guard), (sender, pending, spin)) =
-            self.with_state(|state| (Self::numbered(state), Self::outgoing(state)))?;
+            self.with_state(|state| (Self::numbered(state), Self::outgoing(state, lane)))?;
         if let Some(timeout) = timeout {
             ticket.timeout = timeout;
         }
+        ticket.lane = lane;
         let (reply, answer) = oneshot::channel();
         Self::post(&sender, pending, make(ticket, reply)).await?;
         let guard = guard.arm();
@@ -209,6 +214,7 @@ impl Connection {
         let ticket = Ticket {
             seq: state.next_seq,
             timeout: state.statement_timeout,
+            lane: false,
         };
         (ticket, guard)
     }
@@ -239,6 +245,17 @@ impl Connection {
     }
 
     pub(crate) async fn run(&self, sql: Sql) -> Result<(Header, u64)> {
+        self.run_as(sql, false).await
+    }
+
+    /// Runs an engine-level statement on a connection it may share with
+    /// others (see `pool::Lane`); the header's `bounced` holds the statement
+    /// when the worker did not run it.
+    pub(crate) async fn run_in_lane(&self, sql: Sql) -> Result<(Header, u64)> {
+        self.run_as(sql, true).await
+    }
+
+    async fn run_as(&self, sql: Sql, lane: bool) -> Result<(Header, u64)> {
         let trace = self.trace(&sql.text, sql.params.as_ref());
         let mut cursor = 0;
         let Sql {
@@ -247,7 +264,7 @@ impl Connection {
             timeout,
         } = sql;
         let header = self
-            .statement(timeout, |ticket, reply| {
+            .statement(timeout, lane, |ticket, reply| {
                 cursor = ticket.seq;
                 Request::Execute {
                     ticket,
@@ -257,6 +274,10 @@ impl Connection {
                 }
             })
             .await;
+        if matches!(&header, Ok(h) if h.bounced.is_some()) {
+            trace.bounced();
+            return header.map(|h| (h, cursor));
+        }
         trace.finish(&header, |h| {
             if h.returns_rows {
                 h.batch.rows.len() as u64
@@ -332,7 +353,7 @@ impl Connection {
         let trace = self.trace(&sql.text, None);
         let text = sql.text;
         let rowcount = self
-            .statement(sql.timeout, |ticket, reply| Request::ExecuteMany {
+            .statement(sql.timeout, false, |ticket, reply| Request::ExecuteMany {
                 ticket,
                 sql: text,
                 params,

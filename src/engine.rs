@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::params::Params;
 use crate::pool::{Pool, PoolConfig, PoolStatus};
 use crate::result::{ConnRef, CursorResult};
-use crate::sql::{Dialect, IntoSql};
+use crate::sql::{Dialect, IntoSql, Sql};
 use crate::strategy::Strategy;
 use crate::trace::TraceConfig;
 use crate::transaction::Transaction;
@@ -116,10 +116,16 @@ impl Engine {
         Ok(Connection::new(self.inner.pool.acquire().await?))
     }
 
-    /// Runs one statement on a pooled connection.
+    /// Runs one statement on a pooled connection, in autocommit.
     ///
-    /// The result owns the connection and returns it to the pool once its
-    /// rows are drained, or when it is closed or dropped.
+    /// The result holds the connection until its rows are drained, or until
+    /// it is closed or dropped. While every connection is taken, statements
+    /// run this way share them: a statement queues behind others on the
+    /// least busy connection instead of waiting for one to come back, so
+    /// many short statements from many tasks keep every connection busy.
+    /// Such a statement runs only where no transaction is open and no
+    /// earlier result still has rows on the connection; otherwise it waits
+    /// for a connection of its own. See the pooling chapter of the guide.
     ///
     /// # Errors
     /// As [`connect`](Engine::connect) and [`Connection::execute`].
@@ -132,10 +138,31 @@ impl Engine {
         params: impl Params,
     ) -> Result<CursorResult<'static>> {
         let sql = sql.into_sql(self.dialect())?;
-        let conn = self.connect().await?;
-        let sql = conn.prepare(sql, params.into_parameters())?;
-        let (header, cursor) = conn.run(sql).await?;
-        Ok(CursorResult::new(ConnRef::Owned(conn), header, cursor))
+        let lane = self.inner.pool.lane().await?;
+        let sql = lane.conn.prepare(sql, params.into_parameters())?;
+        let timeout = sql.timeout;
+        let (mut header, cursor) = lane.conn.run_in_lane(sql).await?;
+        match header.bounced.take() {
+            None => {
+                if !header.batch.done || lane.in_transaction() {
+                    lane.pin();
+                }
+                Ok(CursorResult::new(ConnRef::Lane(lane), header, cursor))
+            }
+            Some(bounced) => {
+                lane.pin();
+                drop(lane);
+                let (text, params) = *bounced;
+                let conn = self.connect().await?;
+                let sql = Sql {
+                    text,
+                    params: Some(params),
+                    timeout,
+                };
+                let (header, cursor) = conn.run(sql).await?;
+                Ok(CursorResult::new(ConnRef::Owned(conn), header, cursor))
+            }
+        }
     }
 
     /// Runs a query on a pooled connection and returns the first column of its first row.

@@ -5,14 +5,16 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_channel::{Sender, WeakSender};
 use futures_channel::oneshot;
 
+use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::sql::Dialect;
 use crate::strategy::Strategy;
@@ -112,6 +114,8 @@ struct State {
     all: Vec<(WeakSender<Request>, Arc<Interrupter>)>,
     /// The error of the last failed attempt to open a connection.
     last_connect_error: Option<Error>,
+    /// Connections taken for engine-level statements, which later ones may join.
+    lanes: Vec<(Weak<Lane>, Arc<LaneInfo>)>,
     /// Every engine handle is gone: returned connections close.
     orphaned: bool,
 }
@@ -215,6 +219,7 @@ impl Pool {
                 waiters: VecDeque::new(),
                 all: Vec::new(),
                 last_connect_error: None,
+                lanes: Vec::new(),
                 orphaned: false,
             }),
             next_id: AtomicU64::new(1),
@@ -303,6 +308,53 @@ impl Pool {
                 return Ok(Lease::new(conn, self.clone()));
             }
         }
+    }
+
+    /// A connection for one engine-level statement: an idle one or a new
+    /// one while there are any, otherwise a place on the least busy lane,
+    /// otherwise a turn in line as [`acquire`](Pool::acquire).
+    ///
+    /// # Cancellation
+    /// As [`acquire`](Pool::acquire).
+    pub(crate) async fn lane(self: &Arc<Self>) -> Result<Arc<Lane>> {
+        if let Some(lane) = self.join_lane() {
+            return Ok(lane);
+        }
+        let lease = self.acquire().await?;
+        let info = Arc::new(LaneInfo {
+            pinned: AtomicBool::new(false),
+            shared: lease.state_ref().shared.clone(),
+        });
+        let lane = Arc::new(Lane {
+            conn: Connection::new(lease),
+            info: info.clone(),
+        });
+        let mut state = self.lock();
+        state.lanes.retain(|(lane, _)| lane.strong_count() > 0);
+        state.lanes.push((Arc::downgrade(&lane), info));
+        Ok(lane)
+    }
+
+    /// The lane with the fewest statements, when the pool has no idle
+    /// connection, no room for a new one and nobody in line (a caller
+    /// waiting for a connection of its own gets the next lane that empties).
+    fn join_lane(&self) -> Option<Arc<Lane>> {
+        let state = self.lock();
+        if state.closed
+            || !state.waiters.is_empty()
+            || state.size < self.max
+            || !state.idle.is_empty()
+        {
+            return None;
+        }
+        let (lane, _) = state
+            .lanes
+            .iter()
+            .filter(|(lane, info)| (1..LANE_DEPTH).contains(&lane.strong_count()) && info.accepts())
+            .min_by_key(|(lane, _)| lane.strong_count())?;
+        // Never the last handle, dropped under the lock: a lane is only
+        // taken while other handles keep it.
+        lane.upgrade()
     }
 
     fn try_take(self: &Arc<Self>) -> Result<Take> {
@@ -741,6 +793,62 @@ struct Slot<'a>(&'a Pool);
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.0.discard();
+    }
+}
+
+/// The most statements (with the results they hold) that share a lane.
+const LANE_DEPTH: usize = worker::QUEUE_CAPACITY;
+
+/// A lane takes more statements only while its connection's recent
+/// statements, and the one it runs now, took less than this: a statement
+/// does not queue behind a slow one when a connection of its own may come
+/// back sooner. Well above what a busy machine adds to a short statement
+/// by descheduling its threads for a few milliseconds.
+const LANE_PATIENCE: Duration = Duration::from_millis(10);
+
+/// A pooled connection shared by engine-level statements
+/// ([`Engine::execute`](crate::Engine::execute) and the calls built on it).
+///
+/// A checkout per statement leaves the worker idle from one caller to the
+/// next (the connection goes back, the next caller wakes up, then sends);
+/// on a lane the next statement already waits in the worker's queue. Every
+/// statement still gets its own answer, and one that finds a transaction or
+/// a result with rows left on the worker is handed back to run on a
+/// connection of its own (see `worker::Ticket::lane`). The connection goes
+/// back to the pool when the last statement's result is done with it.
+pub(crate) struct Lane {
+    pub(crate) conn: Connection,
+    info: Arc<LaneInfo>,
+}
+
+impl Lane {
+    /// Takes no more statements: one of them left a result with rows on the
+    /// worker, or a transaction open, or was handed back.
+    pub(crate) fn pin(&self) {
+        self.info.pinned.store(true, Ordering::Relaxed);
+    }
+
+    /// `true` while a transaction is open on the lane's connection.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.info.shared.in_tx.load(Ordering::SeqCst)
+    }
+}
+
+/// What the pool reads of a lane without taking a handle to it.
+struct LaneInfo {
+    pinned: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl LaneInfo {
+    fn accepts(&self) -> bool {
+        let shared = &self.shared;
+        !self.pinned.load(Ordering::Relaxed)
+            && !shared.stopped.load(Ordering::SeqCst)
+            && !shared.worn_out.load(Ordering::SeqCst)
+            && !shared.in_tx.load(Ordering::SeqCst)
+            && shared.busy_ns.load(Ordering::Relaxed) < LANE_PATIENCE.as_nanos() as u64
+            && shared.running_for() < LANE_PATIENCE
     }
 }
 

@@ -14,6 +14,7 @@ use futures_core::Stream;
 
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::pool::Lane;
 use crate::row::Row;
 use crate::value::FromValue;
 use crate::worker::{self, Batch, Header, Limit, Request, Sink, BATCH_ROWS, STREAM_ROWS};
@@ -27,6 +28,8 @@ use crate::worker::{self, Batch, Header, Limit, Request, Sink, BATCH_ROWS, STREA
 pub(crate) enum ConnRef<'c> {
     Borrowed(&'c Connection),
     Owned(Connection),
+    /// A pooled connection shared with other engine-level statements.
+    Lane(Arc<Lane>),
     Released,
 }
 
@@ -35,6 +38,7 @@ impl ConnRef<'_> {
         match self {
             ConnRef::Borrowed(c) => Some(c),
             ConnRef::Owned(c) => Some(c),
+            ConnRef::Lane(lane) => Some(&lane.conn),
             ConnRef::Released => None,
         }
     }
@@ -161,7 +165,7 @@ impl<'c> CursorResult<'c> {
                 });
             }
         }
-        if matches!(self.conn, ConnRef::Owned(_)) {
+        if matches!(self.conn, ConnRef::Owned(_) | ConnRef::Lane(_)) {
             self.conn = ConnRef::Released;
         }
     }

@@ -91,6 +91,13 @@ impl StatementTrace {
         StatementTrace {}
     }
 
+    /// Records that the statement did not run on this connection: it goes
+    /// to another one, which traces it again.
+    pub(crate) fn bounced(self) {
+        #[cfg(feature = "tracing")]
+        self.span.record("outcome", "moved");
+    }
+
     /// Records the outcome; `rows` are the rows returned (first batch) or affected.
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn finish<T>(self, result: &Result<T>, rows: impl FnOnce(&T) -> u64) {

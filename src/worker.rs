@@ -96,6 +96,10 @@ struct Running {
 pub(crate) struct Ticket {
     pub(crate) seq: u64,
     pub(crate) timeout: Option<Duration>,
+    /// An engine-level statement that may share the connection with others
+    /// (see `pool::Lane`): it runs only on a clean connection, and is
+    /// bounced otherwise.
+    pub(crate) lane: bool,
 }
 
 /// Aims interrupts at one request: the worker marks which request runs, and
@@ -375,6 +379,24 @@ pub(crate) struct Header {
     pub(crate) last_insert_id: Option<i64>,
     pub(crate) returns_rows: bool,
     pub(crate) batch: Batch,
+    /// A lane statement the worker did not run, handed back (see [`Ticket::lane`]).
+    pub(crate) bounced: Option<Box<(String, Parameters)>>,
+}
+
+impl Header {
+    /// The answer to a lane statement found a transaction or a result still
+    /// open on the connection: the statement did not run, and goes back to
+    /// its caller to run on a connection of its own.
+    fn bounce(reply: Reply<Header>, sql: String, params: Parameters) {
+        let _ = reply.send(Ok(Header {
+            keys: Arc::from(Vec::new()),
+            rowcount: 0,
+            last_insert_id: None,
+            returns_rows: false,
+            batch: Batch::new(Vec::new(), true),
+            bounced: Some(Box::new((sql, params))),
+        }));
+    }
 }
 
 /// What a driver's `execute` leaves the loop with.
@@ -462,6 +484,22 @@ pub(crate) struct Shared {
     /// About how long the worker's recent requests took, in nanoseconds
     /// (a moving average).
     pub(crate) busy_ns: AtomicU64,
+    /// When the request the worker runs now started ([`clock`] nanoseconds),
+    /// or 0 between requests.
+    running_since: AtomicU64,
+}
+
+/// `at` in nanoseconds since the first connection's queue was made (at least 1).
+fn clock(at: std::time::Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch()).as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// The process's [`clock`] origin, set before any worker starts.
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
 }
 
 /// The longest a caller checks for its answer before it lets its executor
@@ -470,8 +508,23 @@ const CALLER_SPIN: Duration = Duration::from_micros(100);
 const CALLER_SPIN_BUSY: Duration = Duration::from_micros(50);
 
 impl Shared {
+    /// Notes that a request started.
+    fn note_start(&self, at: std::time::Instant) {
+        self.running_since.store(clock(at), Ordering::Relaxed);
+    }
+
+    /// How long the request the worker runs now has been running; zero
+    /// between requests.
+    pub(crate) fn running_for(&self) -> Duration {
+        match self.running_since.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_nanos(clock(std::time::Instant::now()).saturating_sub(since)),
+        }
+    }
+
     /// Notes how long one request took.
     fn note_busy(&self, took: Duration) {
+        self.running_since.store(0, Ordering::Relaxed);
         let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let old = self.busy_ns.load(Ordering::Relaxed);
         let new = if old == 0 {
@@ -691,6 +744,7 @@ pub(crate) async fn spawn(
 
 /// A connection's request queue, bounded.
 pub(crate) fn channel() -> (async_channel::Sender<Request>, Receiver<Request>) {
+    epoch();
     async_channel::bounded(QUEUE_CAPACITY)
 }
 
@@ -817,7 +871,9 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                 None => return,
             },
         };
-        started = Some(std::time::Instant::now());
+        let now = std::time::Instant::now();
+        shared.note_start(now);
+        started = Some(now);
         let lost = depth > 0 && !driver.in_transaction();
         match request {
             Request::Execute {
@@ -827,6 +883,10 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                 reply,
             } => {
                 if reply.is_canceled() {
+                    continue;
+                }
+                if ticket.lane && (depth > 0 || driver.in_transaction()) {
+                    Header::bounce(reply, sql, params);
                     continue;
                 }
                 let answer = Answer { reply, shared };
@@ -1217,6 +1277,14 @@ pub(crate) fn serve_cursor(
                 }
             }
             Ok(Request::CloseCursor { cursor: c }) if c == cursor => return Next::Idle,
+            // Another engine-level statement sharing the connection: the open
+            // result keeps its rows, and the statement runs elsewhere.
+            Ok(Request::Execute {
+                ticket,
+                sql,
+                params,
+                reply,
+            }) if ticket.lane => Header::bounce(reply, sql, params),
             // An older result asking for rows: its cursor is gone; this one stays open.
             Ok(Request::Fetch { reply, .. }) => {
                 let _ = reply.send(Err(Error::Closed("result")));

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
 #[cfg(feature = "sqlite")]
 use sqlaio::rusqlite;
 use sqlaio::{params, Connection, Engine, Error, Value};
@@ -63,6 +63,9 @@ stamp! {
     dropped_connection_in_sql_transaction_rolls_back,
     concurrent_tasks,
     tasks_sharing_one_connection,
+    engine_statements_queue_on_busy_connections,
+    engine_statement_waits_for_an_open_result,
+    engine_statement_never_joins_a_transaction,
     concurrent_transactions,
     pooled_connections_share_one_database,
     transactions_are_isolated,
@@ -1535,6 +1538,161 @@ async fn tasks_sharing_one_connection(ctx: Ctx) {
     assert!(matches!(rest, Err(Error::Closed(_))), "{rest:?}");
     drop(long);
     assert_eq!(conn.scalar::<i64>(ECHO, (8_i64,)).await.unwrap(), 8);
+}
+
+/// An engine whose one connection is open and has answered a few statements.
+async fn warm_engine_of_one(ctx: &Ctx) -> Engine {
+    let engine = ctx.builder().max_connections(1).build().unwrap();
+    for x in 0..10_i64 {
+        assert_eq!(engine.scalar::<i64>(ECHO, (x,)).await.unwrap(), x);
+    }
+    engine
+}
+
+/// Long enough to still run after the statements queued behind it are sent.
+fn a_while(ctx: &Ctx) -> i64 {
+    slow(ctx) / 10
+}
+
+/// Polls each future once, in order, and says whether they all queued on
+/// the engine's one connection: none waits in line for the pool.
+///
+/// An engine-level statement joins a busy connection only while that
+/// connection's statement has run for a few milliseconds at most, so a
+/// machine that pauses the test thread between two calls for longer sends
+/// the later one in line; the tests then try again.
+async fn all_queued<F: std::future::Future + Unpin>(engine: &Engine, futures: &mut [F]) -> bool {
+    for f in futures.iter_mut() {
+        if futures::poll!(f).is_ready() {
+            return false;
+        }
+    }
+    engine.pool_status().waiting == 0
+}
+
+/// Tries `attempt` until its statements all queue on one connection.
+macro_rules! until_queued {
+    ($engine:expr, $attempt:expr) => {{
+        let mut tries = 0;
+        loop {
+            let mut futures = $attempt;
+            if all_queued($engine, &mut futures).await {
+                break futures;
+            }
+            drop(futures);
+            tries += 1;
+            assert!(tries < 20, "statements never queued on one connection");
+        }
+    }};
+}
+
+async fn engine_statements_queue_on_busy_connections(ctx: Ctx) {
+    let engine = warm_engine_of_one(&ctx).await;
+    let n = slow(&ctx);
+    // The second statement waits on the busy connection, behind the first,
+    // rather than in line for the pool.
+    let [long, short] = until_queued!(&engine, {
+        [
+            engine.scalar::<i64>(COUNT_TO, (n,)).boxed(),
+            engine.scalar::<i64>(ECHO, (2_i64,)).boxed(),
+        ]
+    });
+    assert_eq!(engine.pool_status().in_use, 1);
+    // Once a statement has been running for a while, later ones wait for a
+    // connection of their own instead of queueing behind it.
+    std::thread::sleep(Duration::from_millis(50));
+    let mut late = engine.scalar::<i64>(ECHO, (3_i64,)).boxed();
+    assert!(futures::poll!(late.as_mut()).is_pending());
+    assert_eq!(engine.pool_status().waiting, 1);
+    let limit = Duration::from_secs(60);
+    assert_eq!(common::within(limit, long).await.unwrap(), n);
+    assert_eq!(common::within(limit, short).await.unwrap(), 2);
+    assert_eq!(common::within(limit, late).await.unwrap(), 3);
+
+    // Many tasks over two connections: each statement gets its own answer.
+    let engine = ctx.builder().max_connections(2).build().unwrap();
+    let tasks = (0..16_i64).map(|task| {
+        let engine = engine.clone();
+        ctx.spawn(async move {
+            for call in 0..25 {
+                let x = task * 1000 + call;
+                assert_eq!(engine.scalar::<i64>(ECHO, (x,)).await.unwrap(), x);
+                let rows = engine.execute(SERIES, (call % 3 + 1,)).await.unwrap();
+                let rows = rows.try_collect::<Vec<_>>().await.unwrap();
+                assert_eq!(rows.len() as i64, call % 3 + 1);
+            }
+        })
+    });
+    future::join_all(tasks).await;
+    let status = engine.pool_status();
+    assert_eq!((status.in_use, status.waiting), (0, 0), "{status:?}");
+}
+
+async fn engine_statement_waits_for_an_open_result(ctx: Ctx) {
+    let engine = warm_engine_of_one(&ctx).await;
+    let n = a_while(&ctx);
+    // More rows than the answer to `execute` carries: the result keeps its
+    // statement open on the worker.
+    const ROWS: i64 = 3000;
+    let [first, big, next] = until_queued!(&engine, {
+        [
+            engine
+                .scalar::<i64>(COUNT_TO, (n,))
+                .map_ok(|_| None)
+                .boxed(),
+            engine.execute(SERIES, (ROWS,)).map_ok(Some).boxed(),
+            engine
+                .scalar::<i64>(ECHO, (7_i64,))
+                .map_ok(|_| None)
+                .boxed(),
+        ]
+    });
+    let limit = Duration::from_secs(60);
+    let mut big = common::within(limit, big).await.unwrap().unwrap();
+    // The last statement does not close the open result: it waits for the
+    // connection, which comes back once the result is read and the first
+    // statement's answer taken.
+    let mut seen = 0;
+    while let Some(row) = big.next().await {
+        seen += 1;
+        assert_eq!(row.unwrap().get::<i64>(0).unwrap(), seen);
+    }
+    assert_eq!(seen, ROWS);
+    drop(big);
+    assert!(common::within(limit, first).await.is_ok());
+    assert!(common::within(limit, next).await.is_ok());
+    assert_eq!(engine.scalar::<i64>(ECHO, (8_i64,)).await.unwrap(), 8);
+}
+
+async fn engine_statement_never_joins_a_transaction(ctx: Ctx) {
+    let engine = warm_engine_of_one(&ctx).await;
+    engine
+        .execute("CREATE TABLE marks (n INTEGER NOT NULL)", ())
+        .await
+        .unwrap();
+    let n = a_while(&ctx);
+    // A `BEGIN` run through the engine leaves a transaction open on its
+    // connection until the connection goes back to the pool, which rolls
+    // it back. An insert queued behind it must not run inside it.
+    let [first, begin, insert] = until_queued!(&engine, {
+        [
+            engine.execute(COUNT_TO, (n,)).boxed(),
+            engine.execute("BEGIN", ()).boxed(),
+            engine
+                .execute("INSERT INTO marks (n) VALUES (1)", ())
+                .boxed(),
+        ]
+    });
+    let limit = Duration::from_secs(60);
+    drop(common::within(limit, first).await.unwrap());
+    drop(common::within(limit, begin).await.unwrap());
+    let inserted = common::within(limit, insert).await.unwrap();
+    assert_eq!(inserted.rowcount(), 1);
+    let marks: i64 = engine
+        .scalar("SELECT count(*) FROM marks", ())
+        .await
+        .unwrap();
+    assert_eq!(marks, 1);
 }
 
 async fn concurrent_tasks(ctx: Ctx) {

@@ -249,6 +249,7 @@ impl Driver for PostgresDriver {
                 last_insert_id: None,
                 returns_rows,
                 batch: first,
+                bounced: None,
             };
             if !reply.send(in_tx, Ok(header)) || done {
                 return Next::Idle;

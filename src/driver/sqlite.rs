@@ -172,6 +172,7 @@ impl Driver for SqliteDriver {
                     last_insert_id: insert_id(rowcount),
                     returns_rows: false,
                     batch: Batch::new(Vec::new(), true),
+                    bounced: None,
                 }
             });
             let _ = reply.send(in_tx(), interrupter.end(header));
@@ -196,6 +197,7 @@ impl Driver for SqliteDriver {
             last_insert_id: insert_id(rowcount),
             returns_rows: true,
             batch: first,
+            bounced: None,
         };
         if !reply.send(in_tx(), Ok(header)) || done {
             return Next::Idle;
