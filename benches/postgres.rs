@@ -54,6 +54,19 @@ async fn sqlaio_read(conn: &Connection, sql: &str, id: i64) -> (i64, String) {
     (row.get(0).expect("id"), row.get(1).expect("name"))
 }
 
+/// The same read as one call on the engine.
+async fn engine_read(engine: &Engine, sql: &str, id: i64) -> (i64, String) {
+    let row = engine
+        .execute(sql, (id,))
+        .await
+        .expect("execute")
+        .first()
+        .await
+        .expect("first")
+        .expect("a row");
+    (row.get(0).expect("id"), row.get(1).expect("name"))
+}
+
 fn consume(row: &Row) -> usize {
     let id: i64 = row.get(0).expect("id");
     let name = match row.get_value(1).expect("name") {
@@ -116,7 +129,10 @@ fn point_read(mode: &mut Mode, client: &mut postgres::Client) {
 /// How a task of the load reaches a connection for each read.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 enum Lane {
-    /// Takes one from the pool for every read.
+    /// Runs every read through the engine (`Engine::execute`), which finds
+    /// it a pooled connection.
+    Engine(Engine),
+    /// Takes a connection from the pool for every read (`Engine::connect`).
     Pool(Engine),
     /// Uses one connection, taken once and shared with other tasks (as the
     /// peers without a pool are measured).
@@ -133,6 +149,7 @@ async fn sqlaio_load(lane: impl Fn(usize) -> Lane, sql: Arc<str>, round: u64) {
                 for _ in 0..READS_PER_TASK {
                     let id = ids.next_id();
                     black_box(match &lane {
+                        Lane::Engine(engine) => engine_read(engine, &sql, id).await,
                         Lane::Pool(engine) => {
                             let conn = engine.connect().await.expect("connect");
                             sqlaio_read(&conn, &sql, id).await
@@ -195,21 +212,22 @@ fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
         }),
     )];
     for (label, engine) in &engines {
-        let (rt, sql) = (&rt, sql.clone());
-        let mut round = 0;
-        contenders.push((
-            label.clone(),
-            Box::new(move |n, per_op| {
-                sync_ops(n, per_op, || {
-                    round += 1;
-                    rt.block_on(sqlaio_load(
-                        |_| Lane::Pool(engine.clone()),
-                        sql.clone(),
-                        round,
-                    ));
-                })
-            }),
-        ));
+        for (suffix, lane) in [
+            ("", Lane::Engine as fn(Engine) -> Lane),
+            ("/connect", Lane::Pool),
+        ] {
+            let (rt, sql) = (&rt, sql.clone());
+            let mut round = 0;
+            contenders.push((
+                format!("{label}{suffix}"),
+                Box::new(move |n, per_op| {
+                    sync_ops(n, per_op, || {
+                        round += 1;
+                        rt.block_on(sqlaio_load(|_| lane(engine.clone()), sql.clone(), round));
+                    })
+                }),
+            ));
+        }
     }
     #[cfg(feature = "tokio")]
     {

@@ -282,8 +282,10 @@ def targets(results):
         tokio("sqlite_tx_10k", "ratio", contenders=[c + "/awaited" for c in TOKIO]))
     add("SQLite c, 10,000 inserts via execute_many", 1.3,
         tokio("sqlite_tx_10k", "ratio", contenders=[c + "/execute_many" for c in TOKIO]))
-    add("SQLite d, 64 tasks over 4 connections", 2.0,
+    add("SQLite d, 64 tasks over 4 connections (Engine::execute)", 2.0,
         tokio("point_read_64_tasks", "ratio", contenders=["sqlaio/tokio"]))
+    add("SQLite d, 64 tasks over 4 connections, a connection checked out per read", 2.0,
+        tokio("point_read_64_tasks", "ratio", contenders=["sqlaio/tokio/connect"]))
     add("SQLite d, 64 tasks sharing 4 connections", 2.0,
         tokio("point_read_64_tasks", "ratio", contenders=["sqlaio/tokio/shared"]))
     add("SQLite e, fetchall time", 1.15, tokio("sqlite_fetchall", "ratio"))
@@ -300,7 +302,7 @@ def targets(results):
     # The same in the peers' run: another floor (the bare client's own speed varies between runs).
     add("PostgreSQL a, p50 per read (peers' run)", 1.25,
         tokio("pg_point_read", "p50", suite="postgres", package="peers"))
-    add("PostgreSQL d, 64 tasks over 4 connections", 1.05,
+    add("PostgreSQL d, 64 tasks over 4 connections (Engine::execute)", 1.05,
         tokio("pg_point_read_64_tasks", "ratio", suite="postgres", contenders=["sqlaio/tokio"]))
     add("PostgreSQL e, streaming peak heap vs bare streamed read", 1.05,
         tokio("pg_stream", "peak", suite="postgres"))
@@ -316,10 +318,11 @@ def is_peer(contender):
 
 def variant(contender):
     """What follows `sqlaio/<strategy>/<executor>` in a contender's name: `/awaited`,
-    `/fetchall_as`, or ``; for the 64-task groups (`sqlaio/<strategy>[/shared]`), `/shared` or ``."""
+    `/fetchall_as`, or ``; for the 64-task groups (`sqlaio/<strategy>[/shared|/connect]`),
+    `/shared`, `/connect` or ``."""
     parts = contender.split("/")
-    if parts[-1] == "shared" and len(parts) == 3:
-        return "/shared"
+    if parts[-1] in ("shared", "connect") and len(parts) == 3:
+        return "/" + parts[-1]
     return "".join("/" + p for p in parts[3:])
 
 
@@ -333,7 +336,9 @@ def versus_peers(results):
             kinds = [("awaited", "/awaited", "/awaited"), ("one trip", "/execute_many", "/one_call")]
         elif group.endswith("_64_tasks"):
             # The peers without a pool share 4 connections between the tasks, as `/shared` does.
-            kinds = [("a pooled connection per read", "", ""), ("4 connections shared by the tasks", "/shared", "")]
+            kinds = [("each read through the pool (`Engine::execute`)", "", ""),
+                     ("a connection checked out per read", "/connect", ""),
+                     ("4 connections shared by the tasks", "/shared", "")]
         elif group.endswith("_fetchall"):
             # The peers build `(i64, String)` tuples, as `fetchall_as` does.
             kinds = [("rows as `Row`", "", ""), ("rows as `(i64, String)`", "/fetchall_as", "")]

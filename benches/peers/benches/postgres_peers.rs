@@ -272,8 +272,26 @@ fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
         }),
     )];
     type Task = fn(Peers, Engine, Arc<str>, Ids, usize) -> futures::future::BoxFuture<'static, ()>;
-    let kinds: [(&str, Task); 4] = [
+    let kinds: [(&str, Task); 5] = [
         ("sqlaio/tokio", |_, engine, sql, mut ids, _| {
+            Box::pin(async move {
+                for _ in 0..READS_PER_TASK {
+                    let row = engine
+                        .execute(&*sql, (ids.next_id(),))
+                        .await
+                        .expect("execute")
+                        .first()
+                        .await
+                        .expect("first")
+                        .expect("a row");
+                    black_box((
+                        row.get::<i64>(0).expect("id"),
+                        row.get::<String>(1).expect("name"),
+                    ));
+                }
+            })
+        }),
+        ("sqlaio/tokio/connect", |_, engine, sql, mut ids, _| {
             Box::pin(async move {
                 for _ in 0..READS_PER_TASK {
                     let conn = engine.connect().await.expect("connect");
