@@ -98,7 +98,7 @@ pub(crate) struct Ticket {
     pub(crate) timeout: Option<Duration>,
     /// An engine-level statement that may share the connection with others
     /// (see `pool::Lane`): it runs only on a clean connection, and is
-    /// bounced otherwise.
+    /// bounced otherwise, or when the worker stops before running it.
     pub(crate) lane: bool,
 }
 
@@ -832,7 +832,34 @@ fn run<D: Driver>(setup: &Setup, rx: Receiver<Request>, open: Opened, shared: &S
         }
     }
     shared.stopped.store(true, Ordering::SeqCst);
+    refuse_queued(&rx);
     drop(driver);
+}
+
+/// Answers the requests still queued on a worker that stops (its connection
+/// was lost or broke): none of them ran. An engine-level statement goes back
+/// to its caller to run on another connection; another statement fails as
+/// one sent after the stop would, with [`Error::Closed`]; any other request
+/// is dropped, which tells its caller the worker is gone. The queue itself
+/// lives as long as the connection's handles, which those callers hold
+/// while they wait, so it must not be left to keep them.
+fn refuse_queued(rx: &Receiver<Request>) {
+    rx.close();
+    while let Ok(request) = rx.try_recv() {
+        if let Request::Execute {
+            ticket,
+            sql,
+            params,
+            reply,
+        } = request
+        {
+            if ticket.lane {
+                Header::bounce(reply, sql, params);
+            } else {
+                let _ = reply.send(Err(Error::Closed("connection")));
+            }
+        }
+    }
 }
 
 fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {

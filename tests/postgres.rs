@@ -12,7 +12,7 @@ mod pg_support;
 
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{FutureExt, TryStreamExt};
 use pg_support::{run, run_offline, unique, with_option, within, Scratch};
 use sqlaio::{Engine, Error, Result, Value};
 
@@ -2044,6 +2044,92 @@ fn a_lost_connection_is_reported_and_replaced() {
                 let new_pid: i32 = engine.scalar("SELECT pg_backend_pid()", ()).await?;
                 assert_ne!(new_pid, pid);
             }
+            killer.close().await?;
+            engine.close().await
+        },
+    );
+}
+
+#[test]
+fn statements_queued_on_a_lost_connection_do_not_hang() {
+    run(
+        "statements_queued_on_a_lost_connection_do_not_hang",
+        |url| async move {
+            let engine = Engine::builder().url(&url).max_connections(1).build()?;
+            let killer = Engine::builder().url(&url).max_connections(1).build()?;
+            let pid: i32 = engine.scalar("SELECT pg_backend_pid()", ()).await?;
+            for _ in 0..10 {
+                engine.scalar::<i32>("SELECT 1", ()).await?;
+            }
+            // Engine statements queue on the one busy connection (see
+            // `Engine::execute`), and the connection is lost under them.
+            let mut queued: Vec<_> = (0..4)
+                .map(|i| {
+                    let sql = if i == 0 {
+                        "SELECT count(*)::int FROM (SELECT pg_sleep(0.5)) AS s"
+                    } else {
+                        "SELECT 1"
+                    };
+                    engine.scalar::<i32>(sql, ()).boxed()
+                })
+                .collect();
+            for statement in &mut queued {
+                assert!(futures::poll!(statement).is_pending());
+            }
+            kill_backend(&killer, pid).await?;
+            // The statement running when it was lost fails; those queued
+            // behind it never ran, and run on a new connection.
+            let mut answers = within(
+                "the statements queued on the lost connection",
+                futures::future::join_all(queued),
+            )
+            .await;
+            let first = answers
+                .remove(0)
+                .expect_err("the statement on the lost connection");
+            assert!(first.is_connection_lost(), "{first:?}");
+            for answer in answers {
+                assert_eq!(answer?, 1);
+            }
+            // The pool replaced the connection.
+            let new_pid: i32 = within(
+                "a statement afterwards",
+                engine.scalar("SELECT pg_backend_pid()", ()),
+            )
+            .await?;
+            assert_ne!(new_pid, pid);
+
+            // Tasks sharing one connection: those queued behind the lost
+            // statement fail too, at once, as the connection is gone.
+            let conn = engine.connect().await?;
+            let pid: i32 = conn.scalar("SELECT pg_backend_pid()", ()).await?;
+            let mut queued: Vec<_> = (0..4)
+                .map(|i| {
+                    let sql = if i == 0 {
+                        "SELECT count(*)::int FROM (SELECT pg_sleep(0.5)) AS s"
+                    } else {
+                        "SELECT 1"
+                    };
+                    conn.scalar::<i32>(sql, ()).boxed()
+                })
+                .collect();
+            for statement in &mut queued {
+                assert!(futures::poll!(statement).is_pending());
+            }
+            kill_backend(&killer, pid).await?;
+            let mut answers = within(
+                "the statements queued on a shared connection that was lost",
+                futures::future::join_all(queued),
+            )
+            .await;
+            let first = answers.remove(0).expect_err("the lost statement");
+            assert!(first.is_connection_lost(), "{first:?}");
+            for answer in answers {
+                let e = answer.expect_err("a statement queued on a lost connection");
+                assert!(e.is_closed(), "{e:?}");
+            }
+            drop(conn);
+            assert_eq!(engine.scalar::<i32>("SELECT 1", ()).await?, 1);
             killer.close().await?;
             engine.close().await
         },
