@@ -321,9 +321,11 @@ impl Pool {
             return Ok(lane);
         }
         let lease = self.acquire().await?;
+        let state = lease.state_ref();
         let info = Arc::new(LaneInfo {
             pinned: AtomicBool::new(false),
-            shared: lease.state_ref().shared.clone(),
+            shared: state.shared.clone(),
+            retires: self.config.max_lifetime.map(|max| state.opened + max),
         });
         let lane = Arc::new(Lane {
             conn: Connection::new(lease),
@@ -838,6 +840,10 @@ impl Lane {
 struct LaneInfo {
     pinned: AtomicBool,
     shared: Arc<Shared>,
+    /// When the connection passes `max_lifetime`: from then on the lane
+    /// takes no more statements, so that the connection goes back to the
+    /// pool, which replaces it, even under a steady stream of statements.
+    retires: Option<Instant>,
 }
 
 impl LaneInfo {
@@ -849,6 +855,7 @@ impl LaneInfo {
             && !shared.in_tx.load(Ordering::SeqCst)
             && shared.busy_ns.load(Ordering::Relaxed) < LANE_PATIENCE.as_nanos() as u64
             && shared.running_for() < LANE_PATIENCE
+            && self.retires.is_none_or(|at| Instant::now() < at)
     }
 }
 

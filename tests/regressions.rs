@@ -102,3 +102,55 @@ fn execute_many_of_queries_counts_no_rows() {
         assert_eq!(deleted.rowcount(), 1);
     });
 }
+
+/// A connection that engine statements keep busy (they queue on it, and
+/// one of them is always still to be answered) stops taking more once it is
+/// past `max_lifetime`: later statements wait for it to go back to the pool,
+/// which replaces it.
+#[test]
+fn a_shared_connection_takes_no_more_statements_after_max_lifetime() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    block_on(async {
+        let opened = Arc::new(AtomicUsize::new(0));
+        let counter = opened.clone();
+        let engine = Engine::builder()
+            .url("sqlite::memory:")
+            .max_connections(1)
+            .max_lifetime(Duration::from_millis(100))
+            .after_connect(move |_: &mut sqlaio::rusqlite::Connection| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+            .build()
+            .unwrap();
+        assert_eq!(engine.scalar::<i64>("SELECT 0", ()).await.unwrap(), 0);
+        // Sent, and left unanswered: it keeps its place on the connection.
+        // (Its caller may find the answer before its first poll returns;
+        // then it holds nothing, and is sent again.)
+        let mut tries = 0;
+        let mut held = loop {
+            let mut held = Box::pin(engine.scalar::<i64>("SELECT 1", ()));
+            if futures::poll!(held.as_mut()).is_pending() {
+                break held;
+            }
+            tries += 1;
+            assert!(
+                tries < 100,
+                "every statement was answered within its first poll"
+            );
+        };
+        assert_eq!(engine.scalar::<i64>("SELECT 2", ()).await.unwrap(), 2);
+        assert_eq!(engine.pool_status().waiting, 0);
+        std::thread::sleep(Duration::from_millis(150));
+        let mut late = Box::pin(engine.scalar::<i64>("SELECT 3", ()));
+        assert!(futures::poll!(late.as_mut()).is_pending());
+        assert_eq!(engine.pool_status().waiting, 1);
+        assert_eq!(held.await.unwrap(), 1);
+        assert_eq!(late.await.unwrap(), 3);
+        assert_eq!(opened.load(Ordering::SeqCst), 2);
+        engine.close().await.unwrap();
+    });
+}
