@@ -131,7 +131,7 @@ fn a_shared_connection_takes_no_more_statements_after_max_lifetime() {
         // (Its caller may find the answer before its first poll returns;
         // then it holds nothing, and is sent again.)
         let mut tries = 0;
-        let mut held = loop {
+        let held = loop {
             let mut held = Box::pin(engine.scalar::<i64>("SELECT 1", ()));
             if futures::poll!(held.as_mut()).is_pending() {
                 break held;
