@@ -1,4 +1,5 @@
 //! Cases found in review, each pinned by a test.
+#![cfg(feature = "sqlite")]
 
 use futures::executor::block_on;
 use sqlaio::{Engine, Error};
