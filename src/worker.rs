@@ -384,9 +384,10 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    /// The answer to a lane statement found a transaction or a result still
-    /// open on the connection: the statement did not run, and goes back to
-    /// its caller to run on a connection of its own.
+    /// The answer to a lane statement that did not run (it found a
+    /// transaction or a result still open on the connection, or the worker
+    /// stopped first): the statement goes back to its caller, to run on a
+    /// connection of its own.
     fn bounce(reply: Reply<Header>, sql: String, params: Parameters) {
         let _ = reply.send(Ok(Header {
             keys: Arc::from(Vec::new()),
