@@ -126,6 +126,8 @@ enum Handoff {
     Conn(ConnState),
     /// Room to open a new connection (already counted in `size`).
     Open,
+    /// A place on a lane, for a caller in line for an engine-level statement.
+    Join(Arc<Lane>),
     /// The engine was closed.
     Closed,
 }
@@ -134,6 +136,14 @@ enum Handoff {
 #[derive(Default)]
 struct Waiter {
     slot: Mutex<(Option<Handoff>, Option<Waker>)>,
+    /// Waits for an engine-level statement, which can join a lane.
+    lane: bool,
+}
+
+/// What a caller in line gets: a connection of its own, or a place on a lane.
+enum Got {
+    Lease(Lease),
+    Join(Arc<Lane>),
 }
 
 impl Waiter {
@@ -266,14 +276,24 @@ impl Pool {
     /// Dropping the future leaves the line; a connection handed to it goes to
     /// the next caller, and one being opened for it is closed by its worker.
     pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease> {
+        match self.acquire_as(false).await? {
+            Got::Lease(lease) => Ok(lease),
+            // Only callers in line for a lane are handed one.
+            Got::Join(_) => Err(Error::Closed("engine")),
+        }
+    }
+
+    /// As [`acquire`](Pool::acquire); `lane` callers may be handed a place
+    /// on a lane instead, formed by the caller ahead of them in line.
+    async fn acquire_as(self: &Arc<Self>, lane: bool) -> Result<Got> {
         let trace = AcquireTrace::start(self.dialect());
-        let result = self.acquire_timed().await;
+        let result = self.acquire_timed(lane).await;
         trace.finish(&result);
         result
     }
 
-    async fn acquire_timed(self: &Arc<Self>) -> Result<Lease> {
-        let mut wait = pin!(self.acquire_untimed());
+    async fn acquire_timed(self: &Arc<Self>, lane: bool) -> Result<Got> {
+        let mut wait = pin!(self.acquire_untimed(lane));
         let mut sleep = None;
         poll_fn(|cx| {
             if let Poll::Ready(result) = wait.as_mut().poll(cx) {
@@ -292,20 +312,21 @@ impl Pool {
         .await
     }
 
-    async fn acquire_untimed(self: &Arc<Self>) -> Result<Lease> {
+    async fn acquire_untimed(self: &Arc<Self>, lane: bool) -> Result<Got> {
         loop {
-            let conn = match self.try_take()? {
+            let conn = match self.try_take(lane)? {
                 Take::Conn(conn) => conn,
                 Take::Open => self.open().await?,
                 Take::Wait(waiter) => match (Wait { pool: self, waiter }).await {
                     Handoff::Conn(conn) => conn,
                     Handoff::Open => self.open().await?,
+                    Handoff::Join(lane) => return Ok(Got::Join(lane)),
                     Handoff::Closed => return Err(Error::Closed("engine")),
                 },
             };
             if let Some(conn) = self.check(conn).await {
                 self.top_up();
-                return Ok(Lease::new(conn, self.clone()));
+                return Ok(Got::Lease(Lease::new(conn, self.clone())));
             }
         }
     }
@@ -320,7 +341,10 @@ impl Pool {
         if let Some(lane) = self.join_lane() {
             return Ok(lane);
         }
-        let lease = self.acquire().await?;
+        let lease = match self.acquire_as(true).await? {
+            Got::Lease(lease) => lease,
+            Got::Join(lane) => return Ok(lane),
+        };
         let state = lease.state_ref();
         let info = Arc::new(LaneInfo {
             pinned: AtomicBool::new(false),
@@ -334,6 +358,18 @@ impl Pool {
         let mut state = self.lock();
         state.lanes.retain(|(lane, _)| lane.strong_count() > 0);
         state.lanes.push((Arc::downgrade(&lane), info));
+        // The callers in line behind this one for engine-level statements,
+        // up to the first that wants a connection of its own, join the new
+        // lane rather than wait for more connections to come back.
+        let mut joined = 1;
+        while joined < LANE_DEPTH && state.waiters.front().is_some_and(|w| w.lane) {
+            if let Some(waiter) = state.waiters.pop_front() {
+                waiter.give(Handoff::Join(lane.clone()));
+                joined += 1;
+            }
+        }
+        self.count_waiting(&state);
+        drop(state);
         Ok(lane)
     }
 
@@ -359,7 +395,7 @@ impl Pool {
         lane.upgrade()
     }
 
-    fn try_take(self: &Arc<Self>) -> Result<Take> {
+    fn try_take(self: &Arc<Self>, lane: bool) -> Result<Take> {
         let mut state = self.lock();
         if state.closed {
             return Err(Error::Closed("engine"));
@@ -378,7 +414,10 @@ impl Pool {
                 return Ok(Take::Open);
             }
         }
-        let waiter = Arc::new(Waiter::default());
+        let waiter = Arc::new(Waiter {
+            lane,
+            ..Waiter::default()
+        });
         state.waiters.push_back(waiter.clone());
         self.count_waiting(&state);
         Ok(Take::Wait(waiter))
@@ -784,6 +823,7 @@ impl Drop for Wait<'_> {
         match handed {
             Some(Handoff::Conn(conn)) => self.pool.release(conn),
             Some(Handoff::Open) => self.pool.discard(),
+            Some(Handoff::Join(lane)) => drop(lane),
             Some(Handoff::Closed) | None => {}
         }
     }

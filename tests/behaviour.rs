@@ -66,6 +66,7 @@ stamp! {
     engine_statements_queue_on_busy_connections,
     engine_statement_waits_for_an_open_result,
     engine_statement_never_joins_a_transaction,
+    engine_statements_in_line_share_the_connection_that_comes_back,
     concurrent_transactions,
     pooled_connections_share_one_database,
     transactions_are_isolated,
@@ -1693,6 +1694,32 @@ async fn engine_statement_never_joins_a_transaction(ctx: Ctx) {
         .await
         .unwrap();
     assert_eq!(marks, 1);
+}
+
+async fn engine_statements_in_line_share_the_connection_that_comes_back(ctx: Ctx) {
+    let engine = warm_engine_of_one(&ctx).await;
+    // The only connection is taken for a caller of its own: engine
+    // statements wait in line.
+    let conn = engine.connect().await.unwrap();
+    let mut queued: Vec<_> = (0..5_i64)
+        .map(|x| engine.scalar::<i64>(ECHO, (x,)).boxed())
+        .collect();
+    for statement in &mut queued {
+        assert!(futures::poll!(statement).is_pending());
+    }
+    assert_eq!(engine.pool_status().waiting, 5);
+    drop(conn);
+    // The first in line takes the connection back, and the others queue on
+    // it with its statement instead of waiting for it to come back again.
+    let mut answers = Vec::new();
+    if let std::task::Poll::Ready(first) = futures::poll!(&mut queued[0]) {
+        answers.push(first.unwrap());
+        drop(queued.remove(0));
+    }
+    assert_eq!(engine.pool_status().waiting, 0);
+    let rest = common::within(Duration::from_secs(60), future::join_all(queued)).await;
+    answers.extend(rest.into_iter().map(Result::unwrap));
+    assert_eq!(answers, [0, 1, 2, 3, 4]);
 }
 
 async fn concurrent_tasks(ctx: Ctx) {
