@@ -385,10 +385,13 @@ impl Pool {
         {
             return None;
         }
+        let now = Instant::now();
         let (lane, _) = state
             .lanes
             .iter()
-            .filter(|(lane, info)| (1..LANE_DEPTH).contains(&lane.strong_count()) && info.accepts())
+            .filter(|(lane, info)| {
+                (1..LANE_DEPTH).contains(&lane.strong_count()) && info.accepts(now)
+            })
             .min_by_key(|(lane, _)| lane.strong_count())?;
         // Never the last handle, dropped under the lock: a lane is only
         // taken while other handles keep it.
@@ -887,15 +890,15 @@ struct LaneInfo {
 }
 
 impl LaneInfo {
-    fn accepts(&self) -> bool {
+    fn accepts(&self, now: Instant) -> bool {
         let shared = &self.shared;
         !self.pinned.load(Ordering::Relaxed)
             && !shared.stopped.load(Ordering::SeqCst)
             && !shared.worn_out.load(Ordering::SeqCst)
             && !shared.in_tx.load(Ordering::SeqCst)
             && shared.busy_ns.load(Ordering::Relaxed) < LANE_PATIENCE.as_nanos() as u64
-            && shared.running_for() < LANE_PATIENCE
-            && self.retires.is_none_or(|at| Instant::now() < at)
+            && shared.running_for(now) < LANE_PATIENCE
+            && self.retires.is_none_or(|at| now < at)
     }
 }
 

@@ -514,12 +514,12 @@ impl Shared {
         self.running_since.store(clock(at), Ordering::Relaxed);
     }
 
-    /// How long the request the worker runs now has been running; zero
-    /// between requests.
-    pub(crate) fn running_for(&self) -> Duration {
+    /// How long, at `now`, the request the worker runs has been running;
+    /// zero between requests.
+    pub(crate) fn running_for(&self, now: std::time::Instant) -> Duration {
         match self.running_since.load(Ordering::Relaxed) {
             0 => Duration::ZERO,
-            since => Duration::from_nanos(clock(std::time::Instant::now()).saturating_sub(since)),
+            since => Duration::from_nanos(clock(now).saturating_sub(since)),
         }
     }
 
