@@ -41,7 +41,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use futures::channel::oneshot;
 use sqlaio::rusqlite::{self, OpenFlags};
-use sqlaio::{Connection, Engine, Strategy, ThreadStrategy};
+use sqlaio::{Connection, CursorResult, Engine, Strategy, ThreadStrategy};
 
 /// Rows in the table.
 const ROWS: u64 = 10_000;
@@ -139,9 +139,12 @@ fn bare_read(conn: &rusqlite::Connection, id: i64) -> (i64, String) {
 
 /// The same read through sqlaio.
 async fn sqlaio_read(conn: &Connection, id: i64) -> (i64, String) {
-    let row = conn
-        .execute(SQL, (id,))
-        .await
+    first_row(conn.execute(SQL, (id,)).await).await
+}
+
+/// The first row of a read's result, decoded as the floor decodes it.
+async fn first_row(result: sqlaio::Result<CursorResult<'_>>) -> (i64, String) {
+    let row = result
         .expect("execute")
         .first()
         .await
@@ -152,15 +155,7 @@ async fn sqlaio_read(conn: &Connection, id: i64) -> (i64, String) {
 
 /// The same read as one call on the engine.
 async fn engine_read(engine: &Engine, id: i64) -> (i64, String) {
-    let row = engine
-        .execute(SQL, (id,))
-        .await
-        .expect("execute")
-        .first()
-        .await
-        .expect("first")
-        .expect("a row");
-    (row.get(0).expect("id"), row.get(1).expect("name"))
+    first_row(engine.execute(SQL, (id,)).await).await
 }
 
 /// `futures::executor::block_on` as a criterion executor.

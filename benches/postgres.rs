@@ -31,7 +31,7 @@ use futures::StreamExt;
 use measure::{async_ops, multi_thread_runtime, sync_ops, Counting, Ids, Mode, Run, Spec};
 use pg_db::{bare_fetchall, bare_read, bare_stream, Table};
 use sqlaio::postgres;
-use sqlaio::{Connection, Engine, Row, Value};
+use sqlaio::{Connection, CursorResult, Engine, Row, Value};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -43,9 +43,12 @@ const READS_PER_TASK: usize = 16;
 const POOL: usize = 4;
 
 async fn sqlaio_read(conn: &Connection, sql: &str, id: i64) -> (i64, String) {
-    let row = conn
-        .execute(sql, (id,))
-        .await
+    first_row(conn.execute(sql, (id,)).await).await
+}
+
+/// The first row of a read's result, decoded as the floor decodes it.
+async fn first_row(result: sqlaio::Result<CursorResult<'_>>) -> (i64, String) {
+    let row = result
         .expect("execute")
         .first()
         .await
@@ -56,15 +59,7 @@ async fn sqlaio_read(conn: &Connection, sql: &str, id: i64) -> (i64, String) {
 
 /// The same read as one call on the engine.
 async fn engine_read(engine: &Engine, sql: &str, id: i64) -> (i64, String) {
-    let row = engine
-        .execute(sql, (id,))
-        .await
-        .expect("execute")
-        .first()
-        .await
-        .expect("first")
-        .expect("a row");
-    (row.get(0).expect("id"), row.get(1).expect("name"))
+    first_row(engine.execute(sql, (id,)).await).await
 }
 
 fn consume(row: &Row) -> usize {

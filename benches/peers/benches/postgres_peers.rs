@@ -20,7 +20,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use measure::{multi_thread_runtime, sync_ops, time_loop, Counting, Exec, Ids, Mode, Run, Spec};
 use pg_db::{bare_fetchall, bare_read, bare_stream, Table};
-use sqlaio::{Connection, Engine, Row, Value};
+use sqlaio::{Connection, CursorResult, Engine, Row, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection as _, PgConnection, Row as _};
 
@@ -130,9 +130,12 @@ fn consume_sqlx(row: &sqlx::postgres::PgRow) -> usize {
 }
 
 async fn sqlaio_read(conn: &Connection, sql: &str, id: i64) -> (i64, String) {
-    let row = conn
-        .execute(sql, (id,))
-        .await
+    first_row(conn.execute(sql, (id,)).await).await
+}
+
+/// The first row of a read's result, decoded as the floor decodes it.
+async fn first_row(result: sqlaio::Result<CursorResult<'_>>) -> (i64, String) {
+    let row = result
         .expect("execute")
         .first()
         .await
@@ -276,18 +279,8 @@ fn loaded(mode: &mut Mode, client: &mut postgres::Client) {
         ("sqlaio/tokio", |_, engine, sql, mut ids, _| {
             Box::pin(async move {
                 for _ in 0..READS_PER_TASK {
-                    let row = engine
-                        .execute(&*sql, (ids.next_id(),))
-                        .await
-                        .expect("execute")
-                        .first()
-                        .await
-                        .expect("first")
-                        .expect("a row");
-                    black_box((
-                        row.get::<i64>(0).expect("id"),
-                        row.get::<String>(1).expect("name"),
-                    ));
+                    let read = engine.execute(&*sql, (ids.next_id(),)).await;
+                    black_box(first_row(read).await);
                 }
             })
         }),
