@@ -347,6 +347,13 @@ enum Lane {
     Shared(Arc<Connection>),
 }
 
+/// The ways every task reaches a pooled connection of one engine, and the
+/// suffix of each contender's name.
+const POOLED: [(&str, PooledLane); 2] = [("", Lane::Engine), ("/connect", Lane::Pool)];
+
+/// How a task reaches a connection, made from the engine it reads through.
+type PooledLane = fn(Engine) -> Lane;
+
 /// `TASKS` tasks doing `READS_PER_TASK` reads each; task `i` reads through `lane(i)`.
 async fn sqlaio_load(lane: impl Fn(usize) -> Lane, round: u64) {
     let tasks: Vec<_> = (0..TASKS)
@@ -392,18 +399,14 @@ fn bench_sqlaio_load(
 ) {
     let engine = db.engine(strategy, POOL);
     let mut round = 0;
-    group.bench_function(name, |b| {
-        b.to_async(rt).iter(|| {
-            round += 1;
-            sqlaio_load(|_| Lane::Engine(engine.clone()), round)
-        })
-    });
-    group.bench_function(format!("{name}/connect"), |b| {
-        b.to_async(rt).iter(|| {
-            round += 1;
-            sqlaio_load(|_| Lane::Pool(engine.clone()), round)
-        })
-    });
+    for (suffix, lane) in POOLED {
+        group.bench_function(format!("{name}{suffix}"), |b| {
+            b.to_async(rt).iter(|| {
+                round += 1;
+                sqlaio_load(|_| lane(engine.clone()), round)
+            })
+        });
+    }
     let conns = shared_connections(&engine, rt);
     group.bench_function(format!("{name}/shared"), |b| {
         b.to_async(rt).iter(|| {
@@ -1134,26 +1137,18 @@ mod interleaved {
             ("sqlaio/tokio", &tokio_engine),
         ];
         for (name, engine) in engines {
-            let mut round = 0;
-            contenders.push((
-                name.into(),
-                Box::new(move |n| {
-                    timed(n, || {
-                        round += 1;
-                        rt_ref.block_on(sqlaio_load(|_| Lane::Engine(engine.clone()), round));
-                    })
-                }),
-            ));
-            let mut round = 0;
-            contenders.push((
-                format!("{name}/connect"),
-                Box::new(move |n| {
-                    timed(n, || {
-                        round += 1;
-                        rt_ref.block_on(sqlaio_load(|_| Lane::Pool(engine.clone()), round));
-                    })
-                }),
-            ));
+            for (suffix, lane) in POOLED {
+                let mut round = 0;
+                contenders.push((
+                    format!("{name}{suffix}"),
+                    Box::new(move |n| {
+                        timed(n, || {
+                            round += 1;
+                            rt_ref.block_on(sqlaio_load(|_| lane(engine.clone()), round));
+                        })
+                    }),
+                ));
+            }
         }
         for (name, conns) in &shared {
             let mut round = 0;

@@ -2050,6 +2050,29 @@ fn a_lost_connection_is_reported_and_replaced() {
     );
 }
 
+/// Sends a slow statement, then three short ones, through `send`, so that
+/// they queue on one connection; kills its backend `pid` while the slow one
+/// runs, and returns every answer.
+async fn lost_under_queue<'a>(
+    killer: &Engine,
+    pid: i32,
+    send: impl Fn(&'static str) -> futures::future::BoxFuture<'a, Result<i32>>,
+) -> Result<Vec<Result<i32>>> {
+    let mut queued = vec![send(
+        "SELECT count(*)::int FROM (SELECT pg_sleep(0.5)) AS s",
+    )];
+    queued.extend((0..3).map(|_| send("SELECT 1")));
+    for statement in &mut queued {
+        assert!(futures::poll!(statement).is_pending());
+    }
+    kill_backend(killer, pid).await?;
+    Ok(within(
+        "the statements queued on the lost connection",
+        futures::future::join_all(queued),
+    )
+    .await)
+}
+
 #[test]
 fn statements_queued_on_a_lost_connection_do_not_hang() {
     run(
@@ -2063,27 +2086,10 @@ fn statements_queued_on_a_lost_connection_do_not_hang() {
             }
             // Engine statements queue on the one busy connection (see
             // `Engine::execute`), and the connection is lost under them.
-            let mut queued: Vec<_> = (0..4)
-                .map(|i| {
-                    let sql = if i == 0 {
-                        "SELECT count(*)::int FROM (SELECT pg_sleep(0.5)) AS s"
-                    } else {
-                        "SELECT 1"
-                    };
-                    engine.scalar::<i32>(sql, ()).boxed()
-                })
-                .collect();
-            for statement in &mut queued {
-                assert!(futures::poll!(statement).is_pending());
-            }
-            kill_backend(&killer, pid).await?;
             // The statement running when it was lost fails; those queued
             // behind it never ran, and run on a new connection.
-            let mut answers = within(
-                "the statements queued on the lost connection",
-                futures::future::join_all(queued),
-            )
-            .await;
+            let mut answers =
+                lost_under_queue(&killer, pid, |sql| engine.scalar(sql, ()).boxed()).await?;
             let first = answers
                 .remove(0)
                 .expect_err("the statement on the lost connection");
@@ -2103,25 +2109,8 @@ fn statements_queued_on_a_lost_connection_do_not_hang() {
             // statement fail too, at once, as the connection is gone.
             let conn = engine.connect().await?;
             let pid: i32 = conn.scalar("SELECT pg_backend_pid()", ()).await?;
-            let mut queued: Vec<_> = (0..4)
-                .map(|i| {
-                    let sql = if i == 0 {
-                        "SELECT count(*)::int FROM (SELECT pg_sleep(0.5)) AS s"
-                    } else {
-                        "SELECT 1"
-                    };
-                    conn.scalar::<i32>(sql, ()).boxed()
-                })
-                .collect();
-            for statement in &mut queued {
-                assert!(futures::poll!(statement).is_pending());
-            }
-            kill_backend(&killer, pid).await?;
-            let mut answers = within(
-                "the statements queued on a shared connection that was lost",
-                futures::future::join_all(queued),
-            )
-            .await;
+            let mut answers =
+                lost_under_queue(&killer, pid, |sql| conn.scalar(sql, ()).boxed()).await?;
             let first = answers.remove(0).expect_err("the lost statement");
             assert!(first.is_connection_lost(), "{first:?}");
             for answer in answers {
