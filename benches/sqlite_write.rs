@@ -4,7 +4,9 @@
 //!   name at a time, each awaited before the next.
 //! - `sqlite_tx_10k` (scenario c): 10,000 of the same inserts inside one
 //!   transaction, awaited one by one (`begin`, 10,000 `execute`, `commit`) and
-//!   through one `execute_many` (which runs in its own transaction).
+//!   through one `execute_many` (which runs in its own transaction); and, as
+//!   the peers' `/one_call` does with their closure APIs, all of it in one
+//!   `run_in_thread` closure (`/one_call`).
 //!
 //! The database is a file in a temporary directory in WAL mode with
 //! `synchronous = NORMAL`, as sqlaio opens it; the table is emptied between
@@ -142,6 +144,27 @@ fn transaction_10k(mode: &mut Mode) {
                     conn.execute_many(INSERT_SQL, sets)
                         .await
                         .expect("execute_many");
+                })
+                .await
+            })
+        },
+    ));
+    // What the peers' `/one_call` does with their closure APIs: the whole
+    // transaction in one closure on the connection's thread.
+    contenders.extend(sqlaio_side::contenders(
+        &sides,
+        &opened,
+        "/one_call",
+        |_, conn, n, per_op| {
+            let conn = conn.clone();
+            Box::pin(async move {
+                async_ops(n, per_op, || async {
+                    conn.run_in_thread(|raw: &mut rusqlite::Connection| {
+                        bare_insert_tx(raw, &name_for(1), TX_INSERTS);
+                        Ok::<_, sqlaio::Error>(())
+                    })
+                    .await
+                    .expect("one_call");
                 })
                 .await
             })

@@ -333,7 +333,9 @@ def versus_peers(results):
         peers = [r for r in results.get(("peers", suite, group), []) if is_peer(r["contender"])]
         if group == "sqlite_tx_10k":
             # Compare like with like: awaited with awaited, batches with batches.
-            kinds = [("awaited", "/awaited", "/awaited"), ("one trip", "/execute_many", "/one_call")]
+            kinds = [("awaited", "/awaited", "/awaited"),
+                     ("one trip (`execute_many` against one closure)", "/execute_many", "/one_call"),
+                     ("one closure (`run_in_thread`)", "/one_call", "/one_call")]
         elif group.endswith("_64_tasks"):
             # The peers without a pool share 4 connections between the tasks, as `/shared` does.
             kinds = [("each read through the pool (`Engine::execute`)", "", ""),
