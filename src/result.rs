@@ -88,7 +88,8 @@ impl ConnRef<'_> {
 /// ```
 pub struct CursorResult<'c> {
     conn: ConnRef<'c>,
-    keys: Arc<[String]>,
+    /// `None` for a statement that returns no rows.
+    keys: Option<Arc<[String]>>,
     rowcount: u64,
     last_insert_id: Option<i64>,
     returns_rows: bool,
@@ -105,7 +106,7 @@ pub struct CursorResult<'c> {
 impl fmt::Debug for CursorResult<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CursorResult")
-            .field("keys", &self.keys)
+            .field("keys", &self.keys())
             .field("rowcount", &self.rowcount)
             .field("last_insert_id", &self.last_insert_id)
             .field("returns_rows", &self.returns_rows)
@@ -140,7 +141,7 @@ impl<'c> CursorResult<'c> {
     pub(crate) fn done(conn: ConnRef<'c>, rowcount: u64) -> CursorResult<'c> {
         let mut result = CursorResult {
             conn,
-            keys: Arc::from(Vec::new()),
+            keys: None,
             rowcount,
             last_insert_id: None,
             returns_rows: false,
@@ -172,7 +173,7 @@ impl<'c> CursorResult<'c> {
 
     /// The column names, in order; empty for a statement that returns no rows.
     pub fn keys(&self) -> &[String] {
-        &self.keys
+        self.keys.as_deref().unwrap_or_default()
     }
 
     /// Rows inserted, updated or deleted by the statement; 0 for other statements.

@@ -24,6 +24,9 @@ struct State {
     next_id: u64,
     running: bool,
     stopped: bool,
+    /// When the sleeping thread wakes up on its own; `None` while it is awake
+    /// (it looks at the entries before it sleeps again).
+    wakes_at: Option<Instant>,
     /// The timer's thread, joined once it has stopped.
     handle: Option<std::thread::JoinHandle<()>>,
 }
@@ -74,7 +77,10 @@ impl Timer {
         }
         state.next_id += 1;
         let key = (at, state.next_id);
-        let first = state.entries.keys().next().is_none_or(|k| key < *k);
+        // Waking the thread is a system call: only for a deadline before the
+        // one it sleeps until (with one statement at a time under a statement
+        // timeout, each new deadline comes after the last, and none wakes it).
+        let wake = state.wakes_at.is_some_and(|wakes_at| at < wakes_at);
         state.entries.insert(key, action);
         if !state.running {
             state.running = true;
@@ -94,7 +100,7 @@ impl Timer {
                     return None;
                 }
             }
-        } else if first {
+        } else if wake {
             self.changed.notify_one();
         }
         Some(Deadline {
@@ -152,14 +158,21 @@ fn run(timer: Weak<Timer>) {
                 // Sleep until the next deadline, or a minute at most, then look again
                 // (the engine may be gone by then).
                 let wait = (at - now).min(Duration::from_secs(60));
-                let _unused = t.changed.wait_timeout(state, wait);
+                state.wakes_at = Some(now + wait);
+                let (mut guard, _) = t
+                    .changed
+                    .wait_timeout(state, wait)
+                    .unwrap_or_else(|e| e.into_inner());
+                guard.wakes_at = None;
                 continue;
             }
             None => {
-                let (guard, _) = t
+                state.wakes_at = Some(now + Duration::from_secs(60));
+                let (mut guard, _) = t
                     .changed
                     .wait_timeout(state, Duration::from_secs(60))
                     .unwrap_or_else(|e| e.into_inner());
+                guard.wakes_at = None;
                 if guard.entries.is_empty() && !guard.stopped {
                     // Idle for a minute: let the thread go; the next deadline starts another.
                     let mut guard = guard;
@@ -219,5 +232,69 @@ impl Future for Sleep {
             }
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Waits (a bounded while) until the timer's thread sleeps.
+    fn until_asleep(timer: &Timer) {
+        for _ in 0..10_000 {
+            if timer.lock().wakes_at.is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("the timer's thread never went to sleep");
+    }
+
+    #[test]
+    fn an_earlier_deadline_wakes_a_timer_asleep_until_a_later_one() {
+        let timer = Arc::new(Timer::default());
+        let (tx, rx) = mpsc::channel();
+        let late = tx.clone();
+        let _late = timer.schedule(
+            Duration::from_secs(3600),
+            Box::new(move || {
+                let _ = late.send("late");
+            }),
+        );
+        until_asleep(&timer);
+        let _early = timer.schedule(
+            Duration::from_millis(10),
+            Box::new(move || {
+                let _ = tx.send("early");
+            }),
+        );
+        // Asleep for up to a minute without the wake-up.
+        assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok("early"));
+        timer.stop();
+    }
+
+    #[test]
+    fn deadlines_after_the_one_slept_for_fire_in_order_without_a_wake_up() {
+        let timer = Arc::new(Timer::default());
+        let (tx, rx) = mpsc::channel();
+        let mut kept = Vec::new();
+        for (i, ms) in [20u64, 40, 60].into_iter().enumerate() {
+            let tx = tx.clone();
+            kept.push(timer.schedule(
+                Duration::from_millis(ms),
+                Box::new(move || {
+                    let _ = tx.send(i);
+                }),
+            ));
+            if i == 0 {
+                until_asleep(&timer);
+            }
+        }
+        let fired: Vec<usize> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(30)).expect("fired"))
+            .collect();
+        assert_eq!(fired, [0, 1, 2]);
+        timer.stop();
     }
 }

@@ -50,8 +50,10 @@ fn capped(sql: &str) -> &str {
 pub(crate) struct StatementTrace {
     #[cfg(feature = "tracing")]
     span: tracing::Span,
+    /// `None` when nothing would record the duration (no subscriber wants
+    /// the span and no slow-statement threshold is set): no clock is read.
     #[cfg(feature = "tracing")]
-    started: std::time::Instant,
+    started: Option<std::time::Instant>,
     #[cfg(feature = "tracing")]
     slow: Option<Duration>,
 }
@@ -81,9 +83,10 @@ impl StatementTrace {
                     span.record("db.parameters", tracing::field::debug(params));
                 }
             }
+            let timed = !span.is_disabled() || config.slow_threshold.is_some();
             StatementTrace {
                 span,
-                started: std::time::Instant::now(),
+                started: timed.then(std::time::Instant::now),
                 slow: config.slow_threshold,
             }
         }
@@ -103,7 +106,8 @@ impl StatementTrace {
     pub(crate) fn finish<T>(self, result: &Result<T>, rows: impl FnOnce(&T) -> u64) {
         #[cfg(feature = "tracing")]
         {
-            let elapsed = self.started.elapsed();
+            let Some(started) = self.started else { return };
+            let elapsed = started.elapsed();
             let span = &self.span;
             span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
             match result {

@@ -374,7 +374,9 @@ impl Batch {
 /// What `execute` answers: everything known about the result, and its first rows.
 #[derive(Debug)]
 pub(crate) struct Header {
-    pub(crate) keys: Arc<[String]>,
+    /// The column names; `None` for a statement that returns no rows (no
+    /// allocation for the inserts and updates that make up most writes).
+    pub(crate) keys: Option<Arc<[String]>>,
     pub(crate) rowcount: u64,
     pub(crate) last_insert_id: Option<i64>,
     pub(crate) returns_rows: bool,
@@ -390,7 +392,7 @@ impl Header {
     /// connection of its own.
     fn bounce(reply: Reply<Header>, sql: String, params: Parameters) {
         let _ = reply.send(Ok(Header {
-            keys: Arc::from(Vec::new()),
+            keys: None,
             rowcount: 0,
             last_insert_id: None,
             returns_rows: false,
@@ -688,9 +690,12 @@ impl WriteGate {
             .unwrap_or_else(|e| e.into_inner());
         if wait.timed_out() && (state.taken || state.queue.front() != Some(&me)) {
             state.queue.retain(|&n| n != me);
+            let behind = !state.queue.is_empty();
             drop(state);
-            // The one behind may now be first.
-            self.freed.notify_all();
+            if behind {
+                // The one behind may now be first.
+                self.freed.notify_all();
+            }
             return Err(Error::Database {
                 message: format!(
                     "database is locked: other connections of this engine kept the write permit for {} s",
@@ -705,8 +710,14 @@ impl WriteGate {
     }
 
     pub(crate) fn give_back(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).taken = false;
-        self.freed.notify_all();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.taken = false;
+        // Waking nobody still costs a system call: every autocommit write would pay it.
+        let waiting = !state.queue.is_empty();
+        drop(state);
+        if waiting {
+            self.freed.notify_all();
+        }
     }
 }
 

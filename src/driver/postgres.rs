@@ -239,7 +239,7 @@ impl Driver for PostgresDriver {
                 };
             let done = first.done;
             let header = Header {
-                keys: keys.clone(),
+                keys: returns_rows.then(|| keys.clone()),
                 // As on SQLite: rows inserted, updated or deleted; 0 for queries.
                 rowcount: match first_keyword(sql).to_ascii_uppercase().as_str() {
                     "SELECT" | "VALUES" | "SHOW" | "TABLE" | "FETCH" | "EXPLAIN" => 0,

@@ -19,33 +19,59 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) struct SqliteDriver {
     conn: rusqlite::Connection,
-    /// Column names per statement text, shared by every row of every result.
-    keys: HashMap<String, Arc<[String]>>,
+    keys: Keys,
 }
 
 /// Statements whose column names are kept, at most.
 const KEYS_CACHE: usize = 256;
 
-/// The column names of `stmt`, reusing the cached list while it still matches
-/// (a schema change can change what a statement returns).
-fn keys_of(
-    cache: &mut HashMap<String, Arc<[String]>>,
-    sql: &str,
-    stmt: &Statement<'_>,
-) -> Arc<[String]> {
-    if let Some(keys) = cache.get(sql) {
-        if keys.len() == stmt.column_count()
-            && keys.iter().map(String::as_str).eq(stmt.column_names())
-        {
-            return keys.clone();
+/// Column names per statement text, shared by every row of every result.
+#[derive(Default)]
+struct Keys {
+    by_sql: HashMap<String, Arc<[String]>>,
+    /// The last statement's text and names: a statement run again and again
+    /// (the common case) is found without hashing its text.
+    last_sql: String,
+    last: Option<Arc<[String]>>,
+}
+
+impl Keys {
+    /// The column names of `stmt`, reusing the cached list while it still
+    /// matches (a schema change can change what a statement returns).
+    fn of(&mut self, sql: &str, stmt: &Statement<'_>) -> Arc<[String]> {
+        let cached = match &self.last {
+            Some(keys) if self.last_sql == sql => Some(keys),
+            _ => self.by_sql.get(sql),
+        };
+        let keys = match cached {
+            Some(keys)
+                if keys.len() == stmt.column_count()
+                    && keys.iter().map(String::as_str).eq(stmt.column_names()) =>
+            {
+                keys.clone()
+            }
+            _ => {
+                let keys: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
+                if self.by_sql.len() >= KEYS_CACHE {
+                    self.by_sql.clear();
+                }
+                self.by_sql.insert(sql.to_owned(), keys.clone());
+                keys
+            }
+        };
+        if self.last_sql != sql {
+            self.last_sql.clear();
+            self.last_sql.push_str(sql);
         }
+        if !self
+            .last
+            .as_ref()
+            .is_some_and(|last| Arc::ptr_eq(last, &keys))
+        {
+            self.last = Some(keys.clone());
+        }
+        keys
     }
-    let keys: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
-    if cache.len() >= KEYS_CACHE {
-        cache.clear();
-    }
-    cache.insert(sql.to_owned(), keys.clone());
-    keys
 }
 
 fn flags(read_only: bool) -> OpenFlags {
@@ -86,7 +112,7 @@ impl Driver for SqliteDriver {
         };
         conn.map(|conn| SqliteDriver {
             conn,
-            keys: HashMap::new(),
+            keys: Keys::default(),
         })
         .map_err(|e| Error::Connect {
             url,
@@ -167,7 +193,7 @@ impl Driver for SqliteDriver {
             let header = stmt.raw_execute().map_err(convert).map(|_| {
                 let rowcount = count(true);
                 Header {
-                    keys: Arc::from(Vec::new()),
+                    keys: None,
                     rowcount,
                     last_insert_id: insert_id(rowcount),
                     returns_rows: false,
@@ -179,7 +205,7 @@ impl Driver for SqliteDriver {
             return Next::Idle;
         }
 
-        let keys = keys_of(&mut self.keys, sql, &stmt);
+        let keys = self.keys.of(sql, &stmt);
         let mut rows = stmt.raw_query();
         let first = match interrupter.end(read(&mut rows, &keys, Limit::Stream(worker::BATCH_ROWS)))
         {
@@ -192,7 +218,7 @@ impl Driver for SqliteDriver {
         let done = first.done;
         let rowcount = count(done);
         let header = Header {
-            keys: keys.clone(),
+            keys: Some(keys.clone()),
             rowcount,
             last_insert_id: insert_id(rowcount),
             returns_rows: true,
