@@ -487,6 +487,10 @@ pub(crate) struct Shared {
     /// About how long the worker's recent requests took, in nanoseconds
     /// (a moving average).
     pub(crate) busy_ns: AtomicU64,
+    /// The same average with each request counted as at most
+    /// [`QUICK_SAMPLE_CAP`], for a caller's checks: one slow request (a
+    /// checkpoint, a cold page) among quick ones does not stop them.
+    quick_ns: AtomicU64,
     /// When the request the worker runs now started ([`clock`] nanoseconds),
     /// or 0 between requests.
     running_since: AtomicU64,
@@ -510,6 +514,11 @@ fn epoch() -> std::time::Instant {
 const CALLER_SPIN: Duration = Duration::from_micros(100);
 const CALLER_SPIN_BUSY: Duration = Duration::from_micros(50);
 
+/// The most one request counts for in the average that decides whether a
+/// caller checks for its answer: a slow request among quick ones moves it
+/// by a little, while about five slow ones in a row stop the checks.
+const QUICK_SAMPLE_CAP: Duration = Duration::from_micros(100);
+
 impl Shared {
     /// Notes that a request started.
     fn note_start(&self, at: std::time::Instant) {
@@ -529,14 +538,19 @@ impl Shared {
     fn note_busy(&self, took: Duration) {
         self.running_since.store(0, Ordering::Relaxed);
         let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let old = self.busy_ns.load(Ordering::Relaxed);
-        let new = if old == 0 {
-            took
-        } else {
-            // A moving average over about the last eight requests.
-            old - old / 8 + took / 8
+        // A moving average over about the last eight requests.
+        let average = |old: u64, took: u64| {
+            if old == 0 {
+                took
+            } else {
+                old - old / 8 + took / 8
+            }
         };
-        self.busy_ns.store(new, Ordering::Relaxed);
+        let old = self.busy_ns.load(Ordering::Relaxed);
+        self.busy_ns.store(average(old, took), Ordering::Relaxed);
+        let capped = took.min(QUICK_SAMPLE_CAP.as_nanos() as u64);
+        let old = self.quick_ns.load(Ordering::Relaxed);
+        self.quick_ns.store(average(old, capped), Ordering::Relaxed);
     }
 
     /// How long a caller about to send a request should check for its answer
@@ -553,7 +567,7 @@ impl Shared {
         {
             return Duration::ZERO;
         }
-        let busy = Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed));
+        let busy = Duration::from_nanos(self.quick_ns.load(Ordering::Relaxed));
         if busy > CALLER_SPIN_BUSY {
             return Duration::ZERO;
         }
@@ -1457,16 +1471,23 @@ mod tests {
         shared.crowded.store(true, Ordering::Relaxed);
         assert_eq!(shared.spin_budget(0), Duration::ZERO);
         shared.crowded.store(false, Ordering::Relaxed);
-        // After requests that take long: never, until quick ones bring the
-        // moving average back down.
-        shared.note_busy(Duration::from_millis(1));
-        assert_eq!(shared.spin_budget(0), Duration::ZERO);
+        // One slow request among quick ones (a checkpoint, say): still.
+        shared.note_busy(Duration::from_millis(5));
+        assert!(!shared.spin_budget(0).is_zero());
+        // Slow requests in a row: never, until quick ones bring the moving
+        // average back down.
+        let mut slow = 1;
+        while !shared.spin_budget(0).is_zero() {
+            shared.note_busy(Duration::from_millis(5));
+            slow += 1;
+        }
+        assert!((3..=8).contains(&slow), "{slow} slow requests");
         let mut quick = 0;
         while shared.spin_budget(0).is_zero() {
             shared.note_busy(Duration::from_micros(4));
             quick += 1;
         }
-        assert!((5..=20).contains(&quick), "{quick} quick requests");
+        assert!((1..=10).contains(&quick), "{quick} quick requests");
         // Never longer than the cap.
         let shared = Shared::default();
         shared.awake.store(true, Ordering::Relaxed);
