@@ -22,6 +22,7 @@ mod sqlaio_side;
 mod sqlite_db;
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Duration;
 
 use measure::{async_ops, name_for, sync_ops, with_setup, Mode, Run, Spec};
@@ -132,42 +133,39 @@ fn transaction_10k(mode: &mut Mode) {
             })
         },
     ));
-    contenders.extend(sqlaio_side::contenders(
+    let shared_name: Arc<str> = name_for(1).into();
+    let name = shared_name.clone();
+    contenders.extend(sqlaio_side::each(
         &sides,
         &opened,
         "/execute_many",
-        |_, conn, n, per_op| {
-            let (conn, name) = (conn.clone(), name_for(1));
-            Box::pin(async move {
-                async_ops(n, per_op, || async {
-                    let sets = (0..TX_INSERTS).map(|_| (name.as_str(),));
-                    conn.execute_many(INSERT_SQL, sets)
-                        .await
-                        .expect("execute_many");
-                })
-                .await
-            })
+        move |conn| {
+            let name = name.clone();
+            async move {
+                let sets = (0..TX_INSERTS).map(|_| (&*name,));
+                conn.execute_many(INSERT_SQL, sets)
+                    .await
+                    .expect("execute_many");
+            }
         },
     ));
     // What the peers' `/one_call` does with their closure APIs: the whole
     // transaction in one closure on the connection's thread.
-    contenders.extend(sqlaio_side::contenders(
+    let name = shared_name;
+    contenders.extend(sqlaio_side::each(
         &sides,
         &opened,
         "/one_call",
-        |_, conn, n, per_op| {
-            let conn = conn.clone();
-            Box::pin(async move {
-                async_ops(n, per_op, || async {
-                    conn.run_in_thread(|raw: &mut rusqlite::Connection| {
-                        bare_insert_tx(raw, &name_for(1), TX_INSERTS);
-                        Ok::<_, sqlaio::Error>(())
-                    })
-                    .await
-                    .expect("one_call");
+        move |conn| {
+            let name = name.clone();
+            async move {
+                conn.run_in_thread(move |raw: &mut rusqlite::Connection| {
+                    bare_insert_tx(raw, &name, TX_INSERTS);
+                    Ok::<_, sqlaio::Error>(())
                 })
                 .await
-            })
+                .expect("one_call");
+            }
         },
     ));
     let mut contenders: Vec<(String, Run<'_>)> = contenders
