@@ -16,7 +16,51 @@ use crate::sql::{Dialect, IntoSql, Sql};
 use crate::trace::{StatementTrace, TraceConfig};
 use crate::transaction::Transaction;
 use crate::value::FromValue;
-use crate::worker::{self, Header, Interrupter, Reason, Reply, Request, Ticket, TxOp};
+use crate::worker::{self, Feed, Header, Interrupter, Reason, Reply, Request, Ticket, TxOp};
+
+/// Parameter sets in the first chunk of an `execute_many` batch, sent with
+/// its request; the rest follow in chunks while the worker runs the first.
+const FIRST_CHUNK: usize = 64;
+/// Parameter sets in a later chunk, at most: each chunk is twice as large as
+/// the one before, up to this.
+const MAX_CHUNK: usize = 1024;
+
+/// Converts the next `size` sets (fewer at the end).
+fn chunk<P: Params>(sets: &mut impl Iterator<Item = P>, size: usize) -> Vec<Parameters> {
+    sets.take(size).map(|set| set.into_parameters()).collect()
+}
+
+/// Sends the rest of an `execute_many` batch (if `feed` is there to take
+/// it) in chunks, then its end; stops early when the worker stopped the
+/// batch (its answer says why).
+fn send_chunks<P: Params>(feed: Option<Sender<Feed>>, mut sets: impl Iterator<Item = P>) {
+    let Some(feed) = feed else {
+        return;
+    };
+    let mut size = FIRST_CHUNK;
+    loop {
+        size = (size * 2).min(MAX_CHUNK);
+        let chunk = chunk(&mut sets, size);
+        let message = if chunk.is_empty() {
+            Feed::End
+        } else {
+            Feed::Sets(chunk)
+        };
+        let end = matches!(message, Feed::End);
+        if feed.try_send(message).is_err() || end {
+            return;
+        }
+    }
+}
+
+/// A statement-like request, numbered and sent unless the queue was full.
+struct Started<T> {
+    /// Interrupts the request if the caller's future is dropped once it was sent.
+    guard: InFlight,
+    awaited: Awaited<T>,
+    /// The request, and a rollback to send before it, when the queue was full.
+    unsent: Option<(Sender<Request>, Option<TxOp>, Request)>,
+}
 
 /// A request's answer slot, and how long to check for the answer before
 /// sleeping (see [`worker::answer`]).
@@ -129,6 +173,24 @@ impl Connection {
         (state.sender.clone(), state.pending.take(), spin)
     }
 
+    /// Sends the pending rollback, if any, then the request, without waiting;
+    /// gives back what it could not send (the queue is full or closed).
+    fn try_post(
+        sender: &Sender<Request>,
+        pending: Option<TxOp>,
+        request: Request,
+    ) -> Option<(Option<TxOp>, Request)> {
+        if let Some(op) = pending {
+            if sender.try_send(Request::Tx { op, reply: None }).is_err() {
+                return Some((pending, request));
+            }
+        }
+        match sender.try_send(request) {
+            Ok(()) => None,
+            Err(e) => Some((None, e.into_inner())),
+        }
+    }
+
     /// Sends the pending rollback, if any, then the request.
     async fn post(sender: &Sender<Request>, pending: Option<TxOp>, request: Request) -> Result<()> {
         if let Some(op) = pending {
@@ -184,6 +246,18 @@ impl Connection {
         lane: bool,
         make: impl FnOnce(Ticket, Reply<T>) -> Request,
     ) -> Result<T> {
+        let started = self.start(timeout, lane, make)?;
+        self.finish(started).await
+    }
+
+    /// Numbers a statement-like request and sends it, if the queue has room
+    /// (see [`finish`](Connection::finish) for the rest).
+    fn start<T>(
+        &self,
+        timeout: Option<Option<Duration>>,
+        lane: bool,
+        make: impl FnOnce(Ticket, Reply<T>) -> Request,
+    ) -> Result<Started<T>> {
         // One look at the state for numbering and sending.
         let ((mut ticket, guard), (sender, pending, spin)) =
             self.with_state(|state| (Self::numbered(state), Self::outgoing(state, lane)))?;
@@ -192,9 +266,28 @@ impl Connection {
         }
         ticket.lane = lane;
         let (reply, answer) = oneshot::channel();
-        Self::post(&sender, pending, make(ticket, reply)).await?;
+        let unsent = Self::try_post(&sender, pending, make(ticket, reply))
+            .map(|(pending, request)| (sender, pending, request));
+        Ok(Started {
+            guard,
+            awaited: Awaited { answer, spin },
+            unsent,
+        })
+    }
+
+    /// Sends a started request if it is still unsent, then awaits its answer
+    /// (interrupting the request if this future is dropped meanwhile).
+    async fn finish<T>(&self, started: Started<T>) -> Result<T> {
+        let Started {
+            guard,
+            awaited,
+            unsent,
+        } = started;
+        if let Some((sender, pending, request)) = unsent {
+            Self::post(&sender, pending, request).await?;
+        }
         let guard = guard.arm();
-        let result = self.receive(Awaited { answer, spin }).await;
+        let result = self.receive(awaited).await;
         guard.disarm();
         result
     }
@@ -326,14 +419,22 @@ impl Connection {
         Ok(CursorResult::new(ConnRef::Borrowed(self), header, cursor))
     }
 
-    /// Runs one statement once for each parameter set, in one trip to the worker.
+    /// Runs one statement once for each parameter set, on the worker, in one request.
     ///
     /// The batch is atomic: it runs inside its own transaction (or a savepoint
     /// when a transaction is open) and either every set applies or none does.
     /// The result's [`rowcount`](CursorResult::rowcount) is the total of rows affected.
     ///
+    /// The worker starts on the first sets while this call converts the
+    /// rest, so a large batch costs little more than its statements. The
+    /// iterator runs to its end before the call first waits, while the
+    /// worker may already hold the batch's transaction open: it should not
+    /// do anything slow.
+    ///
     /// # Errors
     /// The first failing set's error; nothing of the batch remains applied.
+    /// Past the statement timeout, which covers the whole batch,
+    /// [`Error::Timeout`].
     ///
     /// # Cancellation
     /// As [`execute`](Connection::execute); an interrupted batch is rolled
@@ -343,26 +444,55 @@ impl Connection {
         sql: impl IntoSql,
         params: impl IntoIterator<Item = P>,
     ) -> Result<CursorResult<'_>> {
+        let (trace, started) = self.start_many(sql, params)?;
+        let rowcount = match started {
+            Ok(started) => self.finish(started).await,
+            Err(e) => Err(e),
+        };
+        trace.finish(&rowcount, |n| *n);
+        let rowcount = rowcount?;
+        Ok(CursorResult::done(ConnRef::Borrowed(self), rowcount))
+    }
+
+    /// Sends an `execute_many` request with its first chunk of sets, then
+    /// the rest in chunks while the worker runs the first.
+    ///
+    /// Not async: the sets are used up before `execute_many` first waits,
+    /// as a future that held them across an await would not be `Send` where
+    /// they borrow from its own data (a limit of the compiler's `Send` check
+    /// for closures over borrowed data).
+    fn start_many<P: Params>(
+        &self,
+        sql: impl IntoSql,
+        params: impl IntoIterator<Item = P>,
+    ) -> Result<(StatementTrace, Result<Started<u64>>)> {
         let sql = checked(sql.into_sql(self.dialect()?)?)?;
         if sql.params.is_some() {
             return Err(Error::Parameter(
                 "execute_many takes a statement without parameters of its own".into(),
             ));
         }
-        let params: Vec<Parameters> = params.into_iter().map(Params::into_parameters).collect();
+        let mut sets = params.into_iter();
+        let first = chunk(&mut sets, FIRST_CHUNK);
+        let next = sets.next();
+        let (feed, more) = match next {
+            Some(_) => {
+                let (feed, more) = async_channel::unbounded();
+                (Some(feed), Some(more))
+            }
+            None => (None, None),
+        };
         let trace = self.trace(&sql.text, None);
         let text = sql.text;
-        let rowcount = self
-            .statement(sql.timeout, false, |ticket, reply| Request::ExecuteMany {
-                ticket,
-                sql: text,
-                params,
-                reply,
-            })
-            .await;
-        trace.finish(&rowcount, |n| *n);
-        let rowcount = rowcount?;
-        Ok(CursorResult::done(ConnRef::Borrowed(self), rowcount))
+        let started = self.start(sql.timeout, false, |ticket, reply| Request::ExecuteMany {
+            ticket,
+            sql: text,
+            params: first,
+            more,
+            reply,
+        });
+        send_chunks(feed, next.into_iter().chain(sets));
+        Ok((trace, started))
     }
 
     /// Runs a query and returns the first column of its first row.

@@ -185,6 +185,11 @@ impl Interrupter {
         }
     }
 
+    /// `true` when the running request was interrupted.
+    fn interrupted(&self) -> bool {
+        self.lock().reason.is_some()
+    }
+
     /// `true` when an interrupt was sent since the last call: the worker then
     /// lets its driver absorb one that may still be on its way.
     fn take_sent(&self) -> bool {
@@ -263,7 +268,11 @@ pub(crate) enum Request {
     ExecuteMany {
         ticket: Ticket,
         sql: String,
+        /// The first sets.
         params: Vec<Parameters>,
+        /// The rest, in chunks the caller builds while the worker runs the
+        /// previous ones; `None` when the first chunk was all.
+        more: Option<Receiver<Feed>>,
         reply: Reply<u64>,
     },
     /// The next rows of an open cursor.
@@ -285,6 +294,15 @@ pub(crate) enum Request {
     TableNames { reply: Reply<Vec<String>> },
     /// A cheap liveness check, before the pool hands the connection out.
     Ping { reply: Reply<()> },
+}
+
+/// A chunk of an `execute_many` batch after its first.
+pub(crate) enum Feed {
+    /// More parameter sets.
+    Sets(Vec<Parameters>),
+    /// The batch is complete: commit it. A feed that closes without this
+    /// message lost its caller, and its batch is rolled back.
+    End,
 }
 
 /// Transaction control statements.
@@ -957,6 +975,7 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                 ticket,
                 sql,
                 params,
+                more,
                 reply,
             } => {
                 if !reply.is_canceled() {
@@ -971,9 +990,14 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                     } else if let Err(e) = permit {
                         Err(e)
                     } else {
-                        link.interrupter
-                            .run(ticket, || execute_many(driver, &sql, &params))
+                        link.interrupter.run(ticket, || {
+                            execute_many(driver, link.interrupter, &sql, params, more.as_ref())
+                        })
                     };
+                    // A caller still sending chunks learns that the batch stopped.
+                    if let Some(more) = &more {
+                        more.close();
+                    }
                     let answer = Answer { reply, shared };
                     answer.send(driver.in_transaction(), result);
                 }
@@ -1174,9 +1198,41 @@ pub(crate) fn pause(round: &mut u32, yield_every: u32) {
     }
 }
 
+/// Runs the first chunk of a batch, then each chunk its caller sends, until
+/// the caller says the batch is complete.
+fn run_chunks<D: Driver>(
+    driver: &mut D,
+    interrupter: &Interrupter,
+    sql: &str,
+    first: Vec<Parameters>,
+    more: Option<&Receiver<Feed>>,
+) -> Result<u64> {
+    let mut total = driver.execute_many(sql, &first)?;
+    drop(first);
+    let Some(more) = more else {
+        return Ok(total);
+    };
+    loop {
+        match more.recv_blocking() {
+            // An interrupt (a timeout, or the caller gone) that came while
+            // the worker waited for this chunk found no statement to stop.
+            Ok(Feed::Sets(_)) if interrupter.interrupted() => return Err(Error::Timeout),
+            Ok(Feed::Sets(sets)) => total += driver.execute_many(sql, &sets)?,
+            Ok(Feed::End) => return Ok(total),
+            Err(_) => return Err(Error::Closed("execute_many's caller")),
+        }
+    }
+}
+
 /// Runs a batch atomically: inside a transaction of its own (`BEGIN
 /// IMMEDIATE` where the database has it), or a savepoint when one is open.
-fn execute_many<D: Driver>(driver: &mut D, sql: &str, params: &[Parameters]) -> Result<u64> {
+fn execute_many<D: Driver>(
+    driver: &mut D,
+    interrupter: &Interrupter,
+    sql: &str,
+    first: Vec<Parameters>,
+    more: Option<&Receiver<Feed>>,
+) -> Result<u64> {
     let outer = !driver.in_transaction();
     let begin = match (outer, D::HAS_IMMEDIATE) {
         (true, true) => "BEGIN IMMEDIATE",
@@ -1184,7 +1240,7 @@ fn execute_many<D: Driver>(driver: &mut D, sql: &str, params: &[Parameters]) -> 
         (false, _) => "SAVEPOINT sqlaio_many",
     };
     driver.batch(begin)?;
-    let result = driver.execute_many(sql, params);
+    let result = run_chunks(driver, interrupter, sql, first, more);
     let end = match (&result, outer) {
         (Ok(_), true) => "COMMIT",
         (Ok(_), false) => "RELEASE SAVEPOINT sqlaio_many",

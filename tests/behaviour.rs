@@ -1064,6 +1064,39 @@ async fn dropped_call_in_flight(ctx: Ctx) {
             .unwrap();
         assert_eq!(rows.len(), 600);
         assert_eq!(rows[599].get::<i64>(0).unwrap(), 600);
+
+        // A batch dropped while it runs: interrupted and rolled back as a
+        // whole, or left to finish, every set of it.
+        // (The second round of the loop finds the first round's table.)
+        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)", ())
+            .await
+            .unwrap();
+        conn.execute("DELETE FROM t", ()).await.unwrap();
+        let insert_count = format!("INSERT INTO t (n) {COUNT_TO}");
+        {
+            let sets = std::iter::once((slow(&ctx),)).chain((0..1_000).map(|_| (1,)));
+            let mut batch = Box::pin(conn.execute_many(&insert_count, sets));
+            assert!(futures::poll!(batch.as_mut()).is_pending());
+            // The worker is on the first set by now.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let expected = if interrupt { 0 } else { 1_001 };
+        assert_eq!(count(&conn, "t").await, expected);
+        assert!(!conn.in_transaction());
+
+        // A batch whose sets stop coming (the iterator panics after the
+        // first chunk went to the worker) is rolled back, and the
+        // connection works on.
+        let sets = (0..1_000).map(|i| {
+            assert!(i < 500, "the iterator gives up");
+            (1,)
+        });
+        let panicked = std::panic::AssertUnwindSafe(conn.execute_many(&insert_count, sets))
+            .catch_unwind()
+            .await;
+        assert!(panicked.is_err());
+        assert_eq!(count(&conn, "t").await, expected);
+        assert!(!conn.in_transaction());
         drop(conn);
         engine.close().await.unwrap();
 
@@ -1124,13 +1157,16 @@ async fn dropped_statement_is_interrupted(ctx: Ctx) {
     assert_eq!(count(&conn, "t").await, 0);
     assert!(!conn.in_transaction());
 
-    // The same for a batch and for a query that streams.
+    // The same for a batch (larger than the chunk sent with its request)
+    // and for a query that streams.
     {
-        let mut slow = Box::pin(conn.execute_many(&insert_count, [(ENDLESS,), (ENDLESS,)]));
+        let sets = (0..1_000).map(|_| (ENDLESS,));
+        let mut slow = Box::pin(conn.execute_many(&insert_count, sets));
         assert!(futures::poll!(slow.as_mut()).is_pending());
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(count(&conn, "t").await, 0);
+    assert!(!conn.in_transaction());
     {
         let mut slow = Box::pin(conn.scalar::<i64>(COUNT_TO, (ENDLESS,)));
         assert!(futures::poll!(slow.as_mut()).is_pending());
@@ -1252,6 +1288,24 @@ async fn statement_timeout(ctx: Ctx) {
     conn.set_statement_timeout(Some(TIMEOUT / 2));
     let err = conn.scalar::<i64>(COUNT_TO, (ENDLESS,)).await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
+    drop(conn);
+
+    // The timeout covers a whole batch: a slow set in a later chunk, and
+    // a caller slow to hand over the sets, both end it, and nothing remains.
+    let conn = engine.connect().await.unwrap();
+    let sets = (0..300).map(|i| (if i == 250 { ENDLESS } else { 1 },));
+    let err = conn.execute_many(&insert_count, sets).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    let sets = (0..300).map(|i| {
+        if i == 100 {
+            std::thread::sleep(TIMEOUT + Duration::from_millis(200));
+        }
+        (1,)
+    });
+    let err = conn.execute_many(&insert_count, sets).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(count(&conn, "t").await, 0);
+    assert!(!conn.in_transaction());
     drop(conn);
 
     // Inside a transaction: a timed-out write never commits.
@@ -2042,6 +2096,57 @@ async fn execute_many(ctx: Ctx) {
     drop(ok);
     tx.commit().await.unwrap();
     assert_eq!(ids(&conn, "users").await, [1, 2, 3, 10, 12]);
+
+    // A batch larger than one chunk (the sets go to the worker in chunks
+    // while it runs the ones before) is whole, and as atomic: the failing
+    // set here comes in a later chunk than the first.
+    let big = 700;
+    let sets = (0..big).map(|i| (1_000 + i, "many"));
+    let result = conn.execute_many(insert, sets).await.unwrap();
+    assert_eq!(result.rowcount(), big as u64);
+    drop(result);
+    let sum: i64 = conn
+        .scalar(
+            "SELECT CAST(sum(id) AS BIGINT) FROM users WHERE name = 'many'",
+            (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sum, (1_000..1_000 + big).sum::<i64>());
+    let sets = (0..big).map(|i| {
+        if i == 600 {
+            (1_000, "again")
+        } else {
+            (5_000 + i, "late")
+        }
+    });
+    let err = conn.execute_many(insert, sets).await.unwrap_err();
+    assert!(err.is_database(), "{err}");
+    assert!(!conn.in_transaction());
+    assert_eq!(count(&conn, "users").await, 5 + big);
+    conn.execute("DELETE FROM users WHERE id >= 1000", ())
+        .await
+        .unwrap();
+
+    // A batch whose sets borrow runs in a spawned task (its future is `Send`).
+    let names: Vec<String> = (0..big).map(|i| format!("n{i}")).collect();
+    let batch = ctx.spawn({
+        let engine = engine.clone();
+        async move {
+            let conn = engine.connect().await.unwrap();
+            let sets = names.iter().zip(1_000..).map(|(n, id)| (id, n.as_str()));
+            conn.execute_many(insert, sets).await.unwrap().rowcount()
+        }
+    });
+    assert_eq!(batch.await, big as u64);
+    let last: String = conn
+        .scalar("SELECT name FROM users WHERE id = $1", (1_000 + big - 1,))
+        .await
+        .unwrap();
+    assert_eq!(last, format!("n{}", big - 1));
+    conn.execute("DELETE FROM users WHERE id >= 1000", ())
+        .await
+        .unwrap();
 
     // Parameter errors are errors too.
     let err = conn.execute_many(insert, [(20,)]).await.unwrap_err();
