@@ -979,6 +979,7 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                 reply,
             } => {
                 if !reply.is_canceled() {
+                    let mut spent = Vec::new();
                     // Outside a transaction the batch is one write transaction of its own.
                     let permit = if held.is_none() && !driver.in_transaction() {
                         link.write(WRITE_PATIENCE)
@@ -991,7 +992,14 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                         Err(e)
                     } else {
                         link.interrupter.run(ticket, || {
-                            execute_many(driver, link.interrupter, &sql, params, more.as_ref())
+                            execute_many(
+                                driver,
+                                link.interrupter,
+                                &sql,
+                                &params,
+                                more.as_ref(),
+                                &mut spent,
+                            )
                         })
                     };
                     // A caller still sending chunks learns that the batch stopped.
@@ -1000,6 +1008,9 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                     }
                     let answer = Answer { reply, shared };
                     answer.send(driver.in_transaction(), result);
+                    // The sets are freed after the answer, off the caller's wait.
+                    drop(params);
+                    drop(spent);
                 }
             }
             Request::Fetch { reply, .. } => {
@@ -1199,16 +1210,16 @@ pub(crate) fn pause(round: &mut u32, yield_every: u32) {
 }
 
 /// Runs the first chunk of a batch, then each chunk its caller sends, until
-/// the caller says the batch is complete.
+/// the caller says the batch is complete; keeps the chunks it ran in `spent`.
 fn run_chunks<D: Driver>(
     driver: &mut D,
     interrupter: &Interrupter,
     sql: &str,
-    first: Vec<Parameters>,
+    first: &[Parameters],
     more: Option<&Receiver<Feed>>,
+    spent: &mut Vec<Vec<Parameters>>,
 ) -> Result<u64> {
-    let mut total = driver.execute_many(sql, &first)?;
-    drop(first);
+    let mut total = driver.execute_many(sql, first)?;
     let Some(more) = more else {
         return Ok(total);
     };
@@ -1217,7 +1228,10 @@ fn run_chunks<D: Driver>(
             // An interrupt (a timeout, or the caller gone) that came while
             // the worker waited for this chunk found no statement to stop.
             Ok(Feed::Sets(_)) if interrupter.interrupted() => return Err(Error::Timeout),
-            Ok(Feed::Sets(sets)) => total += driver.execute_many(sql, &sets)?,
+            Ok(Feed::Sets(sets)) => {
+                total += driver.execute_many(sql, &sets)?;
+                spent.push(sets);
+            }
             Ok(Feed::End) => return Ok(total),
             Err(_) => return Err(Error::Closed("execute_many's caller")),
         }
@@ -1230,8 +1244,9 @@ fn execute_many<D: Driver>(
     driver: &mut D,
     interrupter: &Interrupter,
     sql: &str,
-    first: Vec<Parameters>,
+    first: &[Parameters],
     more: Option<&Receiver<Feed>>,
+    spent: &mut Vec<Vec<Parameters>>,
 ) -> Result<u64> {
     let outer = !driver.in_transaction();
     let begin = match (outer, D::HAS_IMMEDIATE) {
@@ -1240,7 +1255,7 @@ fn execute_many<D: Driver>(
         (false, _) => "SAVEPOINT sqlaio_many",
     };
     driver.batch(begin)?;
-    let result = run_chunks(driver, interrupter, sql, first, more);
+    let result = run_chunks(driver, interrupter, sql, first, more, spent);
     let end = match (&result, outer) {
         (Ok(_), true) => "COMMIT",
         (Ok(_), false) => "RELEASE SAVEPOINT sqlaio_many",

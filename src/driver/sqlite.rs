@@ -233,19 +233,22 @@ impl Driver for SqliteDriver {
 
     fn execute_many(&mut self, sql: &str, params: &[Parameters]) -> Result<u64> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(convert)?;
+        let query = stmt.column_count() > 0;
         let mut total = 0;
+        let mut before = self.conn.total_changes();
         for set in params {
             bind(&mut stmt, set)?;
-            let before = self.conn.total_changes();
-            if stmt.column_count() == 0 {
-                stmt.raw_execute().map_err(convert)?;
-            } else {
+            if query {
                 let mut rows = stmt.raw_query();
                 while rows.next().map_err(convert)?.is_some() {}
+            } else {
+                stmt.raw_execute().map_err(convert)?;
             }
             // Only statements that changed rows count (a query leaves `changes()` as it was).
-            if self.conn.total_changes() != before {
+            let after = self.conn.total_changes();
+            if after != before {
                 total += self.conn.changes();
+                before = after;
             }
         }
         Ok(total)
