@@ -53,6 +53,20 @@ fn send_chunks<P: Params>(feed: Option<Sender<Feed>>, mut sets: impl Iterator<It
     }
 }
 
+/// A rollback taken from the state to be sent; put back if it was not.
+struct Unsent<'a> {
+    conn: &'a Connection,
+    op: Option<TxOp>,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(op) = self.op {
+            let _ = self.conn.with_state(|state| state.add_pending(op));
+        }
+    }
+}
+
 /// A statement-like request, numbered and sent unless the queue was full.
 struct Started<T> {
     /// Interrupts the request if the caller's future is dropped once it was sent.
@@ -155,7 +169,7 @@ impl Connection {
     /// check for its answer before sleeping (see [`worker::answer`]).
     pub(crate) async fn send_request(&self, request: Request) -> Result<Duration> {
         let (sender, pending, spin) = self.with_state(|state| Self::outgoing(state, false))?;
-        Self::post(&sender, pending, request).await?;
+        self.post(&sender, pending, request).await?;
         Ok(spin)
     }
 
@@ -191,13 +205,25 @@ impl Connection {
         }
     }
 
-    /// Sends the pending rollback, if any, then the request.
-    async fn post(sender: &Sender<Request>, pending: Option<TxOp>, request: Request) -> Result<()> {
+    /// Sends the pending rollback, if any, then the request. A rollback not
+    /// sent when this future is dropped (the queue was full) goes back to
+    /// the state, to go ahead of the next request instead.
+    async fn post(
+        &self,
+        sender: &Sender<Request>,
+        pending: Option<TxOp>,
+        request: Request,
+    ) -> Result<()> {
         if let Some(op) = pending {
+            let mut unsent = Unsent {
+                conn: self,
+                op: Some(op),
+            };
             sender
                 .send(Request::Tx { op, reply: None })
                 .await
                 .map_err(|_| Error::Closed("connection"))?;
+            unsent.op = None;
         }
         sender
             .send(request)
@@ -284,7 +310,7 @@ impl Connection {
             unsent,
         } = started;
         if let Some((sender, pending, request)) = unsent {
-            Self::post(&sender, pending, request).await?;
+            self.post(&sender, pending, request).await?;
         }
         let guard = guard.arm();
         let result = self.receive(awaited).await;
