@@ -301,7 +301,7 @@ pub(crate) enum Feed {
     /// More parameter sets.
     Sets(Vec<Parameters>),
     /// The batch is complete: commit it. A feed that closes without this
-    /// message lost its caller, and its batch is rolled back.
+    /// message (the caller's iterator panicked) has its batch rolled back.
     End,
 }
 
