@@ -10,7 +10,7 @@ use futures_channel::oneshot;
 
 use crate::error::{Error, Result};
 use crate::params::{Parameters, Params};
-use crate::pool::{ConnState, Lease};
+use crate::pool::{ConnState, Lease, Undo};
 use crate::result::{ConnRef, CursorResult};
 use crate::sql::{Dialect, IntoSql, Sql};
 use crate::trace::{StatementTrace, TraceConfig};
@@ -53,27 +53,13 @@ fn send_chunks<P: Params>(feed: Option<Sender<Feed>>, mut sets: impl Iterator<It
     }
 }
 
-/// A rollback taken from the state to be sent; put back if it was not.
-struct Unsent<'a> {
-    conn: &'a Connection,
-    op: Option<TxOp>,
-}
-
-impl Drop for Unsent<'_> {
-    fn drop(&mut self) {
-        if let Some(op) = self.op {
-            let _ = self.conn.with_state(|state| state.add_pending(op));
-        }
-    }
-}
-
 /// A statement-like request, numbered and sent unless the queue was full.
 struct Started<T> {
     /// Interrupts the request if the caller's future is dropped once it was sent.
     guard: InFlight,
     awaited: Awaited<T>,
     /// The request, and a rollback to send before it, when the queue was full.
-    unsent: Option<(Sender<Request>, Option<TxOp>, Request)>,
+    unsent: Option<(Sender<Request>, Option<Undo>, Request)>,
 }
 
 /// A request's answer slot, and how long to check for the answer before
@@ -176,7 +162,7 @@ impl Connection {
     /// Readies the state for a new request: its way to the worker, any
     /// rollback that must go first, and how long to check for the answer
     /// (read before the request goes: the worker stops checking once it has it).
-    fn outgoing(state: &mut ConnState, lane: bool) -> (Sender<Request>, Option<TxOp>, Duration) {
+    fn outgoing(state: &mut ConnState, lane: bool) -> (Sender<Request>, Option<Undo>, Duration) {
         if !lane {
             // Any other request closes the open cursor on the worker (a
             // lane statement is bounced instead: see `Ticket::lane`).
@@ -184,20 +170,22 @@ impl Connection {
         }
         state.try_flush();
         let spin = state.shared.spin_budget(state.sender.len());
-        (state.sender.clone(), state.pending.take(), spin)
+        (state.sender.clone(), state.pending, spin)
     }
 
     /// Sends the pending rollback, if any, then the request, without waiting;
     /// gives back what it could not send (the queue is full or closed).
     fn try_post(
+        &self,
         sender: &Sender<Request>,
-        pending: Option<TxOp>,
+        pending: Option<Undo>,
         request: Request,
-    ) -> Option<(Option<TxOp>, Request)> {
-        if let Some(op) = pending {
-            if sender.try_send(Request::Tx { op, reply: None }).is_err() {
+    ) -> Option<(Option<Undo>, Request)> {
+        if let Some(undo) = pending {
+            if sender.try_send(undo.request()).is_err() {
                 return Some((pending, request));
             }
+            let _ = self.with_state(|state| state.undo_sent(undo.id));
         }
         match sender.try_send(request) {
             Ok(()) => None,
@@ -205,25 +193,22 @@ impl Connection {
         }
     }
 
-    /// Sends the pending rollback, if any, then the request. A rollback not
-    /// sent when this future is dropped (the queue was full) goes back to
-    /// the state, to go ahead of the next request instead.
+    /// Sends the pending rollback, if any, then the request. The rollback
+    /// stays pending until it is in the queue, so a request sent meanwhile
+    /// sends it too (the worker runs it once), and it survives this future
+    /// being dropped.
     async fn post(
         &self,
         sender: &Sender<Request>,
-        pending: Option<TxOp>,
+        pending: Option<Undo>,
         request: Request,
     ) -> Result<()> {
-        if let Some(op) = pending {
-            let mut unsent = Unsent {
-                conn: self,
-                op: Some(op),
-            };
+        if let Some(undo) = pending {
             sender
-                .send(Request::Tx { op, reply: None })
+                .send(undo.request())
                 .await
                 .map_err(|_| Error::Closed("connection"))?;
-            unsent.op = None;
+            let _ = self.with_state(|state| state.undo_sent(undo.id));
         }
         sender
             .send(request)
@@ -292,7 +277,8 @@ impl Connection {
         }
         ticket.lane = lane;
         let (reply, answer) = oneshot::channel();
-        let unsent = Self::try_post(&sender, pending, make(ticket, reply))
+        let unsent = self
+            .try_post(&sender, pending, make(ticket, reply))
             .map(|(pending, request)| (sender, pending, request));
         Ok(Started {
             guard,
@@ -627,7 +613,7 @@ impl Connection {
             })
             .await?;
         // Sent: if this future is dropped now, undo whatever the worker begins.
-        let disarm = Undo {
+        let disarm = UndoBegin {
             conn: self,
             op: Some(undo),
         };
@@ -804,10 +790,10 @@ impl Connection {
             let dirty =
                 state.pending.is_some() || state.open_cursor.is_some() || state.in_transaction();
             if dirty && !state.is_stopped() {
-                let sender = state.sender.clone();
+                let (sender, reset) = (state.sender.clone(), state.reset());
                 // If this future is dropped before the reset is queued, the lease's
                 // return to the pool still sees the state as dirty and resets it.
-                if sender.send(Request::Reset).await.is_ok() {
+                if sender.send(reset).await.is_ok() {
                     let state = lease.state();
                     state.pending = None;
                     state.open_cursor = None;
@@ -829,12 +815,12 @@ impl Connection {
 }
 
 /// Queues a rollback if a `begin` future is dropped after its `BEGIN` was sent.
-struct Undo<'a> {
+struct UndoBegin<'a> {
     conn: &'a Connection,
     op: Option<TxOp>,
 }
 
-impl Drop for Undo<'_> {
+impl Drop for UndoBegin<'_> {
     fn drop(&mut self) {
         if let Some(op) = self.op.take() {
             let _ = self.conn.with_state(|state| {

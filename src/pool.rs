@@ -22,6 +22,27 @@ use crate::timer::Timer;
 use crate::trace::{AcquireTrace, TraceConfig};
 use crate::worker::{self, Interrupter, Request, Setup, Shared, Tracker, TxOp};
 
+/// A rollback waiting to go ahead of a connection's next request.
+///
+/// Until it is in the worker's queue, every request sent on the connection
+/// sends it first, so that none can overtake it while another waits for
+/// room in the queue; the worker runs each number once, and ignores copies
+/// of a number it has run or passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Undo {
+    pub(crate) op: TxOp,
+    pub(crate) id: u64,
+}
+
+impl Undo {
+    pub(crate) fn request(self) -> Request {
+        Request::Undo {
+            op: self.op,
+            id: self.id,
+        }
+    }
+}
+
 /// One open connection, as the async side holds it: the way to its worker and
 /// what the handle knows of its state.
 pub(crate) struct ConnState {
@@ -30,8 +51,12 @@ pub(crate) struct ConnState {
     pub(crate) shared: Arc<Shared>,
     /// Transaction levels opened through handles (1 = `BEGIN`, 2+ = savepoints).
     pub(crate) depth: u32,
-    /// A rollback to send before the next request (a transaction was dropped or a `begin` cancelled).
-    pub(crate) pending: Option<TxOp>,
+    /// A rollback to send before the next request (a transaction was dropped
+    /// or a `begin` cancelled). It stays here until it is in the queue:
+    /// every request sent meanwhile sends it first (see [`Undo`]).
+    pub(crate) pending: Option<Undo>,
+    /// The number of the last rollback put in `pending`.
+    pub(crate) last_undo: u64,
     /// A full rollback was queued and not yet confirmed by a reply.
     pub(crate) rollback_queued: bool,
     /// The cursor the worker may still hold open.
@@ -66,10 +91,16 @@ impl ConnState {
             TxOp::RollbackTo(d) => d,
             _ => 0,
         };
-        self.pending = Some(match self.pending {
-            Some(old) if level(old) <= level(op) => old,
-            _ => op,
-        });
+        match self.pending {
+            Some(old) if level(old.op) <= level(op) => {}
+            _ => {
+                self.last_undo += 1;
+                self.pending = Some(Undo {
+                    op,
+                    id: self.last_undo,
+                });
+            }
+        }
         if level(op) == 0 {
             self.rollback_queued = true;
         }
@@ -77,14 +108,25 @@ impl ConnState {
 
     /// Queues the pending rollback without waiting, if the queue has room.
     pub(crate) fn try_flush(&mut self) {
-        if let Some(op) = self.pending {
-            if self
-                .sender
-                .try_send(Request::Tx { op, reply: None })
-                .is_ok()
-            {
+        if let Some(undo) = self.pending {
+            if self.sender.try_send(undo.request()).is_ok() {
                 self.pending = None;
             }
+        }
+    }
+
+    /// The pending rollback `id` is in the queue: later requests need not send it.
+    pub(crate) fn undo_sent(&mut self, id: u64) {
+        if self.pending.is_some_and(|undo| undo.id == id) {
+            self.pending = None;
+        }
+    }
+
+    /// The reset that ends a lease: it also stands for every rollback
+    /// numbered so far, so a copy of one still on its way is not run after it.
+    pub(crate) fn reset(&self) -> Request {
+        Request::Reset {
+            undone: self.last_undo,
         }
     }
 }
@@ -497,6 +539,7 @@ impl Pool {
             shared: spawned.shared,
             depth: 0,
             pending: None,
+            last_undo: 0,
             rollback_queued: false,
             open_cursor: None,
             next_seq: 0,
@@ -671,7 +714,7 @@ impl Pool {
             conn.pending = None;
             conn.open_cursor = None;
             conn.depth = 0;
-            if conn.sender.try_send(Request::Reset).is_err() {
+            if conn.sender.try_send(conn.reset()).is_err() {
                 conn.add_pending(TxOp::Rollback);
             } else {
                 conn.rollback_queued = true;

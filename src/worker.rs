@@ -286,8 +286,12 @@ pub(crate) enum Request {
     CloseCursor { cursor: u64 },
     /// Transaction control; without a reply slot errors are ignored (rollback on drop).
     Tx { op: TxOp, reply: Option<Reply<()>> },
-    /// Close any cursor and roll back any transaction: the connection goes back to the pool.
-    Reset,
+    /// A pending rollback (see `pool::Undo`): run as a `Tx` without a reply,
+    /// unless a rollback numbered `id` or later already ran.
+    Undo { op: TxOp, id: u64 },
+    /// Close any cursor and roll back any transaction: the connection goes
+    /// back to the pool. Rollbacks numbered up to `undone` are done with.
+    Reset { undone: u64 },
     /// Run user code against the raw connection.
     Call { ticket: Ticket, call: Call },
     /// The names of the tables visible to the connection.
@@ -915,6 +919,8 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
     // In single-writer mode: the write permit this connection's transaction holds.
     let mut held: Option<Permit<'_>> = None;
     let mut next: Option<Request> = None;
+    // The number of the last pending rollback run (see `Request::Undo`).
+    let mut undone = 0u64;
     let mut wait = Wait::default();
     let mut started: Option<std::time::Instant> = None;
     loop {
@@ -1063,7 +1069,14 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                     let _ = reply.send(result);
                 }
             }
-            Request::Reset => {
+            Request::Undo { op, id } => {
+                if id > undone {
+                    undone = id;
+                    next = Some(Request::Tx { op, reply: None });
+                }
+            }
+            Request::Reset { undone: upto } => {
+                undone = undone.max(upto);
                 if driver.in_transaction() {
                     let _ = driver.batch("ROLLBACK");
                 }

@@ -467,42 +467,58 @@ async fn dropped_transaction_rolls_back(ctx: Ctx) {
 
 async fn rollback_of_a_dropped_transaction_outlives_a_dropped_statement(ctx: Ctx) {
     // A transaction dropped while the connection's queue is full leaves its
-    // rollback to go ahead of the next request. If that request's future is
-    // dropped while it waits for room, the rollback must still go ahead of
-    // the one after: otherwise later writes run, uncommitted, inside the
-    // dropped transaction.
+    // rollback to go ahead of the next request. The request that finds it
+    // may then wait for room in the queue; the rollback must still go ahead
+    // of every later request: when that request's future is dropped, and
+    // when another request is sent before it gets room. Otherwise a later
+    // write runs inside the dropped transaction and is rolled back with it.
     let engine = ctx.builder().max_connections(2).build().unwrap();
     let conn = engine.connect().await.unwrap();
     create_users(&ctx, &conn).await;
     let insert = "INSERT INTO users (id, name) VALUES ($1, $2)";
-    let tx = conn.begin().await.unwrap();
-    tx.execute(insert, (1, "dropped")).await.unwrap();
-    // One statement runs on the worker for a while, 16 more fill the queue.
-    let mut running = Box::pin(conn.scalar::<i64>(COUNT_TO, (slow(&ctx),)));
-    assert!(futures::poll!(running.as_mut()).is_pending());
-    std::thread::sleep(Duration::from_millis(50));
-    let mut queued: Vec<_> = (0..16_i64)
-        .map(|i| Box::pin(conn.scalar::<i64>(ECHO, (i,))))
-        .collect();
-    for q in &mut queued {
-        assert!(futures::poll!(q.as_mut()).is_pending());
+    for keep_waiting in [false, true] {
+        conn.execute("DELETE FROM users", ()).await.unwrap();
+        let tx = conn.begin().await.unwrap();
+        tx.execute(insert, (1, "dropped")).await.unwrap();
+        // One statement runs on the worker for a while, 16 more fill the queue.
+        let mut running = Box::pin(conn.scalar::<i64>(COUNT_TO, (slow(&ctx),)));
+        assert!(futures::poll!(running.as_mut()).is_pending());
+        std::thread::sleep(Duration::from_millis(50));
+        let mut queued: Vec<_> = (0..16_i64)
+            .map(|i| Box::pin(conn.scalar::<i64>(ECHO, (i,))))
+            .collect();
+        for q in &mut queued {
+            assert!(futures::poll!(q.as_mut()).is_pending());
+        }
+        drop(tx);
+        // This request finds the rollback and waits for room.
+        let mut waiting = Some(Box::pin(conn.execute(insert, (2, "waited"))));
+        if let Some(w) = waiting.as_mut() {
+            assert!(futures::poll!(w.as_mut()).is_pending());
+        }
+        if !keep_waiting {
+            waiting = None;
+        }
+        assert_eq!(running.await.unwrap(), slow(&ctx));
+        for (i, q) in queued.into_iter().enumerate() {
+            assert_eq!(q.await.unwrap(), i as i64);
+        }
+        // The queue has room now; a new request goes in before the waiting
+        // one is polled again, and the rollback still goes first.
+        conn.execute(insert, (3, "kept")).await.unwrap();
+        assert!(!conn.in_transaction());
+        let expected: &[i64] = match waiting {
+            Some(w) => {
+                w.await.unwrap();
+                &[2, 3]
+            }
+            None => &[3],
+        };
+        assert!(!conn.in_transaction());
+        let other = engine.connect().await.unwrap();
+        assert_eq!(ids(&other, "users").await, expected);
+        assert_eq!(ids(&conn, "users").await, expected);
     }
-    drop(tx);
-    {
-        let mut waiting = Box::pin(conn.execute(insert, (2, "never sent")));
-        assert!(futures::poll!(waiting.as_mut()).is_pending());
-    }
-    assert_eq!(running.await.unwrap(), slow(&ctx));
-    for (i, q) in queued.into_iter().enumerate() {
-        assert_eq!(q.await.unwrap(), i as i64);
-    }
-    conn.execute(insert, (3, "kept")).await.unwrap();
-    assert!(!conn.in_transaction());
-    drop(conn);
-    let other = engine.connect().await.unwrap();
-    let other_too = engine.connect().await.unwrap();
-    assert_eq!(ids(&other, "users").await, [3]);
-    assert_eq!(ids(&other_too, "users").await, [3]);
 }
 
 async fn begin_nested(ctx: Ctx) {
