@@ -231,7 +231,8 @@ impl Connection {
         let result = worker::answer(awaited.answer, awaited.spin).await;
         let lost = matches!(&result, Err(e) if e.is_connection_lost());
         let _ = self.with_state(|state| {
-            state.rollback_queued = false;
+            // Unless a full rollback is still waiting to go into the queue.
+            state.rollback_queued = state.pending.is_some_and(|undo| undo.op == TxOp::Rollback);
             if lost {
                 // Never hand this connection out again; its worker stops too.
                 state

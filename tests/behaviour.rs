@@ -491,6 +491,7 @@ async fn rollback_of_a_dropped_transaction_outlives_a_dropped_statement(ctx: Ctx
             assert!(futures::poll!(q.as_mut()).is_pending());
         }
         drop(tx);
+        assert!(!conn.in_transaction());
         // This request finds the rollback and waits for room.
         let mut waiting = Some(Box::pin(conn.execute(insert, (2, "waited"))));
         if let Some(w) = waiting.as_mut() {
@@ -503,6 +504,9 @@ async fn rollback_of_a_dropped_transaction_outlives_a_dropped_statement(ctx: Ctx
         for (i, q) in queued.into_iter().enumerate() {
             assert_eq!(q.await.unwrap(), i as i64);
         }
+        // Answers from inside the transaction came after it was dropped;
+        // its rollback is not queued yet, and it counts as gone all the same.
+        assert!(!conn.in_transaction());
         // The queue has room now; a new request goes in before the waiting
         // one is polled again, and the rollback still goes first.
         conn.execute(insert, (3, "kept")).await.unwrap();
