@@ -2155,6 +2155,18 @@ async fn execute_many(ctx: Ctx) {
     let ok = tx.execute_many(insert, [(12, "l")]).await.unwrap();
     assert_eq!(ok.rowcount(), 1);
     drop(ok);
+    // The same for a batch of several chunks failing in a late one.
+    let sets = (0..700).map(|i| {
+        if i == 600 {
+            (10, "again")
+        } else {
+            (2_000 + i, "late")
+        }
+    });
+    let err = tx.execute_many(insert, sets).await.unwrap_err();
+    assert!(err.is_database(), "{err}");
+    assert!(tx.is_active());
+    assert_eq!(ids(&tx, "users").await, [1, 2, 3, 10, 12]);
     tx.commit().await.unwrap();
     assert_eq!(ids(&conn, "users").await, [1, 2, 3, 10, 12]);
 
