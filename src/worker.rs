@@ -998,14 +998,16 @@ fn serve<D: Driver>(driver: &mut D, link: &Link<'_>, shared: &Shared) {
                         Err(e)
                     } else {
                         link.interrupter.run(ticket, || {
-                            execute_many(
-                                driver,
-                                link.interrupter,
-                                &sql,
-                                &params,
-                                more.as_ref(),
-                                &mut spent,
-                            )
+                            atomically(driver, |driver| {
+                                run_chunks(
+                                    driver,
+                                    link.interrupter,
+                                    &sql,
+                                    &params,
+                                    more.as_ref(),
+                                    &mut spent,
+                                )
+                            })
                         })
                     };
                     // A caller still sending chunks learns that the batch stopped.
@@ -1253,14 +1255,7 @@ fn run_chunks<D: Driver>(
 
 /// Runs a batch atomically: inside a transaction of its own (`BEGIN
 /// IMMEDIATE` where the database has it), or a savepoint when one is open.
-fn execute_many<D: Driver>(
-    driver: &mut D,
-    interrupter: &Interrupter,
-    sql: &str,
-    first: &[Parameters],
-    more: Option<&Receiver<Feed>>,
-    spent: &mut Vec<Vec<Parameters>>,
-) -> Result<u64> {
+fn atomically<D: Driver, T>(driver: &mut D, batch: impl FnOnce(&mut D) -> Result<T>) -> Result<T> {
     let outer = !driver.in_transaction();
     let begin = match (outer, D::HAS_IMMEDIATE) {
         (true, true) => "BEGIN IMMEDIATE",
@@ -1268,7 +1263,7 @@ fn execute_many<D: Driver>(
         (false, _) => "SAVEPOINT sqlaio_many",
     };
     driver.batch(begin)?;
-    let result = run_chunks(driver, interrupter, sql, first, more, spent);
+    let result = batch(driver);
     let end = match (&result, outer) {
         (Ok(_), true) => "COMMIT",
         (Ok(_), false) => "RELEASE SAVEPOINT sqlaio_many",
@@ -1279,9 +1274,9 @@ fn execute_many<D: Driver>(
     if ended.is_err() && outer && driver.in_transaction() {
         let _ = driver.batch("ROLLBACK");
     }
-    let total = result?;
+    let value = result?;
     ended?;
-    Ok(total)
+    Ok(value)
 }
 
 /// About how many bytes a row's values take (texts and blobs by length, the rest as 8).

@@ -2099,6 +2099,18 @@ async fn ddl_is_transactional(ctx: Ctx) {
     assert!(engine.has_table("ddl").await.unwrap());
 }
 
+/// 700 `(id, name)` sets from `first_id` on, spanning several of
+/// `execute_many`'s chunks, whose 601st reuses the taken id `taken`.
+fn failing_late(first_id: i64, taken: i64) -> impl Iterator<Item = (i64, &'static str)> {
+    (0..700).map(move |i| {
+        if i == 600 {
+            (taken, "again")
+        } else {
+            (first_id + i, "late")
+        }
+    })
+}
+
 async fn execute_many(ctx: Ctx) {
     let engine = ctx.engine();
     let conn = engine.connect().await.unwrap();
@@ -2156,14 +2168,10 @@ async fn execute_many(ctx: Ctx) {
     assert_eq!(ok.rowcount(), 1);
     drop(ok);
     // The same for a batch of several chunks failing in a late one.
-    let sets = (0..700).map(|i| {
-        if i == 600 {
-            (10, "again")
-        } else {
-            (2_000 + i, "late")
-        }
-    });
-    let err = tx.execute_many(insert, sets).await.unwrap_err();
+    let err = tx
+        .execute_many(insert, failing_late(2_000, 10))
+        .await
+        .unwrap_err();
     assert!(err.is_database(), "{err}");
     assert!(tx.is_active());
     assert_eq!(ids(&tx, "users").await, [1, 2, 3, 10, 12]);
@@ -2186,14 +2194,10 @@ async fn execute_many(ctx: Ctx) {
         .await
         .unwrap();
     assert_eq!(sum, (1_000..1_000 + big).sum::<i64>());
-    let sets = (0..big).map(|i| {
-        if i == 600 {
-            (1_000, "again")
-        } else {
-            (5_000 + i, "late")
-        }
-    });
-    let err = conn.execute_many(insert, sets).await.unwrap_err();
+    let err = conn
+        .execute_many(insert, failing_late(5_000, 1_000))
+        .await
+        .unwrap_err();
     assert!(err.is_database(), "{err}");
     assert!(!conn.in_transaction());
     assert_eq!(count(&conn, "users").await, 5 + big);
