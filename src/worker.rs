@@ -1241,8 +1241,8 @@ fn run_chunks<D: Driver>(
     loop {
         match more.recv_blocking() {
             // An interrupt (a timeout, or the caller gone) that came while
-            // the worker waited for this chunk found no statement to stop.
-            Ok(Feed::Sets(_)) if interrupter.interrupted() => return Err(Error::Timeout),
+            // the worker waited for this message found no statement to stop.
+            Ok(_) if interrupter.interrupted() => return Err(Error::Timeout),
             Ok(Feed::Sets(sets)) => {
                 total += driver.execute_many(sql, &sets)?;
                 spent.push(sets);

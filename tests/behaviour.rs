@@ -1365,6 +1365,13 @@ async fn statement_timeout(ctx: Ctx) {
     });
     let err = conn.execute_many(&insert_count, sets).await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
+    // Slow to say that the sets are all there, after the last of them.
+    let sets = (0..300).map(|_| (1,)).chain(std::iter::from_fn(|| {
+        std::thread::sleep(TIMEOUT + Duration::from_millis(200));
+        None
+    }));
+    let err = conn.execute_many(&insert_count, sets).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
     assert_eq!(count(&conn, "t").await, 0);
     assert!(!conn.in_transaction());
     drop(conn);
