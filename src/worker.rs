@@ -532,14 +532,15 @@ fn epoch() -> std::time::Instant {
 }
 
 /// The longest a caller checks for its answer before it lets its executor
-/// sleep, and the longest recent requests may take for it to check at all.
-const CALLER_SPIN: Duration = Duration::from_micros(100);
-const CALLER_SPIN_BUSY: Duration = Duration::from_micros(50);
+/// sleep, and the longest recent requests may take for it to check at all
+/// (enough for a PostgreSQL point read on a local server, 40-60 µs).
+const CALLER_SPIN: Duration = Duration::from_micros(150);
+const CALLER_SPIN_BUSY: Duration = Duration::from_micros(80);
 
 /// The most one request counts for in the average that decides whether a
 /// caller checks for its answer: a slow request among quick ones moves it
 /// by a little, while about five slow ones in a row stop the checks.
-const QUICK_SAMPLE_CAP: Duration = Duration::from_micros(100);
+const QUICK_SAMPLE_CAP: Duration = Duration::from_micros(160);
 
 impl Shared {
     /// Notes that a request started.
