@@ -233,6 +233,13 @@ impl<'c> CursorResult<'c> {
         }))
     }
 
+    /// Every row that is left, with room in front for the buffered ones.
+    fn all(&mut self) -> Limit {
+        Limit::All {
+            front: self.buffer.len(),
+        }
+    }
+
     /// The next streaming batch: twice as many rows as the last, up to [`STREAM_ROWS`].
     fn next_stream(&mut self) -> Limit {
         self.stream_rows = (self.stream_rows * 2).min(STREAM_ROWS);
@@ -287,7 +294,7 @@ impl<'c> CursorResult<'c> {
         self.check_open()?;
         // The rows of a fetch whose future was dropped come first.
         poll_fn(|cx| match self.inflight {
-            Some(_) => self.poll_batch(cx, |_| Limit::All).map_ok(|_| ()),
+            Some(_) => self.poll_batch(cx, Self::all).map_ok(|_| ()),
             None => Poll::Ready(Ok(())),
         })
         .await?;
@@ -339,13 +346,22 @@ impl<'c> CursorResult<'c> {
         match batch {
             Ok(batch) => {
                 let mut rows = batch.rows;
-                if rows.len() > self.buffer.len() {
-                    // Keep the larger allocation (a `fetchall` batch can be
-                    // every row): the few buffered rows go in front of it.
-                    rows.splice(0..0, self.buffer.drain(..));
+                if batch.front > 0 && batch.front == self.buffer.len() {
+                    // The worker left room in front for the buffered rows.
+                    for (slot, row) in rows.iter_mut().zip(self.buffer.drain(..)) {
+                        *slot = row;
+                    }
                     self.buffer = rows.into();
                 } else {
-                    self.buffer.extend(rows);
+                    // Room for rows taken while the fetch was under way goes.
+                    rows.drain(..batch.front);
+                    if rows.len() > self.buffer.len() {
+                        // Keep the larger allocation: the buffered rows go in front.
+                        rows.splice(0..0, self.buffer.drain(..));
+                        self.buffer = rows.into();
+                    } else {
+                        self.buffer.extend(rows);
+                    }
                 }
                 if batch.done {
                     self.exhausted();
@@ -413,7 +429,7 @@ impl<'c> CursorResult<'c> {
     pub async fn fetchall(&mut self) -> Result<Vec<Row>> {
         self.check_open()?;
         poll_fn(|cx| {
-            while ready!(self.poll_batch(cx, |_| Limit::All))? {}
+            while ready!(self.poll_batch(cx, Self::all))? {}
             // In place: no second copy of every row.
             Poll::Ready(Ok(Vec::from(std::mem::take(&mut self.buffer))))
         })

@@ -349,8 +349,10 @@ pub(crate) enum Limit {
     Rows(usize),
     /// One streaming batch: this many rows, or [`BATCH_BYTES`] bytes.
     Stream(usize),
-    /// Everything that is left.
-    All,
+    /// Everything that is left, after `front` empty rows for the caller to
+    /// fill with the rows it already holds (so that a large result is not
+    /// moved to make room for them in front of it).
+    All { front: usize },
     /// Everything that is left, each row handed to the sink on the worker as
     /// it is read (so the rows never pile up as `Row`s); the sink comes back
     /// in the batch.
@@ -378,6 +380,8 @@ pub(crate) struct Batch {
     pub(crate) rows: Vec<Row>,
     /// No more rows follow; the worker has finalized the statement.
     pub(crate) done: bool,
+    /// How many empty rows come first (see [`Limit::All`]).
+    pub(crate) front: usize,
     /// The sink of a [`Limit::Into`] fetch, holding every row.
     pub(crate) sink: Option<Box<dyn Sink>>,
 }
@@ -388,6 +392,7 @@ impl Batch {
         Batch {
             rows,
             done,
+            front: 0,
             sink: None,
         }
     }
@@ -1304,10 +1309,10 @@ pub(crate) fn read_batch(
     limit: Limit,
     mut next: impl FnMut(&mut Values) -> Result<bool>,
 ) -> Result<Batch> {
-    let (max_rows, max_bytes) = match limit {
-        Limit::Rows(n) => (n, usize::MAX),
-        Limit::Stream(n) => (n, BATCH_BYTES),
-        Limit::All => (usize::MAX, usize::MAX),
+    let (max_rows, max_bytes, front) = match limit {
+        Limit::Rows(n) => (n, usize::MAX, 0),
+        Limit::Stream(n) => (n, BATCH_BYTES, 0),
+        Limit::All { front } => (usize::MAX, usize::MAX, front),
         Limit::Into(mut sink) => {
             let mut row = Row::new(keys.clone(), Values::with_capacity(keys.len()));
             while next(row.values_mut())? {
@@ -1316,22 +1321,30 @@ pub(crate) fn read_batch(
             return Ok(Batch {
                 rows: Vec::new(),
                 done: true,
+                front: 0,
                 sink: Some(sink),
             });
         }
     };
     // Small results are the common case: grow only when rows keep coming.
-    let mut rows = Vec::with_capacity(max_rows.min(8));
+    let mut rows = Vec::with_capacity((front + max_rows.min(8)).next_power_of_two());
+    rows.resize_with(front, || Row::new(keys.clone(), Values::new()));
     let mut bytes = 0;
-    while rows.len() < max_rows && bytes < max_bytes {
+    let done = loop {
+        if rows.len() - front >= max_rows || bytes >= max_bytes {
+            break false;
+        }
         let mut values = Values::with_capacity(keys.len());
         if !next(&mut values)? {
-            return Ok(Batch::new(rows, true));
+            break true;
         }
         bytes += row_bytes(&values);
         rows.push(Row::new(keys.clone(), values));
-    }
-    Ok(Batch::new(rows, false))
+    };
+    Ok(Batch {
+        front,
+        ..Batch::new(rows, done)
+    })
 }
 
 /// Sets column `i` of a row being read (see [`read_batch`]).

@@ -1511,6 +1511,21 @@ async fn dropped_fetch_keeps_its_rows(ctx: Ctx) {
         .map(|r| r.get(0).unwrap())
         .collect();
     assert_eq!(rest, (next..=N).collect::<Vec<_>>());
+
+    // A `fetchall` dropped while under way, then a row taken from the ones
+    // buffered before it: the rest comes in order, nothing missing or empty.
+    const M: i64 = 100_000;
+    let mut result = conn.execute(SERIES, (M,)).await.unwrap();
+    let mut taken = vec![result.fetchone().await.unwrap().unwrap()];
+    let mut fetch = Box::pin(result.fetchall());
+    if let std::task::Poll::Ready(rows) = futures::poll!(fetch.as_mut()) {
+        taken.extend(rows.unwrap());
+    }
+    drop(fetch);
+    taken.extend(result.fetchone().await.unwrap());
+    taken.extend(result.fetchall().await.unwrap());
+    let ids: Vec<i64> = taken.iter().map(|r| r.get(0).unwrap()).collect();
+    assert_eq!(ids, (1..=M).collect::<Vec<_>>());
 }
 
 async fn dropped_result_releases_its_connection(ctx: Ctx) {
