@@ -1327,6 +1327,8 @@ pub(crate) fn read_batch(
         }
     };
     // Small results are the common case: grow only when rows keep coming.
+    // A power of two, as a vector grown from empty has: doubling from an
+    // odd size (front + 8) would end far past a round number of rows.
     let mut rows = Vec::with_capacity((front + max_rows.min(8)).next_power_of_two());
     rows.resize_with(front, || Row::new(keys.clone(), Values::new()));
     let mut bytes = 0;
