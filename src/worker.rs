@@ -544,8 +544,9 @@ const CALLER_SPIN_BUSY: Duration = Duration::from_micros(80);
 
 /// The most one request counts for in the average that decides whether a
 /// caller checks for its answer: a slow request among quick ones moves it
-/// by a little, while about five slow ones in a row stop the checks.
-const QUICK_SAMPLE_CAP: Duration = Duration::from_micros(160);
+/// by a little, while about five slow ones in a row stop the checks (twice
+/// [`CALLER_SPIN_BUSY`], whatever that is).
+const QUICK_SAMPLE_CAP: Duration = CALLER_SPIN_BUSY.saturating_mul(2);
 
 impl Shared {
     /// Notes that a request started.
