@@ -15,7 +15,7 @@ use futures_core::Stream;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::pool::Lane;
-use crate::row::Row;
+use crate::row::{ColumnNames, Row};
 use crate::value::FromValue;
 use crate::worker::{self, Batch, Header, Limit, Request, Sink, BATCH_ROWS, STREAM_ROWS};
 
@@ -89,7 +89,7 @@ impl ConnRef<'_> {
 pub struct CursorResult<'c> {
     conn: ConnRef<'c>,
     /// `None` for a statement that returns no rows.
-    keys: Option<Arc<[String]>>,
+    keys: Option<ColumnNames>,
     rowcount: u64,
     last_insert_id: Option<i64>,
     returns_rows: bool,
@@ -173,7 +173,7 @@ impl<'c> CursorResult<'c> {
 
     /// The column names, in order; empty for a statement that returns no rows.
     pub fn keys(&self) -> &[String] {
-        self.keys.as_deref().unwrap_or_default()
+        self.keys.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// Rows inserted, updated or deleted by the statement; 0 for other statements.

@@ -21,7 +21,7 @@ use futures_channel::oneshot;
 use crate::config::Target;
 use crate::error::{Error, Result};
 use crate::params::Parameters;
-use crate::row::{Row, Values};
+use crate::row::{ColumnNames, Row, Values};
 use crate::strategy::{Job, Strategy};
 use crate::timer::{Deadline, Timer};
 use crate::value::Value;
@@ -403,7 +403,7 @@ impl Batch {
 pub(crate) struct Header {
     /// The column names; `None` for a statement that returns no rows (no
     /// allocation for the inserts and updates that make up most writes).
-    pub(crate) keys: Option<Arc<[String]>>,
+    pub(crate) keys: Option<ColumnNames>,
     pub(crate) rowcount: u64,
     pub(crate) last_insert_id: Option<i64>,
     pub(crate) returns_rows: bool,
@@ -1306,7 +1306,7 @@ pub(crate) fn row_bytes(values: &[Value]) -> usize {
 /// row, still holding the previous row's values, which `next` overwrites
 /// with [`put`] and [`put_text`] (so their text allocations are reused).
 pub(crate) fn read_batch(
-    keys: &Arc<[String]>,
+    keys: &ColumnNames,
     limit: Limit,
     mut next: impl FnMut(&mut Values) -> Result<bool>,
 ) -> Result<Batch> {
@@ -1351,6 +1351,7 @@ pub(crate) fn read_batch(
 }
 
 /// Sets column `i` of a row being read (see [`read_batch`]).
+#[inline]
 pub(crate) fn put(values: &mut Values, i: usize, value: Value) {
     match values.get_mut(i) {
         Some(slot) => *slot = value,
@@ -1361,6 +1362,7 @@ pub(crate) fn put(values: &mut Values, i: usize, value: Value) {
 /// Sets column `i` of a row being read to `text`, reusing the allocation of
 /// the text already there.
 #[cfg(feature = "sqlite")]
+#[inline]
 pub(crate) fn put_text(values: &mut Values, i: usize, text: &str) {
     match values.get_mut(i) {
         Some(Value::Text(old)) => {

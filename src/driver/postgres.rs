@@ -16,6 +16,7 @@ use postgres::{Client, RowIter, Statement};
 
 use crate::error::{Error, Result};
 use crate::params::Parameters;
+use crate::row::ColumnNames;
 use crate::value::Value;
 use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next, Ticket};
 
@@ -32,7 +33,7 @@ pub(crate) struct PostgresDriver {
     client: Client,
     tls: Tls,
     /// Prepared statements and their column names, by statement text.
-    statements: HashMap<String, (Statement, Arc<[String]>)>,
+    statements: HashMap<String, (Statement, ColumnNames)>,
     in_tx: bool,
     /// A statement failed inside the open transaction: the server refuses
     /// everything but a rollback until it ends.
@@ -40,12 +41,13 @@ pub(crate) struct PostgresDriver {
 }
 
 impl PostgresDriver {
-    fn prepare(&mut self, sql: &str) -> Result<(Statement, Arc<[String]>)> {
+    fn prepare(&mut self, sql: &str) -> Result<(Statement, ColumnNames)> {
         if let Some(cached) = self.statements.get(sql) {
             return Ok(cached.clone());
         }
         let stmt = self.client.prepare(sql).map_err(convert)?;
-        let keys: Arc<[String]> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
+        let keys: ColumnNames =
+            Arc::new(stmt.columns().iter().map(|c| c.name().to_owned()).collect());
         if self.statements.len() >= STATEMENT_CACHE {
             self.statements.clear();
         }
@@ -446,7 +448,7 @@ fn note_size(values: &[Value]) {
     }
 }
 
-fn read(rows: &mut RowIter<'_>, keys: &Arc<[String]>, limit: Limit) -> Result<Batch> {
+fn read(rows: &mut RowIter<'_>, keys: &ColumnNames, limit: Limit) -> Result<Batch> {
     worker::read_batch(keys, limit, |values| {
         let Some(row) = rows.next().map_err(convert)? else {
             return Ok(false);

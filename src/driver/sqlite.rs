@@ -11,6 +11,7 @@ use rusqlite::{OpenFlags, Statement};
 use crate::config::{SqliteTarget, Target};
 use crate::error::{Error, Result};
 use crate::params::Parameters;
+use crate::row::ColumnNames;
 use crate::value::Value;
 use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next, Ticket};
 
@@ -28,17 +29,17 @@ const KEYS_CACHE: usize = 256;
 /// Column names per statement text, shared by every row of every result.
 #[derive(Default)]
 struct Keys {
-    by_sql: HashMap<String, Arc<[String]>>,
+    by_sql: HashMap<String, ColumnNames>,
     /// The last statement's text and names: a statement run again and again
     /// (the common case) is found without hashing its text.
     last_sql: String,
-    last: Option<Arc<[String]>>,
+    last: Option<ColumnNames>,
 }
 
 impl Keys {
     /// The column names of `stmt`, reusing the cached list while it still
     /// matches (a schema change can change what a statement returns).
-    fn of(&mut self, sql: &str, stmt: &Statement<'_>) -> Arc<[String]> {
+    fn of(&mut self, sql: &str, stmt: &Statement<'_>) -> ColumnNames {
         let cached = match &self.last {
             Some(keys) if self.last_sql == sql => Some(keys),
             _ => self.by_sql.get(sql),
@@ -51,7 +52,7 @@ impl Keys {
                 keys.clone()
             }
             _ => {
-                let keys: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
+                let keys: ColumnNames = Arc::new(stmt.column_names().map(str::to_owned).collect());
                 if self.by_sql.len() >= KEYS_CACHE {
                     self.by_sql.clear();
                 }
@@ -357,7 +358,7 @@ fn bind(stmt: &mut Statement<'_>, params: &Parameters) -> Result<()> {
     Ok(())
 }
 
-fn read(rows: &mut rusqlite::Rows<'_>, keys: &Arc<[String]>, limit: Limit) -> Result<Batch> {
+fn read(rows: &mut rusqlite::Rows<'_>, keys: &ColumnNames, limit: Limit) -> Result<Batch> {
     worker::read_batch(keys, limit, |values| {
         let Some(row) = rows.next().map_err(convert)? else {
             return Ok(false);
