@@ -230,6 +230,16 @@ mod tests {
     }
 
     #[test]
+    fn column_names_cost_a_row_one_pointer() {
+        // A million-row `fetchall` holds a million of these: the names are
+        // shared, and each row pays for a thin pointer to them only.
+        assert_eq!(
+            std::mem::size_of::<Row>(),
+            std::mem::size_of::<Values>() + std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
     fn get_by_position_and_name() {
         let r = row();
         assert_eq!(r.get::<i64>(0).unwrap(), 1);
