@@ -1131,6 +1131,10 @@ const WORKER_SPIN: Duration = Duration::from_micros(50);
 /// The most waits a worker sleeps at once for, after checks that found nothing.
 const MAX_BACKOFF: u32 = 64;
 
+/// For how many requests after one that had others queued behind it a
+/// worker sleeps at once when its queue runs empty (see [`Wait::next_request`]).
+const TAKING_TURNS: u32 = 8;
+
 /// How a worker waits for its next request; see [`Wait::next_request`].
 #[derive(Debug, Default)]
 struct Wait {
@@ -1138,6 +1142,9 @@ struct Wait {
     skip: u32,
     /// How many waits the last check that found nothing set `skip` to.
     backoff: u32,
+    /// Requests left to take before the queue counts as fed by one caller
+    /// again, after one that had others queued behind it.
+    turns: u32,
 }
 
 impl Wait {
@@ -1156,8 +1163,30 @@ impl Wait {
     ///   answers the same way instead of sleeping). A check that finds
     ///   nothing makes the worker sleep at once for its next 1, 2, 4, ... up
     ///   to [`MAX_BACKOFF`] waits, so an idle or rarely used connection
-    ///   costs next to nothing; a check that finds a request starts over.
+    ///   costs next to nothing; a check that finds a request starts over;
+    /// - not at all while tasks take turns on the connection (a request was
+    ///   taken with others queued behind it within the last
+    ///   [`TAKING_TURNS`]): their callers sleep rather than check, so the
+    ///   next request comes from a task the executor has yet to run, and a
+    ///   worker checking for it takes a core that task may need.
     fn next_request(
+        &mut self,
+        rx: &Receiver<Request>,
+        waiting: &AtomicUsize,
+        shared: &Shared,
+    ) -> Option<Request> {
+        let request = self.wait(rx, waiting, shared)?;
+        self.turns = if rx.is_empty() {
+            self.turns.saturating_sub(1)
+        } else {
+            TAKING_TURNS
+        };
+        Some(request)
+    }
+
+    /// [`next_request`](Wait::next_request), before it notes whether others
+    /// are queued behind the request.
+    fn wait(
         &mut self,
         rx: &Receiver<Request>,
         waiting: &AtomicUsize,
@@ -1172,6 +1201,8 @@ impl Wait {
             if let Some(found) = check(rx, STAY_AWAKE, 1) {
                 return found;
             }
+        } else if self.turns > 0 {
+            // Sleep at once (see above).
         } else if self.skip > 0 {
             self.skip -= 1;
         } else {
@@ -1668,5 +1699,40 @@ mod tests {
         drop(tx);
         assert!(wait.next_request(&rx, &waiting, &shared).is_none());
         assert!(shared.awake.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_worker_sleeps_at_once_while_tasks_take_turns_on_its_connection() {
+        let (tx, rx) = channel();
+        let (shared, waiting) = (Shared::default(), AtomicUsize::new(0));
+        let mut wait = Wait::default();
+        let later = |wait: &mut Wait| {
+            let tx = tx.clone();
+            let send = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                tx.send_blocking(ping()).unwrap();
+            });
+            assert!(wait.next_request(&rx, &waiting, &shared).is_some());
+            send.join().unwrap();
+        };
+        // Two tasks' requests queued at once: the first is taken with the
+        // other behind it.
+        tx.try_send(ping()).unwrap();
+        tx.try_send(ping()).unwrap();
+        assert!(wait.next_request(&rx, &waiting, &shared).is_some());
+        assert_eq!(wait.turns, TAKING_TURNS);
+        assert!(wait.next_request(&rx, &waiting, &shared).is_some());
+        assert_eq!(wait.turns, TAKING_TURNS - 1);
+        // The queue is empty: the worker sleeps without checking, so a late
+        // request does not count as a check in vain.
+        later(&mut wait);
+        assert_eq!((wait.skip, wait.backoff), (0, 0));
+        // After enough requests that come one at a time, it checks again.
+        while wait.turns > 0 {
+            tx.try_send(ping()).unwrap();
+            assert!(wait.next_request(&rx, &waiting, &shared).is_some());
+        }
+        later(&mut wait);
+        assert_eq!((wait.skip, wait.backoff), (1, 1));
     }
 }
