@@ -511,6 +511,9 @@ pub(crate) struct Shared {
     /// Callers wait for a pooled connection of this engine, as the worker
     /// last saw: callers then leave their threads to the others.
     pub(crate) crowded: AtomicBool,
+    /// Tasks take turns on the connection (see [`Wait::next_request`]):
+    /// callers then leave their threads to the others, as when crowded.
+    taking_turns: AtomicBool,
     /// About how long the worker's recent requests took, in nanoseconds
     /// (a moving average).
     pub(crate) busy_ns: AtomicU64,
@@ -590,9 +593,14 @@ impl Shared {
     ///
     /// `queued` is how many requests wait in the connection's queue ahead of
     /// this one (other tasks sharing the connection): then the answer comes
-    /// after theirs, and the caller sleeps.
+    /// after theirs, and the caller sleeps. It sleeps too while tasks take
+    /// turns on the connection even if none is queued now: the other tasks
+    /// need its executor's threads to send their next requests.
     pub(crate) fn spin_budget(&self, queued: usize) -> Duration {
-        if queued > 0 || !self.awake.load(Ordering::Relaxed) || self.crowded.load(Ordering::Relaxed)
+        if queued > 0
+            || !self.awake.load(Ordering::Relaxed)
+            || self.crowded.load(Ordering::Relaxed)
+            || self.taking_turns.load(Ordering::Relaxed)
         {
             return Duration::ZERO;
         }
@@ -1166,9 +1174,10 @@ impl Wait {
     ///   costs next to nothing; a check that finds a request starts over;
     /// - not at all while tasks take turns on the connection (a request was
     ///   taken with others queued behind it within the last
-    ///   [`TAKING_TURNS`]): their callers sleep rather than check, so the
-    ///   next request comes from a task the executor has yet to run, and a
-    ///   worker checking for it takes a core that task may need.
+    ///   [`TAKING_TURNS`]): their callers sleep rather than check (the
+    ///   worker tells them so through [`Shared::spin_budget`]), so the next
+    ///   request comes from a task the executor has yet to run, and a worker
+    ///   checking for it takes a core that task may need.
     fn next_request(
         &mut self,
         rx: &Receiver<Request>,
@@ -1176,11 +1185,15 @@ impl Wait {
         shared: &Shared,
     ) -> Option<Request> {
         let request = self.wait(rx, waiting, shared)?;
+        let was = self.turns > 0;
         self.turns = if rx.is_empty() {
             self.turns.saturating_sub(1)
         } else {
             TAKING_TURNS
         };
+        if was != (self.turns > 0) {
+            shared.taking_turns.store(self.turns > 0, Ordering::Relaxed);
+        }
         Some(request)
     }
 
@@ -1723,6 +1736,11 @@ mod tests {
         assert_eq!(wait.turns, TAKING_TURNS);
         assert!(wait.next_request(&rx, &waiting, &shared).is_some());
         assert_eq!(wait.turns, TAKING_TURNS - 1);
+        // Their callers do not check for answers either, however quick and
+        // awake the worker is.
+        shared.note_busy(Duration::from_micros(5));
+        shared.awake.store(true, Ordering::Relaxed);
+        assert_eq!(shared.spin_budget(0), Duration::ZERO);
         // The queue is empty: the worker sleeps without checking, so a late
         // request does not count as a check in vain.
         later(&mut wait);
@@ -1732,6 +1750,8 @@ mod tests {
             tx.try_send(ping()).unwrap();
             assert!(wait.next_request(&rx, &waiting, &shared).is_some());
         }
+        shared.awake.store(true, Ordering::Relaxed);
+        assert!(shared.spin_budget(0) > Duration::ZERO);
         later(&mut wait);
         assert_eq!((wait.skip, wait.backoff), (1, 1));
     }
