@@ -1600,6 +1600,26 @@ mod tests {
         Request::Ping { reply }
     }
 
+    /// Long enough for a worker's checks to give up before the request comes.
+    const SLOW: Duration = Duration::from_millis(20);
+
+    /// Lets `wait` take a request that another thread sends after `delay`.
+    fn take_sent_after(
+        wait: &mut Wait,
+        (tx, rx): (&async_channel::Sender<Request>, &Receiver<Request>),
+        waiting: &AtomicUsize,
+        shared: &Shared,
+        delay: Duration,
+    ) {
+        let tx = tx.clone();
+        let send = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            tx.send_blocking(ping()).unwrap();
+        });
+        assert!(wait.next_request(rx, waiting, shared).is_some());
+        send.join().unwrap();
+    }
+
     #[test]
     fn a_caller_checks_for_its_answer_only_when_the_worker_is_awake_and_quick() {
         let shared = Shared::default();
@@ -1675,32 +1695,21 @@ mod tests {
         assert_eq!((wait.skip, wait.backoff), (0, 0));
         // Requests far apart: each wait that checks in vain doubles the
         // number of waits that sleep at once.
-        let slow = |wait: &mut Wait| {
-            let tx = tx.clone();
-            let send = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(20));
-                tx.send_blocking(ping()).unwrap();
-            });
-            assert!(wait.next_request(&rx, &waiting, &shared).is_some());
-            send.join().unwrap();
-        };
-        slow(&mut wait);
+        take_sent_after(&mut wait, (&tx, &rx), &waiting, &shared, SLOW);
         assert_eq!((wait.skip, wait.backoff), (1, 1));
-        slow(&mut wait); // slept at once
+        take_sent_after(&mut wait, (&tx, &rx), &waiting, &shared, SLOW); // slept at once
         assert_eq!((wait.skip, wait.backoff), (0, 1));
-        slow(&mut wait);
+        take_sent_after(&mut wait, (&tx, &rx), &waiting, &shared, SLOW);
         assert_eq!((wait.skip, wait.backoff), (2, 2));
         // A request that comes soon after the worker fell asleep: it checks
         // again from the next wait on.
-        let quick = {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_micros(5));
-                tx.send_blocking(ping()).unwrap();
-            })
-        };
-        assert!(wait.next_request(&rx, &waiting, &shared).is_some());
-        quick.join().unwrap();
+        take_sent_after(
+            &mut wait,
+            (&tx, &rx),
+            &waiting,
+            &shared,
+            Duration::from_micros(5),
+        );
         // (Or, if the machine was too slow to deliver it that soon, the
         // back-off goes on as before.)
         assert!(
@@ -1719,15 +1728,6 @@ mod tests {
         let (tx, rx) = channel();
         let (shared, waiting) = (Shared::default(), AtomicUsize::new(0));
         let mut wait = Wait::default();
-        let later = |wait: &mut Wait| {
-            let tx = tx.clone();
-            let send = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(20));
-                tx.send_blocking(ping()).unwrap();
-            });
-            assert!(wait.next_request(&rx, &waiting, &shared).is_some());
-            send.join().unwrap();
-        };
         // Two tasks' requests queued at once: the first is taken with the
         // other behind it.
         tx.try_send(ping()).unwrap();
@@ -1743,7 +1743,7 @@ mod tests {
         assert_eq!(shared.spin_budget(0), Duration::ZERO);
         // The queue is empty: the worker sleeps without checking, so a late
         // request does not count as a check in vain.
-        later(&mut wait);
+        take_sent_after(&mut wait, (&tx, &rx), &waiting, &shared, SLOW);
         assert_eq!((wait.skip, wait.backoff), (0, 0));
         // After enough requests that come one at a time, it checks again.
         while wait.turns > 0 {
@@ -1752,7 +1752,7 @@ mod tests {
         }
         shared.awake.store(true, Ordering::Relaxed);
         assert!(shared.spin_budget(0) > Duration::ZERO);
-        later(&mut wait);
+        take_sent_after(&mut wait, (&tx, &rx), &waiting, &shared, SLOW);
         assert_eq!((wait.skip, wait.backoff), (1, 1));
     }
 }
