@@ -136,8 +136,10 @@ impl Interrupter {
             self.timer.schedule(
                 after,
                 Box::new(move || {
+                    // Not on the timer's thread when the kill blocks: other
+                    // deadlines must not wait for a network round trip.
                     if let Some(this) = this.upgrade() {
-                        this.interrupt_now(seq, Reason::Timeout);
+                        this.interrupt(seq, Reason::Timeout);
                     }
                 }),
             )

@@ -7,6 +7,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -31,7 +32,13 @@ const STATEMENT_CACHE: usize = 256;
 
 pub(crate) struct PostgresDriver {
     client: Client,
+    config: postgres::Config,
     tls: Tls,
+    /// This connection's server process, as its own session reported it.
+    backend: Option<Backend>,
+    /// The last cancel went out as a cancel request, which the server may act
+    /// on after the statement it was meant for (see [`cancel_backend`]).
+    unconfirmed: Arc<AtomicBool>,
     /// Prepared statements and their column names, by statement text.
     statements: HashMap<String, (Statement, ColumnNames)>,
     in_tx: bool,
@@ -103,13 +110,17 @@ impl Driver for PostgresDriver {
             flag.with(|f| f.set(false));
         }
         let tls = tls(config);
-        let client = connect(config, &tls).map_err(|e| Error::Connect {
+        let mut client = connect(config, &tls).map_err(|e| Error::Connect {
             url: describe(config),
             source: Box::new(e),
         })?;
+        let backend = Backend::of(&mut client);
         Ok(PostgresDriver {
             client,
+            config: (**config).clone(),
             tls,
+            backend,
+            unconfirmed: Arc::new(AtomicBool::new(false)),
             statements: HashMap::new(),
             in_tx: false,
             failed: false,
@@ -118,10 +129,19 @@ impl Driver for PostgresDriver {
 
     fn kill(&self) -> Kill {
         let token = self.client.cancel_token();
+        let config = self.config.clone();
         let tls = self.tls.clone();
+        let backend = self.backend.clone();
+        let unconfirmed = self.unconfirmed.clone();
         Kill {
             run: Box::new(move || {
-                let _ = cancel(&token, &tls);
+                let confirmed = backend
+                    .as_ref()
+                    .is_some_and(|backend| cancel_backend(&config, &tls, backend));
+                if !confirmed {
+                    let _ = cancel(&token, &tls);
+                    unconfirmed.store(true, Ordering::SeqCst);
+                }
             }),
             blocking: true,
         }
@@ -158,6 +178,11 @@ impl Driver for PostgresDriver {
         // would meet. Give it a statement to hit that no caller waits for:
         // `pg_sleep` checks for a pending cancel first, then while it sleeps.
         let met = CANCELLED.with(|c| c.replace(false));
+        if !self.unconfirmed.swap(false, Ordering::SeqCst) {
+            // The server said it had signalled the backend before the worker
+            // could move on: nothing is left on its way.
+            return;
+        }
         if self.failed {
             // Only a rollback can run; `batch` repeats one that a cancel hits.
             return;
@@ -294,6 +319,57 @@ impl Driver for PostgresDriver {
             .map_err(convert)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
+}
+
+/// A connection's server process: its pid, and when it started (a pid can be reused).
+#[derive(Clone)]
+struct Backend {
+    pid: i32,
+    started: String,
+}
+
+impl Backend {
+    /// Asks the session which server process it runs in.
+    fn of(client: &mut Client) -> Option<Backend> {
+        let row = client
+            .query_opt(
+                "SELECT pid, backend_start::text FROM pg_stat_activity \
+                 WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .ok()??;
+        Some(Backend {
+            pid: row.try_get(0).ok()?,
+            started: row.try_get(1).ok()?,
+        })
+    }
+}
+
+/// Cancels `backend`'s running statement from a session of its own, and says
+/// whether the server confirmed it sent the signal.
+///
+/// A cancel request (the protocol's way, [`cancel`]) is answered before the
+/// server acts on it, so it can land on the statement after the one it was
+/// meant for. `pg_cancel_backend` returns only once the backend has been
+/// signalled; since the worker cannot send its next statement until the
+/// cancel returns, the signal is taken while the backend still runs the
+/// statement it was meant for, or while it waits for the next one, when it is
+/// ignored. The cost is a short-lived session per cancel (a few ms).
+fn cancel_backend(config: &postgres::Config, tls: &Tls, backend: &Backend) -> bool {
+    let Ok(mut session) = connect(config, tls) else {
+        return false;
+    };
+    // The start time guards against a pid the server has since given to another session.
+    session
+        .query_opt(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+             WHERE pid = $1 AND backend_start::text = $2",
+            &[&backend.pid, &backend.started],
+        )
+        .ok()
+        .flatten()
+        .and_then(|row| row.try_get::<_, bool>(0).ok())
+        .unwrap_or(false)
 }
 
 /// The TLS connector a connection (and its cancel requests) use.
@@ -691,5 +767,76 @@ fn classify(e: postgres::Error) -> Error {
     Error::Database {
         message: text,
         source: Box::new(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Target;
+
+    /// A driver on the test server (`DATABASE_URL`, or the local default);
+    /// `None`, with a notice, when none answers, except under `CI=true`.
+    fn driver(test: &str) -> Option<PostgresDriver> {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
+        match PostgresDriver::open(&Target::parse(&url).expect("a PostgreSQL URL")) {
+            Ok(driver) => Some(driver),
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("{test}: no PostgreSQL server under CI=true: {e}")
+            }
+            Err(e) => {
+                eprintln!("{test}: skipped: no PostgreSQL server: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancel_has_been_taken_before_the_next_statement_can_go_out() {
+        let Some(mut driver) = driver("a_cancel_has_been_taken_before_the_next_statement") else {
+            return;
+        };
+        let kill = driver.kill();
+        // The hardest case: the cancel finds the connection idle, so no
+        // statement takes it. A cancel request the server acts on later
+        // would fail the statement after it, every time.
+        for round in 0..20 {
+            (kill.run)();
+            assert!(
+                !driver.unconfirmed.load(Ordering::SeqCst),
+                "round {round}: the server did not confirm the cancel"
+            );
+            driver
+                .client
+                .batch_execute("SELECT pg_sleep(0.05)")
+                .unwrap_or_else(|e| {
+                    panic!("round {round}: a late cancel hit the next statement: {e}")
+                });
+        }
+    }
+
+    #[test]
+    fn a_cancel_reaches_only_the_server_process_the_connection_opened_with() {
+        let Some(mut driver) = driver("a_cancel_reaches_only_the_server_process") else {
+            return;
+        };
+        let backend = driver
+            .backend
+            .clone()
+            .expect("the session names its backend");
+        let reused = Backend {
+            started: "2000-01-01 00:00:00+00".into(),
+            ..backend.clone()
+        };
+        assert!(!cancel_backend(&driver.config, &driver.tls, &reused));
+        assert!(cancel_backend(&driver.config, &driver.tls, &backend));
+
+        // Unconfirmed, the kill falls back to a cancel request and the worker absorbs it.
+        driver.backend = Some(reused);
+        (driver.kill().run)();
+        assert!(driver.unconfirmed.load(Ordering::SeqCst));
+        driver.absorb_interrupt();
+        assert!(!driver.unconfirmed.load(Ordering::SeqCst));
     }
 }
