@@ -368,8 +368,8 @@ impl EngineBuilder {
     }
 
     /// What dropping the future of a running statement does: `true`
-    /// interrupts it on the database (`sqlite3_interrupt`, or a PostgreSQL
-    /// cancel request), aimed so that it can never hit a later statement;
+    /// interrupts it on the database (`sqlite3_interrupt`, or
+    /// `pg_cancel_backend` on PostgreSQL), aimed so that it can never hit a later statement;
     /// `false` lets it run to completion with its answer discarded, as
     /// sqlalchemy_aio does. Transaction control (`COMMIT`, `ROLLBACK`) is
     /// never interrupted either way. Defaults to `true`.

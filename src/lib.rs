@@ -46,7 +46,7 @@
 //! Dropping a future never leaves a connection in a wrong state, and never
 //! hands one caller another's answer: a request not yet started is skipped;
 //! a running statement is interrupted on the database (`sqlite3_interrupt`,
-//! a PostgreSQL cancel request), aimed so that it can never hit a later
+//! or `pg_cancel_backend` on PostgreSQL), aimed so that it can never hit a later
 //! statement, unless the engine was built with
 //! [`interrupt_on_drop(false)`](EngineBuilder::interrupt_on_drop); a `COMMIT`
 //! that was sent always completes; a dropped transaction rolls back before

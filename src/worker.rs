@@ -476,7 +476,8 @@ pub(crate) trait Driver: Sized + 'static {
     /// Called between requests after an interrupt was sent: makes sure an
     /// interrupt that reaches the database late cannot hit the next request.
     /// SQLite's interrupt acts at once and is forgotten when the next statement
-    /// starts, so only PostgreSQL's asynchronous cancel request needs this.
+    /// starts; PostgreSQL needs this only when it fell back to the protocol's
+    /// cancel request, which the server acts on later.
     fn absorb_interrupt(&mut self) {}
     /// Runs a statement without parameters or results.
     fn batch(&mut self, sql: &str) -> Result<()>;

@@ -171,7 +171,8 @@ impl Driver for PostgresDriver {
     }
 
     fn absorb_interrupt(&mut self) {
-        // A cancel request travels on a connection of its own, and the server
+        // Only after a fallback (see `cancel_backend`): a cancel request
+        // travels on a connection of its own, and the server
         // acts on it a little later; it also signals the backend twice (the
         // process and its process group), so even a cancel that met its
         // statement can leave a second one pending that the next statement
