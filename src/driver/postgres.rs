@@ -27,6 +27,9 @@ use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next
 /// the free part of the read buffer on each read).
 const WORN_ROW_BYTES: usize = 8 * 1024 * 1024;
 
+/// How long a cancel may take to reach the server when the URL sets no `connect_timeout`.
+const CANCEL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Prepared statements kept per connection, at most.
 const STATEMENT_CACHE: usize = 256;
 
@@ -129,16 +132,21 @@ impl Driver for PostgresDriver {
 
     fn kill(&self) -> Kill {
         let token = self.client.cancel_token();
-        let config = self.config.clone();
+        let mut config = self.config.clone();
+        if config.get_connect_timeout().is_none() {
+            // The worker waits for the cancel: never for the system's TCP timeout.
+            config.connect_timeout(CANCEL_CONNECT_TIMEOUT);
+        }
         let tls = self.tls.clone();
         let backend = self.backend.clone();
         let unconfirmed = self.unconfirmed.clone();
         Kill {
             run: Box::new(move || {
-                let confirmed = backend
-                    .as_ref()
-                    .is_some_and(|backend| cancel_backend(&config, &tls, backend));
-                if !confirmed {
+                let outcome = match &backend {
+                    Some(backend) => cancel_backend(&config, &tls, backend),
+                    None => Cancel::Refused,
+                };
+                if outcome == Cancel::Refused {
                     let _ = cancel(&token, &tls);
                     unconfirmed.store(true, Ordering::SeqCst);
                 }
@@ -346,8 +354,19 @@ impl Backend {
     }
 }
 
-/// Cancels `backend`'s running statement from a session of its own, and says
-/// whether the server confirmed it sent the signal.
+/// What became of a cancel sent with [`cancel_backend`].
+#[derive(Debug, PartialEq, Eq)]
+enum Cancel {
+    /// The server signalled the backend before it answered.
+    Signalled,
+    /// The server answered but did not signal it (a session limit, a role
+    /// that may not, a backend it does not know): send a cancel request.
+    Refused,
+    /// The server could not be reached: a cancel request would not be either.
+    Unreachable,
+}
+
+/// Cancels `backend`'s running statement from a session of its own.
 ///
 /// A cancel request (the protocol's way, [`cancel`]) is answered before the
 /// server acts on it, so it can land on the statement after the one it was
@@ -356,12 +375,14 @@ impl Backend {
 /// cancel returns, the signal is taken while the backend still runs the
 /// statement it was meant for, or while it waits for the next one, when it is
 /// ignored. The cost is a short-lived session per cancel (a few ms).
-fn cancel_backend(config: &postgres::Config, tls: &Tls, backend: &Backend) -> bool {
-    let Ok(mut session) = connect(config, tls) else {
-        return false;
+fn cancel_backend(config: &postgres::Config, tls: &Tls, backend: &Backend) -> Cancel {
+    let mut session = match connect(config, tls) {
+        Ok(session) => session,
+        Err(e) if e.as_db_error().is_some() => return Cancel::Refused,
+        Err(_) => return Cancel::Unreachable,
     };
     // The start time guards against a pid the server has since given to another session.
-    session
+    let signalled = session
         .query_opt(
             "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
              WHERE pid = $1 AND backend_start::text = $2",
@@ -370,7 +391,12 @@ fn cancel_backend(config: &postgres::Config, tls: &Tls, backend: &Backend) -> bo
         .ok()
         .flatten()
         .and_then(|row| row.try_get::<_, bool>(0).ok())
-        .unwrap_or(false)
+        .unwrap_or(false);
+    if signalled {
+        Cancel::Signalled
+    } else {
+        Cancel::Refused
+    }
 }
 
 /// The TLS connector a connection (and its cancel requests) use.
@@ -830,8 +856,21 @@ mod tests {
             started: "2000-01-01 00:00:00+00".into(),
             ..backend.clone()
         };
-        assert!(!cancel_backend(&driver.config, &driver.tls, &reused));
-        assert!(cancel_backend(&driver.config, &driver.tls, &backend));
+        assert_eq!(
+            cancel_backend(&driver.config, &driver.tls, &reused),
+            Cancel::Refused
+        );
+        assert_eq!(
+            cancel_backend(&driver.config, &driver.tls, &backend),
+            Cancel::Signalled
+        );
+        // Nothing listens on port 1: no cancel request is worth sending either.
+        let mut nowhere = driver.config.clone();
+        nowhere.port(1);
+        assert_eq!(
+            cancel_backend(&nowhere, &driver.tls, &backend),
+            Cancel::Unreachable
+        );
 
         // Unconfirmed, the kill falls back to a cancel request and the worker absorbs it.
         driver.backend = Some(reused);
