@@ -865,8 +865,7 @@ mod tests {
             Cancel::Signalled
         );
         // Nothing listens on port 1: no cancel request is worth sending either.
-        let mut nowhere = driver.config.clone();
-        nowhere.port(1);
+        let nowhere: postgres::Config = "host=127.0.0.1 port=1 user=sqlaio".parse().unwrap();
         assert_eq!(
             cancel_backend(&nowhere, &driver.tls, &backend),
             Cancel::Unreachable
