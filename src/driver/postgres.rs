@@ -338,18 +338,21 @@ struct Backend {
 }
 
 impl Backend {
-    /// Asks the session which server process it runs in.
+    /// Asks the session which server process it runs in (one round trip).
     fn of(client: &mut Client) -> Option<Backend> {
-        let row = client
-            .query_opt(
+        let messages = client
+            .simple_query(
                 "SELECT pid, backend_start::text FROM pg_stat_activity \
                  WHERE pid = pg_backend_pid()",
-                &[],
             )
-            .ok()??;
+            .ok()?;
+        let row = messages.iter().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })?;
         Some(Backend {
-            pid: row.try_get(0).ok()?,
-            started: row.try_get(1).ok()?,
+            pid: row.get(0)?.parse().ok()?,
+            started: row.get(1)?.to_owned(),
         })
     }
 }
