@@ -334,17 +334,21 @@ impl Driver for PostgresDriver {
 #[derive(Clone)]
 struct Backend {
     pid: i32,
-    started: String,
+    /// `backend_start` in µs since the Unix epoch: unlike its text, the
+    /// same whatever `DateStyle` and `TimeZone` a session has.
+    started: i64,
 }
+
+/// [`Backend::started`] in SQL.
+const BACKEND_STARTED: &str = "(extract(epoch FROM backend_start) * 1000000)::int8";
 
 impl Backend {
     /// Asks the session which server process it runs in (one round trip).
     fn of(client: &mut Client) -> Option<Backend> {
         let messages = client
-            .simple_query(
-                "SELECT pid, backend_start::text FROM pg_stat_activity \
-                 WHERE pid = pg_backend_pid()",
-            )
+            .simple_query(&format!(
+                "SELECT pid, {BACKEND_STARTED} FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+            ))
             .ok()?;
         let row = messages.iter().find_map(|m| match m {
             postgres::SimpleQueryMessage::Row(row) => Some(row),
@@ -352,7 +356,7 @@ impl Backend {
         })?;
         Some(Backend {
             pid: row.get(0)?.parse().ok()?,
-            started: row.get(1)?.to_owned(),
+            started: row.get(1)?.parse().ok()?,
         })
     }
 }
@@ -387,8 +391,10 @@ fn cancel_backend(config: &postgres::Config, tls: &Tls, backend: &Backend) -> Ca
     // The start time guards against a pid the server has since given to another session.
     let signalled = session
         .query_opt(
-            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
-             WHERE pid = $1 AND backend_start::text = $2",
+            &format!(
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                 WHERE pid = $1 AND {BACKEND_STARTED} = $2"
+            ),
             &[&backend.pid, &backend.started],
         )
         .ok()
@@ -809,10 +815,13 @@ mod tests {
     /// `None`, with a notice, when none answers, except under `CI=true`.
     fn driver(test: &str) -> Option<PostgresDriver> {
         let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/test".into());
+        let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
         match PostgresDriver::open(&Target::parse(&url).expect("a PostgreSQL URL")) {
             Ok(driver) => Some(driver),
-            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            Err(e) if ci => {
                 panic!("{test}: no PostgreSQL server under CI=true: {e}")
             }
             Err(e) => {
@@ -856,7 +865,7 @@ mod tests {
             .clone()
             .expect("the session names its backend");
         let reused = Backend {
-            started: "2000-01-01 00:00:00+00".into(),
+            started: backend.started - 1,
             ..backend.clone()
         };
         assert_eq!(
