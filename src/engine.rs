@@ -237,7 +237,9 @@ impl Engine {
     }
 
     /// Closes the engine: closes every connection, idle or in use, and waits
-    /// until every worker has stopped and its thread is released.
+    /// until every worker has stopped and its thread is released, and every
+    /// thread the engine started of its own (its timer, PostgreSQL cancels
+    /// still being sent) has exited.
     ///
     /// Statements still running get the [close
     /// timeout](EngineBuilder::close_timeout) to finish; then they are

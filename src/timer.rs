@@ -4,7 +4,9 @@
 //! driver, and pool waits must time out under any executor (even with no
 //! runtime at all), so deadlines are kept by a thread of the engine's own.
 //! It starts on first use, sleeps until the next deadline, and stops with
-//! its engine.
+//! its engine. The engine's short-lived helper threads (which send
+//! PostgreSQL cancels) are counted with it, so that closing the engine
+//! waits for them too.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -29,6 +31,8 @@ struct State {
     wakes_at: Option<Instant>,
     /// The timer's thread, joined once it has stopped.
     handle: Option<std::thread::JoinHandle<()>>,
+    /// Helper threads started by [`Timer::spawn_helper`], joined with it.
+    helpers: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// A set of deadlines served by one thread.
@@ -36,7 +40,7 @@ struct State {
 pub(crate) struct Timer {
     state: Mutex<State>,
     changed: Condvar,
-    /// Counts the timer's thread, so that closing can wait for it.
+    /// Counts the timer's thread and the helpers, so that closing can wait for them.
     thread: Arc<Tracker>,
 }
 
@@ -109,6 +113,23 @@ impl Timer {
         })
     }
 
+    /// Runs `work` on a thread of its own, which [`stopped`](Timer::stopped)
+    /// waits for; if no thread can be started, `work` does not run.
+    pub(crate) fn spawn_helper(&self, name: &str, work: impl FnOnce() + Send + 'static) {
+        let guard = self.thread.enter();
+        let started = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let _guard = guard;
+                work();
+            });
+        if let Ok(handle) = started {
+            let mut state = self.lock();
+            state.helpers.retain(|helper| !helper.is_finished());
+            state.helpers.push(handle);
+        }
+    }
+
     /// A future that completes once `after` has passed.
     pub(crate) fn sleep(self: &Arc<Self>, after: Duration) -> Sleep {
         Sleep {
@@ -131,14 +152,18 @@ impl Timer {
         drop(entries);
     }
 
-    /// Waits until the timer's thread has exited (after [`stop`](Timer::stop)).
+    /// Waits until the timer's thread (after [`stop`](Timer::stop)) and every
+    /// helper thread have exited.
     pub(crate) async fn stopped(&self) {
         self.thread.idle().await;
-        // Its work is over; joining only waits for the thread's own exit, so
-        // that no thread of the engine is left once closing returns.
-        let handle = self.lock().handle.take();
-        if let Some(handle) = handle {
-            let _ = handle.join();
+        // Their work is over; joining only waits for the threads' own exit,
+        // so that no thread of the engine is left once closing returns.
+        let (handle, helpers) = {
+            let mut state = self.lock();
+            (state.handle.take(), std::mem::take(&mut state.helpers))
+        };
+        for thread in handle.into_iter().chain(helpers) {
+            let _ = thread.join();
         }
     }
 }

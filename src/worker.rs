@@ -163,9 +163,8 @@ impl Interrupter {
     pub(crate) fn interrupt(self: &Arc<Self>, seq: u64, reason: Reason) {
         if self.kill.blocking {
             let this = self.clone();
-            let _ = std::thread::Builder::new()
-                .name("sqlaio-cancel".into())
-                .spawn(move || this.interrupt_now(seq, reason));
+            self.timer
+                .spawn_helper("sqlaio-cancel", move || this.interrupt_now(seq, reason));
         } else {
             self.interrupt_now(seq, reason);
         }
@@ -1547,6 +1546,42 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "timed out");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// A blocking interrupt runs on a thread of its own, and closing (which
+    /// waits for the timer to stop) waits for that thread too.
+    #[test]
+    fn closing_waits_for_an_interrupt_sent_from_a_thread_of_its_own() {
+        let timer = Arc::new(crate::timer::Timer::default());
+        let sent = Arc::new(AtomicBool::new(false));
+        let kill = Kill {
+            run: Box::new({
+                let sent = sent.clone();
+                move || {
+                    std::thread::sleep(Duration::from_millis(200));
+                    sent.store(true, Ordering::SeqCst);
+                }
+            }),
+            blocking: true,
+        };
+        let interrupter = Interrupter::new(kill, timer.clone());
+        interrupter.start(Ticket {
+            seq: 1,
+            timeout: None,
+            lane: false,
+        });
+        interrupter.interrupt(1, Reason::Cancelled);
+        assert!(
+            !sent.load(Ordering::SeqCst),
+            "the interrupt ran on the caller's thread"
+        );
+        timer.stop();
+        futures::executor::block_on(timer.stopped());
+        assert!(
+            sent.load(Ordering::SeqCst),
+            "closing returned before the interrupt was sent"
+        );
+        assert_eq!(interrupter.finish(), Some(Reason::Cancelled));
     }
 
     /// Writers get the permit in the order they asked for it.
