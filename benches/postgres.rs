@@ -13,7 +13,8 @@
 //! - `pg_fetchall`, `pg_stream` (scenario e): 1,000,000 rows held at once or
 //!   read one at a time; the interleaved mode also reports peak heap memory.
 //!   With the `serde` feature `pg_fetchall` also measures
-//!   `fetchall_as::<(i64, String)>` (`/fetchall_as`).
+//!   `fetchall_as::<(i64, String)>` (`/fetchall_as`); `pg_stream` also
+//!   measures the stream with `yield_per(64)` (`/yield_per_64`).
 //!
 //! Run with `cargo bench --bench postgres --all-features` or `... -- --interleaved`.
 
@@ -331,6 +332,29 @@ fn bulk(mode: &mut Mode, client: &mut postgres::Client) {
                 sum
             }
         }));
+        // The same with a fixed batch of 64 rows after the first: less held
+        // at once, more hand-offs.
+        let all = sql.clone();
+        contenders.extend(sqlaio_side::each(
+            &sides,
+            &opened,
+            "/yield_per_64",
+            move |conn| {
+                let sql = all.clone();
+                async move {
+                    let mut result = conn
+                        .execute(&*sql, ())
+                        .await
+                        .expect("execute")
+                        .yield_per(64);
+                    let mut sum = 0;
+                    while let Some(row) = result.next().await {
+                        sum += consume(&row.expect("row"));
+                    }
+                    sum
+                }
+            },
+        ));
         mode.measure(&spec("pg_stream"), &mut contenders);
     }
     for (side, open) in sides.iter().zip(opened) {

@@ -98,9 +98,13 @@ pub struct CursorResult<'c> {
     cursor: Option<u64>,
     /// The fetch in flight; in a `Mutex` only so that the result is `Sync` (never locked).
     inflight: Option<Mutex<BoxFuture<'static, Result<Batch>>>>,
+    /// A streaming fetch sent after `inflight`, whose batch comes next.
+    queued: Option<Mutex<BoxFuture<'static, Result<Batch>>>>,
     closed: bool,
     /// The size of the last streaming batch asked for.
     stream_rows: usize,
+    /// The size of every streaming batch, once set by [`CursorResult::yield_per`].
+    yield_per: Option<usize>,
 }
 
 impl fmt::Debug for CursorResult<'_> {
@@ -128,8 +132,10 @@ impl<'c> CursorResult<'c> {
             buffer: header.batch.rows.into(),
             cursor: Some(cursor),
             inflight: None,
+            queued: None,
             closed: false,
             stream_rows: BATCH_ROWS,
+            yield_per: None,
         };
         if header.batch.done {
             result.exhausted();
@@ -148,15 +154,20 @@ impl<'c> CursorResult<'c> {
             buffer: VecDeque::new(),
             cursor: None,
             inflight: None,
+            queued: None,
             closed: false,
             stream_rows: BATCH_ROWS,
+            yield_per: None,
         };
         result.exhausted();
         result
     }
 
-    /// The worker has no more rows: forget the cursor, give an owned connection back.
+    /// The worker has no more rows: forget the cursor and any fetch still
+    /// under way for it, give an owned connection back.
     fn exhausted(&mut self) {
+        self.inflight = None;
+        self.queued = None;
         if let Some(cursor) = self.cursor.take() {
             if let Some(conn) = self.conn.get() {
                 let _ = conn.with_state(|state| {
@@ -196,6 +207,36 @@ impl<'c> CursorResult<'c> {
     /// `true` after [`close`](CursorResult::close).
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// Reads the rows still to come `rows` at a time (at least one) when
+    /// streaming, through the [`Stream`] or [`fetchone`](CursorResult::fetchone),
+    /// as SQLAlchemy's `Result.yield_per` does.
+    ///
+    /// By default each batch asks for twice the rows of the last, from 256
+    /// up to 4,096. A smaller fixed size holds less in memory (about two
+    /// batches: one read ahead) at the cost of more hand-offs between the
+    /// worker and your task; a larger one does the opposite. Either way a
+    /// batch also ends once its text and blob data pass about 1 MiB. The
+    /// first batch, which came with the `execute` answer (up to 256 rows), is
+    /// already here. The guide's `streaming.md` has the measured trade-off.
+    ///
+    /// ```
+    /// use futures::TryStreamExt;
+    /// # futures::executor::block_on(async {
+    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+    /// let sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+    ///            SELECT i FROM n";
+    /// let rows = engine.execute(sql, ()).await?.yield_per(100);
+    /// let count = rows.try_fold(0, |count, _row| async move { Ok(count + 1) }).await?;
+    /// assert_eq!(count, 1000);
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use = "the result comes back with the batch size set"]
+    pub fn yield_per(mut self, rows: usize) -> Self {
+        self.yield_per = Some(rows.max(1));
+        self
     }
 
     fn check_open(&self) -> Result<()> {
@@ -240,9 +281,13 @@ impl<'c> CursorResult<'c> {
         }
     }
 
-    /// The next streaming batch: twice as many rows as the last, up to [`STREAM_ROWS`].
+    /// The next streaming batch: the size set by [`CursorResult::yield_per`],
+    /// or else twice as many rows as the last, up to [`STREAM_ROWS`].
     fn next_stream(&mut self) -> Limit {
-        self.stream_rows = (self.stream_rows * 2).min(STREAM_ROWS);
+        self.stream_rows = match self.yield_per {
+            Some(rows) => rows,
+            None => (self.stream_rows * 2).min(STREAM_ROWS),
+        };
         Limit::Stream(self.stream_rows)
     }
 
@@ -250,22 +295,37 @@ impl<'c> CursorResult<'c> {
     /// so the worker reads it while the caller goes through the rows it has.
     ///
     /// Only after a streaming fetch had to wait for rows (the caller is going
-    /// through the result, not taking its first row), and only when the
-    /// request fits in the connection's queue at once. Dropping the result
-    /// does not interrupt this read: it is one batch, and the worker drops it.
+    /// through the result, not taking its first row).
     fn prefetch(&mut self) {
-        let (Some(cursor), None) = (self.cursor, &self.inflight) else {
-            return;
-        };
-        let Some(conn) = self.conn.get() else {
-            return;
-        };
+        if self.inflight.is_none() {
+            self.inflight = self.fetch_ahead();
+        }
+    }
+
+    /// With no row left in hand and a batch still on its way: asks for the
+    /// one after it too, so the worker goes on reading as soon as it has sent
+    /// that batch rather than wait for this task to wake and ask. The caller
+    /// holds no rows meanwhile (and lets go of the emptied buffer, which the
+    /// next batch would replace anyway), so at most two batches are held at
+    /// a time, as with [`prefetch`](Self::prefetch) alone.
+    fn queue_ahead(&mut self) {
+        if self.buffer.is_empty() && self.inflight.is_some() && self.queued.is_none() {
+            self.buffer = VecDeque::new();
+            self.queued = self.fetch_ahead();
+        }
+    }
+
+    /// A streaming fetch sent at once, for [`prefetch`](Self::prefetch) and
+    /// [`queue_ahead`](Self::queue_ahead); `None` unless the request fits in
+    /// the connection's queue right away. Dropping the result does not
+    /// interrupt this read: it is one batch, and the worker drops it.
+    fn fetch_ahead(&mut self) -> Option<Mutex<BoxFuture<'static, Result<Batch>>>> {
+        let cursor = self.cursor?;
+        let conn = self.conn.get()?;
         // The guard is never armed: nothing to interrupt on drop.
-        let Ok(((ticket, _unarmed), sender)) =
-            conn.with_state(|s| (Connection::numbered(s), s.sender.clone()))
-        else {
-            return;
-        };
+        let ((ticket, _unarmed), sender) = conn
+            .with_state(|s| (Connection::numbered(s), s.sender.clone()))
+            .ok()?;
         let (reply, answer) = oneshot::channel();
         let request = Request::Fetch {
             cursor,
@@ -273,11 +333,10 @@ impl<'c> CursorResult<'c> {
             limit: self.next_stream(),
             reply,
         };
-        if sender.try_send(request).is_ok() {
-            self.inflight = Some(Mutex::new(Box::pin(async move {
-                answer.await.unwrap_or(Err(Error::WorkerGone))
-            })));
-        }
+        sender.try_send(request).ok()?;
+        Some(Mutex::new(Box::pin(async move {
+            answer.await.unwrap_or(Err(Error::WorkerGone))
+        })))
     }
 
     /// Every remaining row converted by `decode`; rows still to come are
@@ -292,10 +351,12 @@ impl<'c> CursorResult<'c> {
         decode: fn(&Row) -> Result<T>,
     ) -> Result<Vec<T>> {
         self.check_open()?;
-        // The rows of a fetch whose future was dropped come first.
-        poll_fn(|cx| match self.inflight {
-            Some(_) => self.poll_batch(cx, Self::all).map_ok(|_| ()),
-            None => Poll::Ready(Ok(())),
+        // The rows of fetches already sent come first.
+        poll_fn(|cx| {
+            while self.inflight.is_some() {
+                ready!(self.poll_batch(cx, Self::all))?;
+            }
+            Poll::Ready(Ok::<_, Error>(()))
         })
         .await?;
         let mut rows = Vec::with_capacity(self.buffer.len());
@@ -342,7 +403,7 @@ impl<'c> CursorResult<'c> {
         };
         let inflight = inflight.get_mut().unwrap_or_else(PoisonError::into_inner);
         let batch = ready!(inflight.as_mut().poll(cx));
-        self.inflight = None;
+        self.inflight = self.queued.take();
         match batch {
             Ok(batch) => {
                 let mut rows = batch.rows;
@@ -389,6 +450,7 @@ impl<'c> CursorResult<'c> {
             if let Some(row) = self.buffer.pop_front() {
                 return Poll::Ready(Ok(Some(row)));
             }
+            self.queue_ahead();
             if !ready!(self.poll_batch(cx, Self::next_stream))? {
                 return Poll::Ready(Ok(None));
             }
@@ -599,6 +661,7 @@ impl<'c> CursorResult<'c> {
         self.closed = true;
         self.buffer.clear();
         self.inflight = None;
+        self.queued = None;
         if let Some(cursor) = self.cursor {
             let open = self.conn.get().and_then(|c| {
                 c.with_state(|s| (s.open_cursor == Some(cursor)).then(|| s.sender.clone()))
@@ -626,6 +689,7 @@ impl Stream for CursorResult<'_> {
             if let Some(row) = this.buffer.pop_front() {
                 return Poll::Ready(Some(Ok(row)));
             }
+            this.queue_ahead();
             match ready!(this.poll_batch(cx, Self::next_stream)) {
                 Ok(true) => this.prefetch(),
                 Ok(false) => return Poll::Ready(None),

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future;
-use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
+use futures::{FutureExt, Stream, StreamExt, TryFutureExt, TryStreamExt};
 #[cfg(feature = "sqlite")]
 use sqlaio::rusqlite;
 use sqlaio::{params, Connection, Engine, Error, Value};
@@ -1098,6 +1098,117 @@ async fn stream_large_result(ctx: Ctx) {
         let all = rows.try_collect::<Vec<_>>().await.unwrap();
         assert_eq!(all.len(), 600, "after a stream dropped at row {stop}");
         assert_eq!(all[599].get::<i64>(0).unwrap(), 600);
+    }
+
+    // yield_per: after the first batch (256 rows, with the execute answer)
+    // every batch holds that many rows, where it would have doubled.
+    for (per, left) in [(None, 511), (Some(10), 9), (Some(0), 0)] {
+        let mut result = conn.execute(SERIES, (N,)).await.unwrap();
+        if let Some(per) = per {
+            result = result.yield_per(per);
+        }
+        for expected in 1..=257 {
+            let row = result.try_next().await.unwrap().expect("a row");
+            assert_eq!(row.get::<i64>(0).unwrap(), expected);
+        }
+        assert_eq!(
+            result.size_hint().0,
+            left,
+            "rows in hand with yield_per {per:?}"
+        );
+        let rest: Vec<i64> = result
+            .map_ok(|row| row.get::<i64>(0).unwrap())
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(rest, (258..=N).collect::<Vec<_>>(), "yield_per {per:?}");
+    }
+
+    // Small batches keep a fetch or two under way while the stream reads;
+    // the other fetch methods take the rows of those batches first, in
+    // order, and the batches' sizes may end exactly where the rows do.
+    for stop in [300, 356] {
+        let n = 356;
+        let fetch = |stop| {
+            let conn = &conn;
+            async move {
+                let mut result = conn.execute(SERIES, (n,)).await.unwrap().yield_per(10);
+                for expected in 1..=stop {
+                    let row = result.try_next().await.unwrap().expect("a row");
+                    assert_eq!(row.get::<i64>(0).unwrap(), expected);
+                }
+                result
+            }
+        };
+        let rest = (stop + 1..=n).collect::<Vec<i64>>();
+        let values = |rows: Vec<sqlaio::Row>| -> Vec<i64> {
+            rows.iter().map(|row| row.get(0).unwrap()).collect()
+        };
+        let mut result = fetch(stop).await;
+        assert_eq!(
+            values(result.fetchall().await.unwrap()),
+            rest,
+            "fetchall after {stop}"
+        );
+        let mut result = fetch(stop).await;
+        let many = result.fetchmany(1000).await.unwrap();
+        assert_eq!(values(many), rest, "fetchmany after {stop}");
+        #[cfg(feature = "serde")]
+        {
+            let mut result = fetch(stop).await;
+            let typed: Vec<(i64,)> = result.fetchall_as().await.unwrap();
+            let typed: Vec<i64> = typed.into_iter().map(|(n,)| n).collect();
+            assert_eq!(typed, rest, "fetchall_as after {stop}");
+        }
+        let mut result = fetch(stop).await;
+        assert!(result.next().await.is_none() == (stop == n));
+        drop(result);
+        assert_eq!(conn.scalar::<i64>("SELECT 7", ()).await.unwrap(), 7);
+    }
+
+    // A wait for rows given up (polled once, then dropped) while the next
+    // batches take a while to read: the fetches it sent still deliver
+    // their rows, in order, to whatever reads the result next.
+    const SLOW: &str = concat!(
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 400000) ",
+        "SELECT n / 1000 FROM s WHERE n % 1000 = 0"
+    );
+    for method in ["fetchall", "fetchmany", "fetchall_as", "stream"] {
+        let mut result = conn.execute(SLOW, ()).await.unwrap().yield_per(10);
+        let mut seen = Vec::new();
+        // Past row 300, stop at the first wait given up (or at the end).
+        loop {
+            let row = if result.size_hint().0 == 0 {
+                match result.next().now_or_never() {
+                    Some(row) => row.transpose().unwrap(),
+                    None if seen.len() >= 300 => break,
+                    None => continue,
+                }
+            } else {
+                result.try_next().await.unwrap()
+            };
+            match row {
+                Some(row) => seen.push(row.get::<i64>(0).unwrap()),
+                None => break,
+            }
+        }
+        let values = |rows: Vec<sqlaio::Row>| -> Vec<i64> {
+            rows.iter().map(|row| row.get(0).unwrap()).collect()
+        };
+        match method {
+            "fetchall" => seen.extend(values(result.fetchall().await.unwrap())),
+            "fetchmany" => seen.extend(values(result.fetchmany(1000).await.unwrap())),
+            #[cfg(feature = "serde")]
+            "fetchall_as" => seen.extend(result.fetchall_as::<i64>().await.unwrap()),
+            _ => seen.extend(
+                result
+                    .map_ok(|row| row.get::<i64>(0).unwrap())
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .unwrap(),
+            ),
+        }
+        assert_eq!(seen, (1..=400).collect::<Vec<_>>(), "{method}");
     }
 }
 

@@ -57,6 +57,9 @@ const MIB: usize = 1 << 20;
 /// What a stream may hold above its start: two batches of at most 4,096
 /// rows or about 1 MiB of text each, with their `Row` overhead, and slack.
 const STREAM_BOUND: usize = 6 * MIB;
+/// The same with `yield_per(100)`: a first batch of 256 rows and two of 100,
+/// each row about 200 bytes with its `Row`, and slack.
+const YIELD_PER_BOUND: usize = 256 * 1024;
 
 #[test]
 fn streaming_holds_a_bounded_number_of_rows_and_fetchall_as_holds_the_result_once() {
@@ -109,6 +112,28 @@ fn streaming_holds_a_bounded_number_of_rows_and_fetchall_as_holds_the_result_onc
         std::thread::sleep(Duration::from_millis(300));
         let paused = peak_above(start);
         assert!(paused < STREAM_BOUND, "a paused stream held {paused} bytes");
+        drop(result);
+
+        // yield_per(100): the first batch of 256 rows, then two batches of
+        // 100 at a time, a fraction of what the default batches hold.
+        let start = reset_peak();
+        let mut result = conn
+            .execute("SELECT id, name FROM t", ())
+            .await
+            .unwrap()
+            .yield_per(100);
+        let mut rows = 0_i64;
+        while let Some(row) = result.next().await {
+            row.unwrap();
+            rows += 1;
+        }
+        assert_eq!(rows, ROWS);
+        let small = peak_above(start);
+        assert!(
+            small < YIELD_PER_BOUND && small * 4 < streamed,
+            "a stream read 100 rows at a time held {small} bytes at its peak, \
+             against {streamed} with the default batches"
+        );
         drop(result);
 
         // fetchall_as: the whole result, once, as (i64, String); the
