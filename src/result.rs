@@ -58,7 +58,8 @@ impl ConnRef<'_> {
 /// Rows cross from the worker in batches; the first (at most 256 rows, or
 /// about 1 MiB of text and blobs) comes with the `execute` answer. Read on
 /// with the stream or `fetchone`, and each batch is twice the last, up to
-/// 4096 rows (or the same 1 MiB), and the worker reads the next batch while
+/// 4096 rows (or the same 1 MiB; [`yield_per`](CursorResult::yield_per)
+/// fixes the size instead), and the worker reads the next batch while
 /// the caller goes through the current one, so streaming a large result
 /// holds at most about two batches in memory. `fetchall` asks for
 /// everything in one message.
