@@ -218,9 +218,12 @@ impl<'c> CursorResult<'c> {
     /// up to 4,096. A smaller fixed size holds less in memory (about two
     /// batches: one read ahead) at the cost of more hand-offs between the
     /// worker and your task; a larger one does the opposite. Either way a
-    /// batch also ends once its text and blob data pass about 1 MiB. The
-    /// first batch, which came with the `execute` answer (up to 256 rows), is
-    /// already here. The guide's `streaming.md` has the measured trade-off.
+    /// batch also ends once its text and blob data pass about 1 MiB. A batch
+    /// read ahead is not interrupted when the result is dropped, so a large
+    /// `rows` also makes a dropped stream keep its connection busy for
+    /// longer. The first batch, which came with the `execute` answer (up to
+    /// 256 rows), is already here. The guide's `streaming.md` has the
+    /// measured trade-off.
     ///
     /// ```
     /// use futures::TryStreamExt;
