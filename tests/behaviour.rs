@@ -1170,8 +1170,8 @@ async fn stream_large_result(ctx: Ctx) {
     // batches take a while to read: the fetches it sent still deliver
     // their rows, in order, to whatever reads the result next.
     const SLOW: &str = concat!(
-        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 400000) ",
-        "SELECT n / 1000 FROM s WHERE n % 1000 = 0"
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200000) ",
+        "SELECT n / 500 FROM s WHERE n % 500 = 0"
     );
     for method in ["fetchall", "fetchmany", "fetchall_as", "stream"] {
         let mut result = conn.execute(SLOW, ()).await.unwrap().yield_per(10);
