@@ -51,6 +51,7 @@ stamp! {
     stream_large_result,
     dropped_call_in_flight,
     // beyond it
+    call_dropped_at_once_never_keeps_running,
     dropped_statement_is_interrupted,
     interrupted_statement_in_a_transaction,
     statement_timeout,
@@ -1209,6 +1210,28 @@ async fn stream_large_result(ctx: Ctx) {
             ),
         }
         assert_eq!(seen, (1..=400).collect::<Vec<_>>(), "{method}");
+    }
+}
+
+async fn call_dropped_at_once_never_keeps_running(ctx: Ctx) {
+    // Polled once and dropped at once, a call may be given up while the
+    // worker takes its request from the queue or prepares its statement,
+    // before the statement is under way: it must still be skipped or
+    // interrupted, never left running with the connection's next call
+    // queued behind it.
+    let endless = concat!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) ",
+        "SELECT count(*) FROM c"
+    );
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    for i in 0..40_i64 {
+        assert!(conn.scalar::<i64>(endless, ()).now_or_never().is_none());
+        let next = conn.scalar::<i64>(ECHO, (i,));
+        assert_eq!(
+            common::within(Duration::from_secs(60), next).await.unwrap(),
+            i
+        );
     }
 }
 

@@ -241,7 +241,10 @@ impl Driver for PostgresDriver {
         let interrupter = link.interrupter;
         // Only a cancel met by this request counts (see `absorb_interrupt`).
         CANCELLED.with(|c| c.set(false));
-        interrupter.start(ticket);
+        if !interrupter.start(ticket) {
+            let _ = reply.send(self.in_tx, interrupter.end(Err(Error::Closed("request"))));
+            return Next::Idle;
+        }
         let prepared = if is_blank(sql) {
             Err(Error::Database {
                 message: "the SQL string holds no statement".into(),

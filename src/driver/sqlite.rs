@@ -152,7 +152,10 @@ impl Driver for SqliteDriver {
         let conn = &self.conn;
         let interrupter = link.interrupter;
         let in_tx = || !conn.is_autocommit();
-        interrupter.start(ticket);
+        if !interrupter.start(ticket) {
+            let _ = reply.send(in_tx(), interrupter.end(Err(Error::Closed("request"))));
+            return Next::Idle;
+        }
         let prepared = conn
             .prepare_cached(sql)
             .map_err(convert)
