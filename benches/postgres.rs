@@ -320,41 +320,25 @@ fn bulk(mode: &mut Mode, client: &mut postgres::Client) {
                 })
             }),
         )];
-        let all = sql.clone();
-        contenders.extend(sqlaio_side::each(&sides, &opened, "", move |conn| {
-            let sql = all.clone();
-            async move {
-                let mut result = conn.execute(&*sql, ()).await.expect("execute");
-                let mut sum = 0;
-                while let Some(row) = result.next().await {
-                    sum += consume(&row.expect("row"));
-                }
-                sum
-            }
-        }));
-        // The same with a fixed batch of 64 rows after the first: less held
-        // at once, more hand-offs.
-        let all = sql.clone();
-        contenders.extend(sqlaio_side::each(
-            &sides,
-            &opened,
-            "/yield_per_64",
-            move |conn| {
+        // The default batches, then a fixed batch of 64 rows after the first:
+        // less held at once, more hand-offs.
+        for (suffix, per) in [("", None), ("/yield_per_64", Some(64))] {
+            let all = sql.clone();
+            contenders.extend(sqlaio_side::each(&sides, &opened, suffix, move |conn| {
                 let sql = all.clone();
                 async move {
-                    let mut result = conn
-                        .execute(&*sql, ())
-                        .await
-                        .expect("execute")
-                        .yield_per(64);
+                    let mut result = conn.execute(&*sql, ()).await.expect("execute");
+                    if let Some(per) = per {
+                        result = result.yield_per(per);
+                    }
                     let mut sum = 0;
                     while let Some(row) = result.next().await {
                         sum += consume(&row.expect("row"));
                     }
                     sum
                 }
-            },
-        ));
+            }));
+        }
         mode.measure(&spec("pg_stream"), &mut contenders);
     }
     for (side, open) in sides.iter().zip(opened) {

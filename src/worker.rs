@@ -1697,11 +1697,8 @@ mod tests {
         assert_eq!(interrupter.finish(), Some(Reason::Cancelled));
     }
 
-    /// A caller that gives up after the worker took its request from the
-    /// queue, but before the request started, still has it skipped: the
-    /// kill would have come too early to stop the statement.
-    #[test]
-    fn a_request_cancelled_before_it_starts_is_skipped() {
+    /// An interrupter whose kill only counts how often it ran.
+    fn counted_interrupter() -> (Arc<Interrupter>, Arc<crate::timer::Timer>, Arc<AtomicUsize>) {
         let timer = Arc::new(crate::timer::Timer::default());
         let kills = Arc::new(AtomicUsize::new(0));
         let kill = Kill {
@@ -1713,7 +1710,15 @@ mod tests {
             }),
             blocking: false,
         };
-        let interrupter = Interrupter::new(kill, timer.clone());
+        (Interrupter::new(kill, timer.clone()), timer, kills)
+    }
+
+    /// A caller that gives up after the worker took its request from the
+    /// queue, but before the request started, still has it skipped: the
+    /// kill would have come too early to stop the statement.
+    #[test]
+    fn a_request_cancelled_before_it_starts_is_skipped() {
+        let (interrupter, timer, kills) = counted_interrupter();
         let ticket = |seq| Ticket {
             seq,
             timeout: None,
@@ -1756,18 +1761,7 @@ mod tests {
     /// runs, and stops once it ends.
     #[test]
     fn an_interrupt_is_sent_again_while_its_request_still_runs() {
-        let timer = Arc::new(crate::timer::Timer::default());
-        let kills = Arc::new(AtomicUsize::new(0));
-        let kill = Kill {
-            run: Box::new({
-                let kills = kills.clone();
-                move || {
-                    kills.fetch_add(1, Ordering::SeqCst);
-                }
-            }),
-            blocking: false,
-        };
-        let interrupter = Interrupter::new(kill, timer.clone());
+        let (interrupter, timer, kills) = counted_interrupter();
         assert!(interrupter.start(Ticket {
             seq: 1,
             timeout: None,
