@@ -128,7 +128,8 @@ pub(crate) struct Ticket {
 }
 
 /// Aims interrupts at one request: the worker marks which request runs, and
-/// an interrupt for any other request (an earlier or a later one) does nothing.
+/// an interrupt for an earlier request does nothing; one for a request yet
+/// to start has it skipped (see [`Interrupter::start`]).
 pub(crate) struct Interrupter {
     requests: Mutex<Requests>,
     /// An interrupt was sent since the worker last asked (see [`Interrupter::take_sent`]).
