@@ -315,11 +315,17 @@ impl Interrupter {
     /// [`Error::Closed`] for an answer nobody waits for.
     pub(crate) fn run<T>(&self, ticket: Ticket, work: impl FnOnce() -> Result<T>) -> Result<T> {
         if !self.start(ticket) {
-            self.finish();
-            return Err(Error::Closed("request"));
+            return self.skipped();
         }
         let result = work();
         self.end(result)
+    }
+
+    /// Ends a request that [`start`](Interrupter::start) said to skip; the
+    /// answer is for a caller that no longer waits.
+    pub(crate) fn skipped<T>(&self) -> Result<T> {
+        self.finish();
+        Err(Error::Closed("request"))
     }
 }
 

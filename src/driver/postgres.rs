@@ -242,7 +242,7 @@ impl Driver for PostgresDriver {
         // Only a cancel met by this request counts (see `absorb_interrupt`).
         CANCELLED.with(|c| c.set(false));
         if !interrupter.start(ticket) {
-            let _ = reply.send(self.in_tx, interrupter.end(Err(Error::Closed("request"))));
+            let _ = reply.send(self.in_tx, interrupter.skipped());
             return Next::Idle;
         }
         let prepared = if is_blank(sql) {

@@ -153,7 +153,7 @@ impl Driver for SqliteDriver {
         let interrupter = link.interrupter;
         let in_tx = || !conn.is_autocommit();
         if !interrupter.start(ticket) {
-            let _ = reply.send(in_tx(), interrupter.end(Err(Error::Closed("request"))));
+            let _ = reply.send(in_tx(), interrupter.skipped());
             return Next::Idle;
         }
         let prepared = conn
