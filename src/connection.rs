@@ -386,7 +386,7 @@ impl Connection {
         }
         trace.finish(&header, |h| {
             if h.returns_rows {
-                h.batch.rows.len() as u64
+                h.batch.len() as u64
             } else {
                 h.rowcount
             }

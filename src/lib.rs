@@ -107,6 +107,7 @@ mod de;
 mod driver;
 mod engine;
 mod error;
+mod packed;
 mod params;
 mod pool;
 mod result;

@@ -124,13 +124,14 @@ impl fmt::Debug for CursorResult<'_> {
 
 impl<'c> CursorResult<'c> {
     pub(crate) fn new(conn: ConnRef<'c>, header: Header, cursor: u64) -> CursorResult<'c> {
+        let done = header.batch.done;
         let mut result = CursorResult {
             conn,
             keys: header.keys,
             rowcount: header.rowcount,
             last_insert_id: header.last_insert_id,
             returns_rows: header.returns_rows,
-            buffer: header.batch.rows.into(),
+            buffer: header.batch.into_rows().into(),
             cursor: Some(cursor),
             inflight: None,
             queued: None,
@@ -138,7 +139,7 @@ impl<'c> CursorResult<'c> {
             stream_rows: BATCH_ROWS,
             yield_per: None,
         };
-        if header.batch.done {
+        if done {
             result.exhausted();
         }
         result
@@ -410,8 +411,9 @@ impl<'c> CursorResult<'c> {
         self.inflight = self.queued.take();
         match batch {
             Ok(batch) => {
-                let mut rows = batch.rows;
-                if batch.front > 0 && batch.front == self.buffer.len() {
+                let (front, done) = (batch.front, batch.done);
+                let mut rows = batch.into_rows();
+                if front > 0 && front == self.buffer.len() {
                     // The worker left room in front for the buffered rows.
                     for (slot, row) in rows.iter_mut().zip(self.buffer.drain(..)) {
                         *slot = row;
@@ -419,7 +421,7 @@ impl<'c> CursorResult<'c> {
                     self.buffer = rows.into();
                 } else {
                     // Room for rows taken while the fetch was under way goes.
-                    rows.drain(..batch.front);
+                    rows.drain(..front);
                     if rows.len() > self.buffer.len() {
                         // Keep the larger allocation: the buffered rows go in front.
                         rows.splice(0..0, self.buffer.drain(..));
@@ -428,7 +430,7 @@ impl<'c> CursorResult<'c> {
                         self.buffer.extend(rows);
                     }
                 }
-                if batch.done {
+                if done {
                     self.exhausted();
                 }
                 Poll::Ready(Ok(true))

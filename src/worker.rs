@@ -20,6 +20,7 @@ use futures_channel::oneshot;
 
 use crate::config::Target;
 use crate::error::{Error, Result};
+use crate::packed::Packed;
 use crate::params::Parameters;
 use crate::row::{ColumnNames, Row, Values};
 use crate::strategy::{Job, Strategy};
@@ -466,6 +467,10 @@ pub(crate) enum Limit {
     Rows(usize),
     /// One streaming batch: this many rows, or [`BATCH_BYTES`] bytes.
     Stream(usize),
+    /// The rows `execute` sends with its answer: as [`Limit::Stream`], but
+    /// as [`Row`]s rather than [`Packed`] (for the one-row results of most
+    /// queries, packing would only add work).
+    First(usize),
     /// Everything that is left, after `front` empty rows for the caller to
     /// fill with the rows it already holds (so that a large result is not
     /// moved to make room for them in front of it).
@@ -495,6 +500,9 @@ impl std::fmt::Debug for dyn Sink {
 #[derive(Debug)]
 pub(crate) struct Batch {
     pub(crate) rows: Vec<Row>,
+    /// The rows of a [`Limit::Rows`] or [`Limit::Stream`] fetch, for the
+    /// caller to unpack (`rows` is empty then).
+    pub(crate) packed: Option<Packed>,
     /// No more rows follow; the worker has finalized the statement.
     pub(crate) done: bool,
     /// How many empty rows come first (see [`Limit::All`]).
@@ -508,9 +516,23 @@ impl Batch {
     pub(crate) fn new(rows: Vec<Row>, done: bool) -> Batch {
         Batch {
             rows,
+            packed: None,
             done,
             front: 0,
             sink: None,
+        }
+    }
+
+    /// How many rows it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.packed.as_ref().map_or(self.rows.len(), Packed::len)
+    }
+
+    /// Its rows, unpacked on the calling thread if they came packed.
+    pub(crate) fn into_rows(self) -> Vec<Row> {
+        match self.packed {
+            Some(packed) => packed.unpack(),
+            None => self.rows,
         }
     }
 }
@@ -1477,8 +1499,6 @@ pub(crate) fn read_batch(
     mut next: impl FnMut(&mut Values) -> Result<bool>,
 ) -> Result<Batch> {
     let (max_rows, max_bytes, front) = match limit {
-        Limit::Rows(n) => (n, usize::MAX, 0),
-        Limit::Stream(n) => (n, BATCH_BYTES, 0),
         Limit::All { front } => (usize::MAX, usize::MAX, front),
         Limit::Into(mut sink) => {
             let mut row = Row::new(keys.clone(), Values::with_capacity(keys.len()));
@@ -1486,12 +1506,13 @@ pub(crate) fn read_batch(
                 sink.push(&row)?;
             }
             return Ok(Batch {
-                rows: Vec::new(),
-                done: true,
-                front: 0,
                 sink: Some(sink),
+                ..Batch::new(Vec::new(), true)
             });
         }
+        Limit::Rows(n) => return read_packed(keys, n, usize::MAX, next),
+        Limit::Stream(n) => return read_packed(keys, n, BATCH_BYTES, next),
+        Limit::First(n) => (n, BATCH_BYTES, 0),
     };
     // Small results are the common case: grow only when rows keep coming.
     // A power of two, as a vector grown from empty has: doubling from an
@@ -1513,6 +1534,31 @@ pub(crate) fn read_batch(
     Ok(Batch {
         front,
         ..Batch::new(rows, done)
+    })
+}
+
+/// Reads up to `max_rows` rows or about `max_bytes` bytes into a packed batch
+/// (see [`Packed`]), each read into one row that is reused.
+fn read_packed(
+    keys: &ColumnNames,
+    max_rows: usize,
+    max_bytes: usize,
+    mut next: impl FnMut(&mut Values) -> Result<bool>,
+) -> Result<Batch> {
+    let mut packed = Packed::with_capacity(keys.clone(), max_rows.min(8));
+    let mut row = Values::with_capacity(keys.len());
+    let done = loop {
+        if packed.len() >= max_rows || packed.bytes() >= max_bytes {
+            break false;
+        }
+        if !next(&mut row)? {
+            break true;
+        }
+        packed.push(&mut row);
+    };
+    Ok(Batch {
+        packed: Some(packed),
+        ..Batch::new(Vec::new(), done)
     })
 }
 

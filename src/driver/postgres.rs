@@ -272,7 +272,7 @@ impl Driver for PostgresDriver {
                 Err(e) => break 'run interrupter.end(Err(convert(e))),
             };
             let first =
-                match interrupter.end(read(&mut rows, &keys, Limit::Stream(worker::BATCH_ROWS))) {
+                match interrupter.end(read(&mut rows, &keys, Limit::First(worker::BATCH_ROWS))) {
                     Ok(batch) => batch,
                     Err(e) => break 'run Err(e),
                 };

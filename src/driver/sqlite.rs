@@ -211,7 +211,7 @@ impl Driver for SqliteDriver {
 
         let keys = self.keys.of(sql, &stmt);
         let mut rows = stmt.raw_query();
-        let first = match interrupter.end(read(&mut rows, &keys, Limit::Stream(worker::BATCH_ROWS)))
+        let first = match interrupter.end(read(&mut rows, &keys, Limit::First(worker::BATCH_ROWS)))
         {
             Ok(batch) => batch,
             Err(e) => {
