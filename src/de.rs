@@ -77,7 +77,11 @@ mod tests {
 
     fn row() -> Row {
         Row::new(
-            vec!["id".to_owned(), "name".to_owned(), "nickname".to_owned()].into(),
+            std::sync::Arc::new(crate::row::Names(vec![
+                "id".to_owned(),
+                "name".to_owned(),
+                "nickname".to_owned(),
+            ])),
             vec![
                 Value::Integer(3),
                 Value::Text("Dan Rydell".into()),

@@ -115,11 +115,12 @@ impl Packed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::row::Names;
     use std::sync::Arc;
 
     #[test]
     fn rows_come_back_as_they_went_in_and_the_row_keeps_its_text() {
-        let keys: ColumnNames = Arc::new(vec!["a".into(), "b".into(), "c".into()]);
+        let keys: ColumnNames = Arc::new(Names(vec!["a".into(), "b".into(), "c".into()]));
         let mut packed = Packed::with_capacity(keys.clone(), 2);
         let sent = [
             [
@@ -154,7 +155,7 @@ mod tests {
 
     #[test]
     fn rows_without_columns_are_counted() {
-        let mut packed = Packed::with_capacity(Arc::new(Vec::new()), 4);
+        let mut packed = Packed::with_capacity(Arc::default(), 4);
         let mut row = Values::new();
         packed.push(&mut row);
         packed.push(&mut row);

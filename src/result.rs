@@ -186,7 +186,7 @@ impl<'c> CursorResult<'c> {
 
     /// The column names, in order; empty for a statement that returns no rows.
     pub fn keys(&self) -> &[String] {
-        self.keys.as_deref().map_or(&[], Vec::as_slice)
+        self.keys.as_deref().map_or(&[], |keys| keys.as_slice())
     }
 
     /// Rows inserted, updated or deleted by the statement; 0 for other statements.
