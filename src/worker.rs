@@ -1573,7 +1573,6 @@ pub(crate) fn put(values: &mut Values, i: usize, value: Value) {
 
 /// Sets column `i` of a row being read to `text`, reusing the allocation of
 /// the text already there.
-#[cfg(feature = "sqlite")]
 #[inline]
 pub(crate) fn put_text(values: &mut Values, i: usize, text: &str) {
     match values.get_mut(i) {

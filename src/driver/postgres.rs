@@ -569,11 +569,19 @@ fn read(rows: &mut RowIter<'_>, keys: &ColumnNames, limit: Limit) -> Result<Batc
             return Ok(false);
         };
         for (i, column) in row.columns().iter().enumerate() {
-            let value = row.try_get::<_, Value>(i).map_err(|e| {
+            let failed = |e: postgres::Error| {
                 let reason = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
                 Error::decode(column.name(), crate::error::DecodeError::new(reason))
-            })?;
-            worker::put(values, i, value);
+            };
+            if is_text(column.type_()) {
+                // Into the text the row being read already holds, if any.
+                match row.try_get::<_, Option<TextRef<'_>>>(i).map_err(failed)? {
+                    Some(TextRef(text)) => worker::put_text(values, i, text),
+                    None => worker::put(values, i, Value::Null),
+                }
+            } else {
+                worker::put(values, i, row.try_get::<_, Value>(i).map_err(failed)?);
+            }
         }
         note_size(values);
         Ok(true)
@@ -715,6 +723,20 @@ impl<'a> FromSql<'a> for Value {
 
     fn accepts(_: &Type) -> bool {
         true
+    }
+}
+
+/// A text column's value, borrowed from the row: [`read`] copies it into the
+/// text of the row being read rather than allocating a `String` per value.
+struct TextRef<'a>(&'a str);
+
+impl<'a> FromSql<'a> for TextRef<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> std::result::Result<Self, BoxErr> {
+        Ok(TextRef(std::str::from_utf8(raw)?))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        is_text(ty)
     }
 }
 
