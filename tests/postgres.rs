@@ -332,6 +332,21 @@ fn text_types_round_trip() {
             conn.scalar::<String>("SELECT $1::name", ("nm",)).await?,
             "nm"
         );
+        // An enum's label comes back as its text, NULL as NULL.
+        let mood = format!("{t}_mood");
+        conn.execute(format!("CREATE TYPE {mood} AS ENUM ('sad', 'happy')"), ())
+            .await?;
+        let labels = conn
+            .execute(
+                format!("SELECT 'happy'::{mood} AS m UNION ALL SELECT NULL::{mood}"),
+                (),
+            )
+            .await?
+            .fetchall()
+            .await?;
+        conn.execute(format!("DROP TYPE {mood}"), ()).await?;
+        assert_eq!(labels[0].get::<String>("m")?, "happy");
+        assert_eq!(labels[1].get::<Option<String>>("m")?, None);
         conn.close().await?;
         engine.close().await
     });
