@@ -279,13 +279,6 @@ impl<'c> CursorResult<'c> {
         }))
     }
 
-    /// Every row that is left, with room in front for the buffered ones.
-    fn all(&mut self) -> Limit {
-        Limit::All {
-            front: self.buffer.len(),
-        }
-    }
-
     /// The next streaming batch: the size set by [`CursorResult::yield_per`],
     /// or else twice as many rows as the last, up to [`STREAM_ROWS`].
     fn next_stream(&mut self) -> Limit {
@@ -303,7 +296,8 @@ impl<'c> CursorResult<'c> {
     /// through the result, not taking its first row).
     fn prefetch(&mut self) {
         if self.inflight.is_none() {
-            self.inflight = self.fetch_ahead();
+            let limit = self.next_stream();
+            self.inflight = self.fetch_ahead(limit);
         }
     }
 
@@ -316,7 +310,8 @@ impl<'c> CursorResult<'c> {
     fn queue_ahead(&mut self) {
         if self.buffer.is_empty() && self.inflight.is_some() && self.queued.is_none() {
             self.buffer = VecDeque::new();
-            self.queued = self.fetch_ahead();
+            let limit = self.next_stream();
+            self.queued = self.fetch_ahead(limit);
         }
     }
 
@@ -324,7 +319,7 @@ impl<'c> CursorResult<'c> {
     /// [`queue_ahead`](Self::queue_ahead); `None` unless the request fits in
     /// the connection's queue right away. Dropping the result does not
     /// interrupt this read: it is one batch, and the worker drops it.
-    fn fetch_ahead(&mut self) -> Option<Mutex<BoxFuture<'static, Result<Batch>>>> {
+    fn fetch_ahead(&mut self, limit: Limit) -> Option<Mutex<BoxFuture<'static, Result<Batch>>>> {
         let cursor = self.cursor?;
         let conn = self.conn.get()?;
         // The guard is never armed: nothing to interrupt on drop.
@@ -335,7 +330,7 @@ impl<'c> CursorResult<'c> {
         let request = Request::Fetch {
             cursor,
             ticket,
-            limit: self.next_stream(),
+            limit,
             reply,
         };
         sender.try_send(request).ok()?;
@@ -359,7 +354,7 @@ impl<'c> CursorResult<'c> {
         // The rows of fetches already sent come first.
         poll_fn(|cx| {
             while self.inflight.is_some() {
-                ready!(self.poll_batch(cx, Self::all))?;
+                ready!(self.poll_batch(cx, |_| Limit::Stream(STREAM_ROWS)))?;
             }
             Poll::Ready(Ok::<_, Error>(()))
         })
@@ -411,24 +406,14 @@ impl<'c> CursorResult<'c> {
         self.inflight = self.queued.take();
         match batch {
             Ok(batch) => {
-                let (front, done) = (batch.front, batch.done);
+                let done = batch.done;
                 let mut rows = batch.into_rows();
-                if front > 0 && front == self.buffer.len() {
-                    // The worker left room in front for the buffered rows.
-                    for (slot, row) in rows.iter_mut().zip(self.buffer.drain(..)) {
-                        *slot = row;
-                    }
+                if rows.len() > self.buffer.len() {
+                    // Keep the larger allocation: the buffered rows go in front.
+                    rows.splice(0..0, self.buffer.drain(..));
                     self.buffer = rows.into();
                 } else {
-                    // Room for rows taken while the fetch was under way goes.
-                    rows.drain(..front);
-                    if rows.len() > self.buffer.len() {
-                        // Keep the larger allocation: the buffered rows go in front.
-                        rows.splice(0..0, self.buffer.drain(..));
-                        self.buffer = rows.into();
-                    } else {
-                        self.buffer.extend(rows);
-                    }
+                    self.buffer.extend(rows);
                 }
                 if done {
                     self.exhausted();
@@ -497,7 +482,16 @@ impl<'c> CursorResult<'c> {
     pub async fn fetchall(&mut self) -> Result<Vec<Row>> {
         self.check_open()?;
         poll_fn(|cx| {
-            while ready!(self.poll_batch(cx, Self::all))? {}
+            loop {
+                // Two batches asked for at a time: the worker reads the next
+                // while this task makes the rows of the last.
+                if self.inflight.is_some() && self.queued.is_none() {
+                    self.queued = self.fetch_ahead(Limit::Stream(STREAM_ROWS));
+                }
+                if !ready!(self.poll_batch(cx, |_| Limit::Stream(STREAM_ROWS)))? {
+                    break;
+                }
+            }
             // In place: no second copy of every row.
             Poll::Ready(Ok(Vec::from(std::mem::take(&mut self.buffer))))
         })

@@ -471,10 +471,6 @@ pub(crate) enum Limit {
     /// as [`Row`]s rather than [`Packed`] (for the one-row results of most
     /// queries, packing would only add work).
     First(usize),
-    /// Everything that is left, after `front` empty rows for the caller to
-    /// fill with the rows it already holds (so that a large result is not
-    /// moved to make room for them in front of it).
-    All { front: usize },
     /// Everything that is left, each row handed to the sink on the worker as
     /// it is read (so the rows never pile up as `Row`s); the sink comes back
     /// in the batch.
@@ -505,8 +501,6 @@ pub(crate) struct Batch {
     pub(crate) packed: Option<Packed>,
     /// No more rows follow; the worker has finalized the statement.
     pub(crate) done: bool,
-    /// How many empty rows come first (see [`Limit::All`]).
-    pub(crate) front: usize,
     /// The sink of a [`Limit::Into`] fetch, holding every row.
     pub(crate) sink: Option<Box<dyn Sink>>,
 }
@@ -518,7 +512,6 @@ impl Batch {
             rows,
             packed: None,
             done,
-            front: 0,
             sink: None,
         }
     }
@@ -1498,8 +1491,7 @@ pub(crate) fn read_batch(
     limit: Limit,
     mut next: impl FnMut(&mut Values) -> Result<bool>,
 ) -> Result<Batch> {
-    let (max_rows, max_bytes, front) = match limit {
-        Limit::All { front } => (usize::MAX, usize::MAX, front),
+    let max_rows = match limit {
         Limit::Into(mut sink) => {
             let mut row = Row::new(keys.clone(), Values::with_capacity(keys.len()));
             while next(row.values_mut())? {
@@ -1512,16 +1504,13 @@ pub(crate) fn read_batch(
         }
         Limit::Rows(n) => return read_packed(keys, n, usize::MAX, next),
         Limit::Stream(n) => return read_packed(keys, n, BATCH_BYTES, next),
-        Limit::First(n) => (n, BATCH_BYTES, 0),
+        Limit::First(n) => n,
     };
     // Small results are the common case: grow only when rows keep coming.
-    // A power of two, as a vector grown from empty has: doubling from an
-    // odd size (front + 8) would end far past a round number of rows.
-    let mut rows = Vec::with_capacity((front + max_rows.min(8)).next_power_of_two());
-    rows.resize_with(front, || Row::new(keys.clone(), Values::new()));
+    let mut rows = Vec::with_capacity(max_rows.min(8));
     let mut bytes = 0;
     let done = loop {
-        if rows.len() - front >= max_rows || bytes >= max_bytes {
+        if rows.len() >= max_rows || bytes >= BATCH_BYTES {
             break false;
         }
         let mut values = Values::with_capacity(keys.len());
@@ -1531,10 +1520,7 @@ pub(crate) fn read_batch(
         bytes += row_bytes(&values);
         rows.push(Row::new(keys.clone(), values));
     };
-    Ok(Batch {
-        front,
-        ..Batch::new(rows, done)
-    })
+    Ok(Batch::new(rows, done))
 }
 
 /// Reads up to `max_rows` rows or about `max_bytes` bytes into a packed batch
