@@ -24,6 +24,8 @@ pub(crate) struct Packed {
     text: String,
     /// Every blob value, one after the other.
     blobs: Vec<u8>,
+    /// How many cells are neither text nor blob.
+    others: usize,
     rows: usize,
 }
 
@@ -47,6 +49,7 @@ impl Packed {
             keys,
             text: String::new(),
             blobs: Vec::new(),
+            others: 0,
             rows: 0,
         }
     }
@@ -59,7 +62,7 @@ impl Packed {
     /// About how many bytes its values take, counted as
     /// [`row_bytes`](crate::worker::row_bytes) counts a row's.
     pub(crate) fn bytes(&self) -> usize {
-        self.text.len() + self.blobs.len() + 8 * (self.cells.len())
+        self.text.len() + self.blobs.len() + 8 * self.others
     }
 
     /// Adds a row. Its text and blobs are copied and stay in `values`, so
@@ -76,7 +79,10 @@ impl Packed {
                     self.blobs.extend_from_slice(bytes);
                     Cell::Blob(self.blobs.len())
                 }
-                other => Cell::Value(std::mem::replace(other, Value::Null)),
+                other => {
+                    self.others += 1;
+                    Cell::Value(std::mem::replace(other, Value::Null))
+                }
             };
             self.cells.push(cell);
         }
@@ -142,6 +148,9 @@ mod tests {
             packed.push(&mut row);
         }
         assert_eq!(packed.len(), 3);
+        // Counted as a batch of rows counts its bytes.
+        let bytes: usize = sent.iter().map(|v| crate::worker::row_bytes(v)).sum();
+        assert_eq!(packed.bytes(), bytes);
         // The text stays for the next row to reuse; the integer was moved out.
         assert_eq!(row[0], Value::Text("last".into()));
         assert_eq!(row[2], Value::Text("x".into()));
