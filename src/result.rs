@@ -461,7 +461,9 @@ impl<'c> CursorResult<'c> {
         self.check_open()?;
         poll_fn(|cx| {
             while self.buffer.len() < n {
-                let missing = n - self.buffer.len();
+                // At most a streaming batch at a time: a packed batch and its
+                // rows are both held while it is unpacked.
+                let missing = (n - self.buffer.len()).min(STREAM_ROWS);
                 if !ready!(self.poll_batch(cx, |_| Limit::Rows(missing)))? {
                     break;
                 }

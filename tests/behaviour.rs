@@ -718,6 +718,15 @@ async fn fetchmany(ctx: Ctx) {
         next += want.len() as i64;
     }
     assert_eq!(next, 1001);
+
+    // More than one message holds (4,096 rows): still exactly the size asked for.
+    let mut result = conn.execute(SERIES, (12_000,)).await.unwrap();
+    assert_eq!(got(result.fetchmany(3).await.unwrap()), [1, 2, 3]);
+    let rows = got(result.fetchmany(10_000).await.unwrap());
+    assert_eq!(rows, (4..10_004).collect::<Vec<i64>>());
+    let rest = got(result.fetchmany(10_000).await.unwrap());
+    assert_eq!(rest, (10_004..=12_000).collect::<Vec<i64>>());
+    assert!(result.fetchmany(10_000).await.unwrap().is_empty());
 }
 
 async fn fetchall(ctx: Ctx) {
