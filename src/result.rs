@@ -296,8 +296,7 @@ impl<'c> CursorResult<'c> {
     /// through the result, not taking its first row).
     fn prefetch(&mut self) {
         if self.inflight.is_none() {
-            let limit = self.next_stream();
-            self.inflight = self.fetch_ahead(limit);
+            self.inflight = self.fetch_ahead(Self::next_stream);
         }
     }
 
@@ -310,8 +309,7 @@ impl<'c> CursorResult<'c> {
     fn queue_ahead(&mut self) {
         if self.buffer.is_empty() && self.inflight.is_some() && self.queued.is_none() {
             self.buffer = VecDeque::new();
-            let limit = self.next_stream();
-            self.queued = self.fetch_ahead(limit);
+            self.queued = self.fetch_ahead(Self::next_stream);
         }
     }
 
@@ -319,7 +317,10 @@ impl<'c> CursorResult<'c> {
     /// [`queue_ahead`](Self::queue_ahead); `None` unless the request fits in
     /// the connection's queue right away. Dropping the result does not
     /// interrupt this read: it is one batch, and the worker drops it.
-    fn fetch_ahead(&mut self, limit: Limit) -> Option<Mutex<BoxFuture<'static, Result<Batch>>>> {
+    fn fetch_ahead(
+        &mut self,
+        limit: impl FnOnce(&mut Self) -> Limit,
+    ) -> Option<Mutex<BoxFuture<'static, Result<Batch>>>> {
         let cursor = self.cursor?;
         let conn = self.conn.get()?;
         // The guard is never armed: nothing to interrupt on drop.
@@ -330,7 +331,7 @@ impl<'c> CursorResult<'c> {
         let request = Request::Fetch {
             cursor,
             ticket,
-            limit,
+            limit: limit(self),
             reply,
         };
         sender.try_send(request).ok()?;
@@ -488,7 +489,7 @@ impl<'c> CursorResult<'c> {
                 // Two batches asked for at a time: the worker reads the next
                 // while this task makes the rows of the last.
                 if self.inflight.is_some() && self.queued.is_none() {
-                    self.queued = self.fetch_ahead(Limit::Stream(STREAM_ROWS));
+                    self.queued = self.fetch_ahead(|_| Limit::Stream(STREAM_ROWS));
                 }
                 if !ready!(self.poll_batch(cx, |_| Limit::Stream(STREAM_ROWS)))? {
                     break;
