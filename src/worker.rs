@@ -1483,7 +1483,7 @@ pub(crate) fn row_bytes(values: &[Value]) -> usize {
 ///
 /// `next` writes the next row's values into the vector it is given and
 /// returns `false` at the end of the result. The vector is empty for a row
-/// that is kept; for a [`Limit::Into`] fetch it is one row reused for every
+/// that is kept ([`Limit::First`]); otherwise it is one row reused for every
 /// row, still holding the previous row's values, which `next` overwrites
 /// with [`put`] and [`put_text`] (so their text allocations are reused).
 pub(crate) fn read_batch(
@@ -1686,6 +1686,38 @@ where
 mod tests {
     use super::*;
     use std::sync::mpsc;
+
+    #[test]
+    fn a_streaming_batch_stops_after_about_a_mebibyte_of_text_and_keeps_every_row() {
+        let keys: ColumnNames = Arc::new(crate::row::Names(vec!["n".into(), "t".into()]));
+        // Rows of 100 KB of text: a batch of 4,096 rows stops after the
+        // row that takes it past 1 MiB (the 11th), packed or not.
+        let text = "x".repeat(100_000);
+        let mut read = 0;
+        let next = |values: &mut Values| {
+            read += 1;
+            put(values, 0, Value::Integer(read));
+            put_text(values, 1, &text);
+            Ok(true)
+        };
+        let batch = read_batch(&keys, Limit::Stream(4096), next).unwrap();
+        assert!(!batch.done);
+        let rows = batch.into_rows();
+        assert_eq!(rows.len(), 11);
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row.get::<i64>(0).unwrap(), i as i64 + 1);
+            assert_eq!(row.get::<String>(1).unwrap().len(), 100_000);
+        }
+        let mut read = 0;
+        let next = |values: &mut Values| {
+            read += 1;
+            values.push(Value::Integer(read));
+            values.push(Value::Text(text.clone()));
+            Ok(true)
+        };
+        let first = read_batch(&keys, Limit::First(4096), next).unwrap();
+        assert_eq!(first.len(), 11);
+    }
 
     fn queued(gate: &WriteGate) -> usize {
         gate.state.lock().unwrap().queue.len()
