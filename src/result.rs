@@ -61,8 +61,9 @@ impl ConnRef<'_> {
 /// 4096 rows (or the same 1 MiB; [`yield_per`](CursorResult::yield_per)
 /// fixes the size instead), and the worker reads the next batch while
 /// the caller goes through the current one, so streaming a large result
-/// holds at most about two batches in memory. `fetchall` asks for
-/// everything in one message.
+/// holds at most about two batches in memory. `fetchall` reads the rest in
+/// batches of 4096 rows, asking for the next before the last has come, and
+/// returns them all at once.
 ///
 /// # Dropping
 /// A result from [`Connection::execute`] borrows its connection; a result
