@@ -11,6 +11,8 @@
 //! the rows ([`Packed::unpack`]), allocating and later freeing each row's
 //! text on its own thread.
 
+use std::collections::VecDeque;
+
 use crate::row::{ColumnNames, Row, Values};
 use crate::value::Value;
 
@@ -91,8 +93,22 @@ impl Packed {
 
     /// The rows, made on the calling thread.
     pub(crate) fn unpack(self) -> Vec<Row> {
+        let mut rows = VecDeque::new();
+        self.unpack_into(&mut rows);
+        Vec::from(rows)
+    }
+
+    /// Makes the rows on the calling thread, straight at the back of `rows`:
+    /// a result's buffer keeps its allocation from batch to batch, and a
+    /// `fetchall` moves each row once.
+    pub(crate) fn unpack_into(self, rows: &mut VecDeque<Row>) {
         let width = self.keys.len();
-        let mut rows = Vec::with_capacity(self.rows);
+        let needed = rows.len() + self.rows;
+        if needed > rows.capacity() {
+            // Powers of two, as a vector that doubles: a million-row
+            // `fetchall` ends at 2^20 rows, not at a multiple of its first batch.
+            rows.reserve_exact(needed.next_power_of_two() - rows.len());
+        }
         let mut cells = self.cells.into_iter();
         let (mut text, mut blobs) = (0, 0);
         for _ in 0..self.rows {
@@ -112,9 +128,8 @@ impl Packed {
                     Cell::Value(value) => value,
                 });
             }
-            rows.push(Row::new(self.keys.clone(), values));
+            rows.push_back(Row::new(self.keys.clone(), values));
         }
-        rows
     }
 }
 
@@ -160,6 +175,37 @@ mod tests {
             assert_eq!(got.values(), want.as_slice());
             assert_eq!(got.keys(), keys.as_slice());
         }
+    }
+
+    #[test]
+    fn batches_unpack_behind_the_buffered_rows_into_a_power_of_two() {
+        let keys: ColumnNames = Arc::new(Names(vec!["id".into(), "name".into()]));
+        let mut buffer = VecDeque::from([Row::new(
+            keys.clone(),
+            vec![Value::Integer(0), Value::Text("first".into())],
+        )]);
+        let mut next = 1;
+        for batch_rows in [3, 5, 300] {
+            let mut packed = Packed::with_capacity(keys.clone(), batch_rows);
+            let mut row = Values::new();
+            for _ in 0..batch_rows {
+                row.clear();
+                row.push(Value::Integer(next));
+                row.push(Value::Text(format!("name {next}")));
+                packed.push(&mut row);
+                next += 1;
+            }
+            packed.unpack_into(&mut buffer);
+            // As a vector that doubles, so that a large `fetchall` does not
+            // end with room for many rows more than it holds.
+            assert!(buffer.capacity().is_power_of_two(), "{}", buffer.capacity());
+        }
+        assert_eq!(buffer.len(), 309);
+        for (i, row) in buffer.iter().enumerate().skip(1) {
+            assert_eq!(row.get::<i64>(0).unwrap(), i as i64);
+            assert_eq!(row.get::<String>("name").unwrap(), format!("name {i}"));
+        }
+        assert_eq!(buffer[0].get::<String>(1).unwrap(), "first");
     }
 
     #[test]

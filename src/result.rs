@@ -409,14 +409,7 @@ impl<'c> CursorResult<'c> {
         match batch {
             Ok(batch) => {
                 let done = batch.done;
-                let mut rows = batch.into_rows();
-                if rows.len() > self.buffer.len() {
-                    // Keep the larger allocation: the buffered rows go in front.
-                    rows.splice(0..0, self.buffer.drain(..));
-                    self.buffer = rows.into();
-                } else {
-                    self.buffer.extend(rows);
-                }
+                batch.append_to(&mut self.buffer);
                 if done {
                     self.exhausted();
                 }

@@ -8,6 +8,7 @@
 //! wrong caller.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -526,6 +527,21 @@ impl Batch {
         match self.packed {
             Some(packed) => packed.unpack(),
             None => self.rows,
+        }
+    }
+
+    /// Puts its rows behind the rows in `buffer`, unpacked on the calling
+    /// thread if they came packed.
+    pub(crate) fn append_to(self, buffer: &mut VecDeque<Row>) {
+        match self.packed {
+            Some(packed) => packed.unpack_into(buffer),
+            None if self.rows.len() > buffer.len() => {
+                // Keep the larger allocation: the buffered rows go in front.
+                let mut rows = self.rows;
+                rows.splice(0..0, buffer.drain(..));
+                *buffer = rows.into();
+            }
+            None => buffer.extend(self.rows),
         }
     }
 }
