@@ -1547,7 +1547,10 @@ fn read_packed(
     max_bytes: usize,
     mut next: impl FnMut(&mut Values) -> Result<bool>,
 ) -> Result<Batch> {
-    let mut packed = Packed::with_capacity(keys.clone(), max_rows.min(8));
+    // Room for every row the batch can take before its byte budget ends
+    // (counting 8 bytes a value), so that its cells are not copied as they grow.
+    let room = max_rows.min(max_bytes / (8 * keys.len().max(1))).max(8);
+    let mut packed = Packed::with_capacity(keys.clone(), room);
     let mut row = Values::with_capacity(keys.len());
     let done = loop {
         if packed.len() >= max_rows || packed.bytes() >= max_bytes {
