@@ -112,22 +112,21 @@ impl Packed {
         let mut cells = self.cells.into_iter();
         let (mut text, mut blobs) = (0, 0);
         for _ in 0..self.rows {
-            let mut values = Values::with_capacity(width);
-            for cell in cells.by_ref().take(width) {
-                values.push(match cell {
-                    Cell::Text(end) => {
-                        let value = Value::Text(self.text[text..end].to_owned());
-                        text = end;
-                        value
-                    }
-                    Cell::Blob(end) => {
-                        let value = Value::Blob(self.blobs[blobs..end].to_vec());
-                        blobs = end;
-                        value
-                    }
-                    Cell::Value(value) => value,
-                });
-            }
+            let values = Values::from_fn(width, || match cells.next() {
+                Some(Cell::Text(end)) => {
+                    let value = Value::Text(self.text[text..end].to_owned());
+                    text = end;
+                    value
+                }
+                Some(Cell::Blob(end)) => {
+                    let value = Value::Blob(self.blobs[blobs..end].to_vec());
+                    blobs = end;
+                    value
+                }
+                Some(Cell::Value(value)) => value,
+                // Every row pushed `width` cells.
+                None => Value::Null,
+            });
             rows.push_back(Row::new(self.keys.clone(), values));
         }
     }
@@ -156,7 +155,7 @@ mod tests {
                 Value::Text("x".into()),
             ],
         ];
-        let mut row = Values::new();
+        let mut row = Values::default();
         for values in &sent {
             row.clear();
             row.extend(values.iter().cloned());
@@ -187,7 +186,7 @@ mod tests {
         let mut next = 1;
         for batch_rows in [3, 5, 300] {
             let mut packed = Packed::with_capacity(keys.clone(), batch_rows);
-            let mut row = Values::new();
+            let mut row = Values::default();
             for _ in 0..batch_rows {
                 row.clear();
                 row.push(Value::Integer(next));
@@ -211,7 +210,7 @@ mod tests {
     #[test]
     fn rows_without_columns_are_counted() {
         let mut packed = Packed::with_capacity(Arc::default(), 4);
-        let mut row = Values::new();
+        let mut row = Values::default();
         packed.push(&mut row);
         packed.push(&mut row);
         let rows = packed.unpack();

@@ -62,7 +62,152 @@ impl FromIterator<String> for Names {
 
 /// A row's values: up to two inside the row itself, so that the rows of
 /// narrow results need no allocation of their own for them.
-pub(crate) type Values = smallvec::SmallVec<[Value; 2]>;
+///
+/// Unlike a general small vector it keeps no count of its own beside the
+/// values: the variant says how many are inline, and the compiler stores the
+/// variant in a spare bit pattern of the first value's tag. So it takes the
+/// 64 bytes of two values, and a row of two values 72 bytes, where a
+/// `SmallVec<[Value; 2]>` took 72 and the row 80 (a unit test checks this).
+#[derive(Clone, Default)]
+pub(crate) enum Values {
+    /// No values.
+    #[default]
+    Empty,
+    /// One value.
+    One(Value),
+    /// Two values.
+    Two([Value; 2]),
+    /// Any number, in a vector of their own (wide rows).
+    Many(Vec<Value>),
+}
+
+impl Values {
+    /// No values yet; room for `n` in the row itself when `n` is at most 2.
+    pub(crate) fn with_capacity(n: usize) -> Values {
+        if n <= 2 {
+            Values::Empty
+        } else {
+            Values::Many(Vec::with_capacity(n))
+        }
+    }
+
+    /// `n` values, each made by `value` in turn.
+    #[inline]
+    pub(crate) fn from_fn(n: usize, mut value: impl FnMut() -> Value) -> Values {
+        match n {
+            0 => Values::Empty,
+            1 => Values::One(value()),
+            2 => {
+                let first = value();
+                Values::Two([first, value()])
+            }
+            _ => Values::Many((0..n).map(|_| value()).collect()),
+        }
+    }
+
+    /// Adds a value at the end.
+    pub(crate) fn push(&mut self, value: Value) {
+        match self {
+            Values::Many(values) => values.push(value),
+            Values::Empty => *self = Values::One(value),
+            _ => {
+                *self = match std::mem::take(self) {
+                    Values::One(first) => Values::Two([first, value]),
+                    other => {
+                        let mut values = other.into_vec();
+                        values.push(value);
+                        Values::Many(values)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes every value, keeping a wide row's vector for the next ones.
+    #[cfg(test)]
+    pub(crate) fn clear(&mut self) {
+        match self {
+            Values::Many(values) => values.clear(),
+            other => *other = Values::Empty,
+        }
+    }
+
+    /// The values in a vector of their own.
+    pub(crate) fn into_vec(self) -> Vec<Value> {
+        match self {
+            Values::Empty => Vec::new(),
+            Values::One(value) => vec![value],
+            Values::Two(values) => Vec::from(values),
+            Values::Many(values) => values,
+        }
+    }
+}
+
+impl std::ops::Deref for Values {
+    type Target = [Value];
+
+    #[inline]
+    fn deref(&self) -> &[Value] {
+        match self {
+            Values::Empty => &[],
+            Values::One(value) => std::slice::from_ref(value),
+            Values::Two(values) => values,
+            Values::Many(values) => values,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Values {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [Value] {
+        match self {
+            Values::Empty => &mut [],
+            Values::One(value) => std::slice::from_mut(value),
+            Values::Two(values) => values,
+            Values::Many(values) => values,
+        }
+    }
+}
+
+impl PartialEq for Values {
+    /// The same values in the same order, however they are held.
+    fn eq(&self, other: &Values) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for Values {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Vec<Value>> for Values {
+    fn from(values: Vec<Value>) -> Values {
+        if values.len() > 2 {
+            return Values::Many(values);
+        }
+        let mut small = Values::Empty;
+        small.extend(values);
+        small
+    }
+}
+
+impl Extend<Value> for Values {
+    fn extend<I: IntoIterator<Item = Value>>(&mut self, values: I) {
+        for value in values {
+            self.push(value);
+        }
+    }
+}
+
+impl FromIterator<Value> for Values {
+    fn from_iter<I: IntoIterator<Item = Value>>(values: I) -> Values {
+        let mut all = Values::Empty;
+        all.extend(values);
+        all
+    }
+}
 
 impl Row {
     pub(crate) fn new(keys: ColumnNames, values: impl Into<Values>) -> Row {
@@ -256,12 +401,48 @@ mod tests {
     }
 
     #[test]
-    fn column_names_cost_a_row_one_pointer() {
+    fn a_row_of_two_values_is_the_two_values_and_a_pointer() {
         // A million-row `fetchall` holds a million of these: the names are
-        // shared, and each row pays for a thin pointer to them only.
+        // shared, each row pays for a thin pointer to them only, and the
+        // count of values costs nothing beside the values.
+        let value = std::mem::size_of::<Value>();
+        assert_eq!(std::mem::size_of::<Values>(), 2 * value);
         assert_eq!(
             std::mem::size_of::<Row>(),
-            std::mem::size_of::<Values>() + std::mem::size_of::<usize>()
+            2 * value + std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn values_grow_and_shrink_through_every_size() {
+        let mut values = Values::with_capacity(2);
+        let mut expected = Vec::new();
+        for i in 0..5 {
+            assert_eq!(&*values, expected.as_slice());
+            values.push(Value::Integer(i));
+            expected.push(Value::Integer(i));
+        }
+        assert_eq!(values.len(), 5);
+        values[3] = Value::Text("three".into());
+        expected[3] = Value::Text("three".into());
+        assert_eq!(values.clone().into_vec(), expected);
+        values.clear();
+        assert!(values.is_empty());
+        values.extend([Value::Null, Value::Real(1.5)]);
+        assert_eq!(&*values, [Value::Null, Value::Real(1.5)]);
+        assert_eq!(values.clone().into_vec(), [Value::Null, Value::Real(1.5)]);
+        // Equal by content, whether inline or in a vector.
+        let mut wide = Values::with_capacity(8);
+        wide.extend([Value::Null, Value::Real(1.5)]);
+        assert_eq!(wide, values);
+        assert_eq!(
+            Values::from(vec![Value::Integer(1)]).into_vec(),
+            [Value::Integer(1)]
+        );
+        assert_eq!(Values::from(Vec::new()).len(), 0);
+        assert_eq!(
+            Values::from_iter((0..3).map(Value::Integer)).into_vec(),
+            (0..3).map(Value::Integer).collect::<Vec<_>>()
         );
     }
 
