@@ -8,7 +8,7 @@
 //! that was most of the time per row. A packed batch keeps the values of its
 //! rows, with all their text in one `String` and all their bytes in one
 //! vector, so the worker allocates a few buffers per batch; the caller makes
-//! the rows ([`Packed::unpack`]), allocating and later freeing each row's
+//! the rows ([`Packed::unpack_into`]), allocating and later freeing each row's
 //! text on its own thread.
 
 use std::collections::VecDeque;
