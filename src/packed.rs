@@ -91,13 +91,6 @@ impl Packed {
         self.rows += 1;
     }
 
-    /// The rows, made on the calling thread.
-    pub(crate) fn unpack(self) -> Vec<Row> {
-        let mut rows = VecDeque::new();
-        self.unpack_into(&mut rows);
-        Vec::from(rows)
-    }
-
     /// Makes the rows on the calling thread, straight at the back of `rows`:
     /// a result's buffer keeps its allocation from batch to batch, and a
     /// `fetchall` moves each row once.
@@ -168,7 +161,8 @@ mod tests {
         // The text stays for the next row to reuse; the integer was moved out.
         assert_eq!(row[0], Value::Text("last".into()));
         assert_eq!(row[2], Value::Text("x".into()));
-        let rows = packed.unpack();
+        let mut rows = VecDeque::new();
+        packed.unpack_into(&mut rows);
         assert_eq!(rows.len(), 3);
         for (got, want) in rows.iter().zip(&sent) {
             assert_eq!(got.values(), want.as_slice());
@@ -213,7 +207,8 @@ mod tests {
         let mut row = Values::default();
         packed.push(&mut row);
         packed.push(&mut row);
-        let rows = packed.unpack();
+        let mut rows = VecDeque::new();
+        packed.unpack_into(&mut rows);
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().all(Row::is_empty));
     }

@@ -126,13 +126,15 @@ impl fmt::Debug for CursorResult<'_> {
 impl<'c> CursorResult<'c> {
     pub(crate) fn new(conn: ConnRef<'c>, header: Header, cursor: u64) -> CursorResult<'c> {
         let done = header.batch.done;
+        let mut buffer = VecDeque::new();
+        header.batch.append_to(&mut buffer);
         let mut result = CursorResult {
             conn,
             keys: header.keys,
             rowcount: header.rowcount,
             last_insert_id: header.last_insert_id,
             returns_rows: header.returns_rows,
-            buffer: header.batch.into_rows().into(),
+            buffer,
             cursor: Some(cursor),
             inflight: None,
             queued: None,

@@ -522,14 +522,6 @@ impl Batch {
         self.packed.as_ref().map_or(self.rows.len(), Packed::len)
     }
 
-    /// Its rows, unpacked on the calling thread if they came packed.
-    pub(crate) fn into_rows(self) -> Vec<Row> {
-        match self.packed {
-            Some(packed) => packed.unpack(),
-            None => self.rows,
-        }
-    }
-
     /// Puts its rows behind the rows in `buffer`, unpacked on the calling
     /// thread if they came packed.
     pub(crate) fn append_to(self, buffer: &mut VecDeque<Row>) {
@@ -1721,7 +1713,8 @@ mod tests {
         };
         let batch = read_batch(&keys, Limit::Stream(4096), next).unwrap();
         assert!(!batch.done);
-        let rows = batch.into_rows();
+        let mut rows = VecDeque::new();
+        batch.append_to(&mut rows);
         assert_eq!(rows.len(), 11);
         for (i, row) in rows.iter().enumerate() {
             assert_eq!(row.get::<i64>(0).unwrap(), i as i64 + 1);
