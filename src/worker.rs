@@ -527,6 +527,8 @@ impl Batch {
     pub(crate) fn append_to(self, buffer: &mut VecDeque<Row>) {
         match self.packed {
             Some(packed) => packed.unpack_into(buffer),
+            // The first batch of a result: its vector becomes the buffer.
+            None if buffer.is_empty() => *buffer = self.rows.into(),
             None if self.rows.len() > buffer.len() => {
                 // Keep the larger allocation: the buffered rows go in front.
                 let mut rows = self.rows;
