@@ -68,6 +68,84 @@ tuple_from_row!(10: A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
 tuple_from_row!(11: A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
 tuple_from_row!(12: A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
 
+/// Rows into Rust types: defined here, beside the conversions, so that the
+/// row itself does not depend on them.
+impl Row {
+    /// The whole row as a tuple, the columns taken by position.
+    ///
+    /// Implemented for tuples of up to 12 [`FromValue`] types; see [`FromRow`].
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+    /// let mut result = engine.execute("SELECT 7, 'Dana Whitaker'", ()).await?;
+    /// let row = result.fetchone().await?.expect("one row");
+    /// let (id, name): (i64, String) = row.decode()?;
+    /// assert_eq!((id, name.as_str()), (7, "Dana Whitaker"));
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Deserialize`] when the row has another number of columns
+    /// than the tuple; [`Error::Decode`] naming the column whose value does not convert.
+    pub fn decode<T: FromRow>(&self) -> Result<T> {
+        T::from_row(self)
+    }
+
+    /// The row as any type that implements `serde::Deserialize`.
+    ///
+    /// A struct takes each field from the column of its name (an exact
+    /// match first, then one that differs only in ASCII case);
+    /// `#[serde(rename)]`, `#[serde(default)]` and `#[serde(flatten)]` work
+    /// as usual:
+    /// - columns no field asks for are ignored;
+    /// - a field with no column is `None` when it is an `Option`, its default
+    ///   with `#[serde(default)]`, and an error otherwise;
+    /// - `NULL` becomes `None` in an `Option` field and is an error in any other;
+    /// - integers are range-checked; SQLite's 0 and 1 read as `bool`; text
+    ///   reads as a unit enum variant of that name.
+    ///
+    /// Tuples and tuple structs take the columns by position (the row must
+    /// have as many), sequences take them all, maps take every column by
+    /// name, and a one-column row also becomes a plain value (`i64`,
+    /// `String`, ...). With the `json` feature a JSON value, or text holding
+    /// JSON, fills a struct, map or sequence field. The wider types reach
+    /// `Deserialize` implementations as their text form (RFC 3339 times,
+    /// hyphenated UUIDs, decimal digits), which `chrono`, `uuid` and
+    /// `rust_decimal` read with their own `serde` features.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// #[derive(serde::Deserialize)]
+    /// struct User {
+    ///     id: i64,
+    ///     name: String,
+    ///     nickname: Option<String>,
+    /// }
+    ///
+    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+    /// let mut result = engine
+    ///     .execute("SELECT 7 AS id, 'Dana Whitaker' AS name, NULL AS nickname, 1 AS extra", ())
+    ///     .await?;
+    /// let row = result.fetchone().await?.expect("one row");
+    /// let user: User = row.deserialize()?;
+    /// assert_eq!((user.id, user.name.as_str(), user.nickname), (7, "Dana Whitaker", None));
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Deserialize`] naming the field with no column, or the column
+    /// and field whose value does not fit (`NULL` in a field that is not an
+    /// `Option`, a value of another type).
+    #[cfg(feature = "serde")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+    pub fn deserialize<'de, T: serde::Deserialize<'de>>(&'de self) -> Result<T> {
+        deserialize(self)
+    }
+}
+
 #[cfg(feature = "serde")]
 pub(crate) use self::serde_rows::deserialize;
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Target;
 use crate::connection::{Begin, Connection};
+use crate::driver::Target;
 use crate::error::{Error, Result};
 use crate::params::Params;
 use crate::pool::{Pool, PoolConfig, PoolStatus};
@@ -317,7 +317,7 @@ impl Default for EngineBuilder {
 impl fmt::Debug for EngineBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EngineBuilder")
-            .field("url", &self.url.as_deref().map(crate::config::redact))
+            .field("url", &self.url.as_deref().map(crate::url::redact))
             .field("strategy", &self.strategy)
             .field("max_connections", &self.max_connections)
             .field("interrupt_on_drop", &self.interrupt_on_drop)
@@ -542,24 +542,24 @@ impl EngineBuilder {
             ));
         }
         let target = Target::parse(&url)?;
-        let sqlite = matches!(target, Target::Sqlite(_));
-        if self.single_writer == Some(true) && !sqlite {
-            return Err(Error::Config("single_writer applies to SQLite only".into()));
-        }
-        let single_writer = self.single_writer.unwrap_or(sqlite);
-        let keeper = keeper(&target)?;
-        let setup = Setup {
-            target,
-            timer: Arc::default(),
-            after_connect: self.after_connect,
-            gate: single_writer.then(Arc::default),
-            waiting: Default::default(),
+        let facts = target.facts();
+        let single_writer = match (facts.single_writer, self.single_writer) {
+            (None, Some(true)) => {
+                return Err(Error::Config(format!(
+                    "single_writer does not apply to {} databases",
+                    facts.name
+                )))
+            }
+            (None, _) => false,
+            (Some(default), chosen) => chosen.unwrap_or(default),
         };
+        let keeper = target.keeper();
+        let setup = Setup::new(target, self.after_connect, single_writer);
         Ok(Engine {
             inner: Arc::new(Handle {
                 pool: Arc::new(Pool::new(
                     setup,
-                    crate::config::redact(&url),
+                    crate::url::redact(&url),
                     self.strategy,
                     self.max_connections,
                     PoolConfig {
@@ -577,29 +577,5 @@ impl EngineBuilder {
                 )),
             }),
         })
-    }
-}
-
-/// The files of the engine's private `sqlite::memory:` database, deleted with the engine.
-fn keeper(target: &Target) -> Result<Option<Box<dyn Any + Send>>> {
-    match target {
-        Target::Sqlite(crate::config::SqliteTarget::Memory { path }) => {
-            Ok(Some(Box::new(TempDatabase(path.clone()))))
-        }
-        #[allow(unreachable_patterns)]
-        _ => Ok(None),
-    }
-}
-
-/// Deletes a database file and its WAL companions when dropped.
-struct TempDatabase(std::path::PathBuf);
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let mut path = self.0.clone().into_os_string();
-            path.push(suffix);
-            let _ = std::fs::remove_file(path);
-        }
     }
 }

@@ -101,7 +101,6 @@
     clippy::await_holding_lock
 )]
 
-mod config;
 mod connection;
 mod de;
 mod driver;
@@ -112,6 +111,8 @@ mod params;
 mod pool;
 mod result;
 mod row;
+#[cfg(test)]
+mod scripted_tests;
 #[cfg(feature = "sea-query")]
 #[path = "sea_query.rs"]
 mod sea_query_sql;
@@ -119,8 +120,10 @@ mod sql;
 mod strategy;
 mod timer;
 mod trace;
+mod tracker;
 mod transaction;
 mod types;
+mod url;
 mod value;
 mod worker;
 

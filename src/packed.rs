@@ -62,7 +62,7 @@ impl Packed {
     }
 
     /// About how many bytes its values take, counted as
-    /// [`row_bytes`](crate::worker::row_bytes) counts a row's.
+    /// [`Values::bytes`] counts a row's.
     pub(crate) fn bytes(&self) -> usize {
         self.text.len() + self.blobs.len() + 8 * self.others
     }
@@ -156,7 +156,7 @@ mod tests {
         }
         assert_eq!(packed.len(), 3);
         // Counted as a batch of rows counts its bytes.
-        let bytes: usize = sent.iter().map(|v| crate::worker::row_bytes(v)).sum();
+        let bytes: usize = sent.iter().map(|v| Values::bytes(v)).sum();
         assert_eq!(packed.bytes(), bytes);
         // The text stays for the next row to reuse; the integer was moved out.
         assert_eq!(row[0], Value::Text("last".into()));

@@ -293,11 +293,7 @@ impl Pool {
     }
 
     pub(crate) fn dialect(&self) -> Dialect {
-        match self.setup.target {
-            crate::config::Target::Sqlite(_) => Dialect::Sqlite,
-            #[cfg(feature = "postgres")]
-            crate::config::Target::Postgres(_) => Dialect::Postgres,
-        }
+        self.setup.facts.dialect
     }
 
     pub(crate) fn status(&self) -> PoolStatus {
@@ -499,7 +495,7 @@ impl Pool {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             match worker::spawn(&self.setup, &*self.strategy, &self.tracker, id).await {
                 Ok(spawned) => break (id, spawned),
-                Err(e) if is_transient(&e) => {
+                Err(e) if (self.setup.facts.is_transient)(&e) => {
                     self.lock().last_connect_error = Some(e);
                     self.timer.sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -569,32 +565,22 @@ impl Pool {
         };
         for _ in 0..wanted {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let (sender, rx) = worker::channel();
-            let shared = Arc::new(Shared::default());
             let pool = Arc::downgrade(self);
-            let worker_shared = shared.clone();
             let opened: worker::Opened = Box::new(move |opened| {
                 let Some(pool) = pool.upgrade() else {
                     return false;
                 };
                 match opened {
-                    Ok(interrupter) => {
-                        let spawned = worker::Spawned {
-                            sender,
-                            shared,
-                            interrupter,
-                        };
-                        match pool.adopt(id, spawned) {
-                            Some(conn) => {
-                                pool.release(conn);
-                                true
-                            }
-                            None => {
-                                pool.discard();
-                                false
-                            }
+                    Ok(spawned) => match pool.adopt(id, spawned) {
+                        Some(conn) => {
+                            pool.release(conn);
+                            true
                         }
-                    }
+                        None => {
+                            pool.discard();
+                            false
+                        }
+                    },
                     Err(e) => {
                         pool.lock().last_connect_error = Some(e);
                         pool.discard();
@@ -602,14 +588,7 @@ impl Pool {
                     }
                 }
             });
-            let started = worker::start(
-                &self.setup,
-                &*self.strategy,
-                &self.tracker,
-                id,
-                (rx, worker_shared),
-                opened,
-            );
+            let started = worker::start(&self.setup, &*self.strategy, &self.tracker, id, opened);
             if let Err(e) = started {
                 self.lock().last_connect_error = Some(e);
                 self.discard();
@@ -788,48 +767,6 @@ impl Pool {
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
     }
-}
-
-/// `true` for connect errors worth retrying: the server is not reachable yet,
-/// refuses for now, or SQLite found the file busy.
-fn is_transient(e: &Error) -> bool {
-    let Error::Connect { source, .. } = e else {
-        return false;
-    };
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
-    while let Some(err) = cause {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            return matches!(
-                io.kind(),
-                ConnectionRefused
-                    | ConnectionReset
-                    | ConnectionAborted
-                    | TimedOut
-                    | NotConnected
-                    | BrokenPipe
-                    | UnexpectedEof
-            );
-        }
-        #[cfg(feature = "postgres")]
-        if let Some(db) = err
-            .downcast_ref::<postgres::Error>()
-            .and_then(|e| e.as_db_error())
-        {
-            use postgres::error::SqlState;
-            return [SqlState::TOO_MANY_CONNECTIONS, SqlState::CANNOT_CONNECT_NOW]
-                .contains(db.code());
-        }
-        #[cfg(feature = "sqlite")]
-        if let Some(rusqlite::Error::SqliteFailure(f, _)) = err.downcast_ref::<rusqlite::Error>() {
-            return matches!(
-                f.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            );
-        }
-        cause = err.source();
-    }
-    false
 }
 
 /// A caller's place in line; leaving it passes anything handed to it on.

@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::worker::Tracker;
+use crate::tracker::Tracker;
 
 /// What to do when a deadline passes.
 pub(crate) type Action = Box<dyn FnOnce() + Send>;

@@ -2,18 +2,20 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{OpenFlags, Statement};
+use rusqlite::OpenFlags;
 
-use crate::config::{SqliteTarget, Target};
+use super::{Cursor, Driver, Kill, Statement};
 use crate::error::{Error, Result};
 use crate::params::Parameters;
-use crate::row::ColumnNames;
+use crate::row::{ColumnNames, Values};
+use crate::sql::Dialect;
 use crate::value::Value;
-use crate::worker::{self, Answer, Batch, Driver, Header, Kill, Limit, Link, Next, Ticket};
 
 /// How long a connection waits for a lock held by another connection before `SQLITE_BUSY`.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,7 +41,7 @@ struct Keys {
 impl Keys {
     /// The column names of `stmt`, reusing the cached list while it still
     /// matches (a schema change can change what a statement returns).
-    fn of(&mut self, sql: &str, stmt: &Statement<'_>) -> ColumnNames {
+    fn of(&mut self, sql: &str, stmt: &rusqlite::Statement<'_>) -> ColumnNames {
         let cached = match &self.last {
             Some(keys) if self.last_sql == sql => Some(keys),
             _ => self.by_sql.get(sql),
@@ -84,23 +86,117 @@ fn flags(read_only: bool) -> OpenFlags {
     }
 }
 
+/// A SQLite database: a file, or an in-memory database shared by the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SqliteConfig {
+    File { path: PathBuf, read_only: bool },
+    /// The engine's private database for `sqlite::memory:`: a file on tmpfs
+    /// (`/dev/shm`) where there is one, shared by every connection of one
+    /// engine and deleted with it.
+    Memory { path: PathBuf },
+}
+
+impl SqliteConfig {
+    /// The engine's private in-memory database: a file name no other engine
+    /// of this process uses.
+    fn memory() -> SqliteConfig {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        SqliteConfig::Memory {
+            path: dir.join(format!(
+                "sqlaio-memory-{}-{}.db",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            )),
+        }
+    }
+}
+
+/// Deletes a database file and its WAL companions when dropped.
+struct TempDatabase(PathBuf);
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 impl Driver for SqliteDriver {
     const NAME: &'static str = "sqlite";
+    const DIALECT: Dialect = Dialect::Sqlite;
     const HAS_IMMEDIATE: bool = true;
+    const SINGLE_WRITER: Option<bool> = Some(true);
 
-    fn open(target: &Target) -> Result<Self> {
-        #[allow(irrefutable_let_patterns)]
-        let Target::Sqlite(target) = target
-        else {
-            unreachable!("the worker opens the driver its target names")
+    type Config = SqliteConfig;
+    type Statement<'c> = SqliteStatement<'c>;
+
+    /// Parses `sqlite://path`, `sqlite:///absolute/path`, `sqlite::memory:`.
+    fn parse(url: &str) -> Result<SqliteConfig> {
+        let rest = url.split_once(':').map_or("", |(_, rest)| rest);
+        if rest == ":memory:" {
+            return Ok(SqliteConfig::memory());
+        }
+        let Some(rest) = rest.strip_prefix("//") else {
+            return Err(Error::Config(format!(
+                "sqlite URL \"sqlite:{rest}\" must be sqlite://path or sqlite::memory:"
+            )));
         };
-        let (conn, url) = match target {
-            SqliteTarget::File { path, read_only } => (
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.is_empty() || path == ":memory:" {
+            return Ok(SqliteConfig::memory());
+        }
+        let mut read_only = false;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("mode", "ro")) => read_only = true,
+                Some(("mode", "rw" | "rwc")) => read_only = false,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "unknown sqlite URL option {pair:?}: supported is mode=ro|rwc"
+                    )))
+                }
+            }
+        }
+        Ok(SqliteConfig::File {
+            path: PathBuf::from(path),
+            read_only,
+        })
+    }
+
+    fn keeper(config: &SqliteConfig) -> Option<Box<dyn Any + Send>> {
+        match config {
+            SqliteConfig::Memory { path } => Some(Box::new(TempDatabase(path.clone()))),
+            SqliteConfig::File { .. } => None,
+        }
+    }
+
+    fn is_transient(error: &Error) -> bool {
+        super::is_transient_connect(error, |err| match err.downcast_ref() {
+            Some(rusqlite::Error::SqliteFailure(f, _)) => Some(matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )),
+            _ => None,
+        })
+    }
+
+    fn open(config: &SqliteConfig) -> Result<Self> {
+        let (conn, url) = match config {
+            SqliteConfig::File { path, read_only } => (
                 rusqlite::Connection::open_with_flags(path, flags(*read_only))
                     .and_then(|conn| setup_file(conn, *read_only)),
                 format!("sqlite://{}", path.display()),
             ),
-            SqliteTarget::Memory { path } => (
+            SqliteConfig::Memory { path } => (
                 rusqlite::Connection::open_with_flags(path, flags(false))
                     .and_then(|conn| setup_file(conn, false))
                     .and_then(|conn| {
@@ -137,102 +233,21 @@ impl Driver for SqliteDriver {
         !self.conn.is_autocommit()
     }
 
-    fn batch(&mut self, sql: &str) -> Result<()> {
+    fn execute_batch(&mut self, sql: &str) -> Result<()> {
         self.conn.execute_batch(sql).map_err(convert)
     }
 
-    fn execute(
-        &mut self,
-        ticket: Ticket,
-        sql: &str,
-        params: Parameters,
-        reply: Answer<'_, Header>,
-        link: &Link<'_>,
-    ) -> Next {
+    fn prepare<'c>(&'c mut self, sql: &str, params: Parameters) -> Result<SqliteStatement<'c>> {
         let conn = &self.conn;
-        let interrupter = link.interrupter;
-        let in_tx = || !conn.is_autocommit();
-        if !interrupter.start(ticket) {
-            let _ = reply.send(in_tx(), interrupter.skipped());
-            return Next::Idle;
-        }
-        let prepared = conn
-            .prepare_cached(sql)
-            .map_err(convert)
-            .and_then(|mut stmt| {
-                bind(&mut stmt, &params)?;
-                Ok(stmt)
-            });
-        let mut stmt = match prepared {
-            Ok(stmt) => stmt,
-            Err(e) => {
-                let _ = reply.send(in_tx(), interrupter.end(Err(e)));
-                return Next::Idle;
-            }
-        };
-        // Single-writer mode: an autocommit write waits for the engine's write permit.
-        let _permit = if !stmt.readonly() && conn.is_autocommit() {
-            match link.write(worker::WRITE_PATIENCE) {
-                Ok(permit) => permit,
-                Err(e) => {
-                    let _ = reply.send(in_tx(), interrupter.end(Err(e)));
-                    return Next::Idle;
-                }
-            }
-        } else {
-            None
-        };
-        let inserts = is_insert(sql);
-        let before = conn.total_changes();
-        let count = |done: bool| {
-            if done && conn.total_changes() != before {
-                conn.changes()
-            } else {
-                0
-            }
-        };
-        let insert_id = |rowcount: u64| (inserts && rowcount > 0).then(|| conn.last_insert_rowid());
-
-        if stmt.column_count() == 0 {
-            let header = stmt.raw_execute().map_err(convert).map(|_| {
-                let rowcount = count(true);
-                Header {
-                    keys: None,
-                    rowcount,
-                    last_insert_id: insert_id(rowcount),
-                    returns_rows: false,
-                    batch: Batch::new(Vec::new(), true),
-                    bounced: None,
-                }
-            });
-            let _ = reply.send(in_tx(), interrupter.end(header));
-            return Next::Idle;
-        }
-
-        let keys = self.keys.of(sql, &stmt);
-        let mut rows = stmt.raw_query();
-        let first = match interrupter.end(read(&mut rows, &keys, Limit::First(worker::BATCH_ROWS)))
-        {
-            Ok(batch) => batch,
-            Err(e) => {
-                let _ = reply.send(in_tx(), Err(e));
-                return Next::Idle;
-            }
-        };
-        let done = first.done;
-        let rowcount = count(done);
-        let header = Header {
-            keys: Some(keys.clone()),
-            rowcount,
-            last_insert_id: insert_id(rowcount),
-            returns_rows: true,
-            batch: first,
-            bounced: None,
-        };
-        if !reply.send(in_tx(), Ok(header)) || done {
-            return Next::Idle;
-        }
-        worker::serve_cursor(link, ticket.seq, |limit| read(&mut rows, &keys, limit))
+        let mut stmt = conn.prepare_cached(sql).map_err(convert)?;
+        bind(&mut stmt, &params)?;
+        let keys = (stmt.column_count() > 0).then(|| self.keys.of(sql, &stmt));
+        Ok(SqliteStatement {
+            conn,
+            stmt,
+            keys,
+            inserts: is_insert(sql),
+        })
     }
 
     fn execute_many(&mut self, sql: &str, params: &[Parameters]) -> Result<u64> {
@@ -273,6 +288,90 @@ impl Driver for SqliteDriver {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(convert)?;
         Ok(names)
+    }
+}
+
+/// A prepared, bound SQLite statement.
+pub(crate) struct SqliteStatement<'c> {
+    conn: &'c rusqlite::Connection,
+    stmt: rusqlite::CachedStatement<'c>,
+    keys: Option<ColumnNames>,
+    /// An `INSERT` or `REPLACE`, so `last_insert_id` applies.
+    inserts: bool,
+}
+
+impl Statement for SqliteStatement<'_> {
+    type Cursor<'s>
+        = SqliteCursor<'s>
+    where
+        Self: 's;
+
+    fn keys(&self) -> Option<ColumnNames> {
+        self.keys.clone()
+    }
+
+    fn writes(&self) -> bool {
+        !self.stmt.readonly()
+    }
+
+    fn run(&mut self) -> Result<SqliteCursor<'_>> {
+        let before = self.conn.total_changes();
+        Ok(SqliteCursor {
+            conn: self.conn,
+            before,
+            inserts: self.inserts,
+            width: self.keys.as_ref().map_or(0, |keys| keys.len()),
+            rows: self.stmt.raw_query(),
+        })
+    }
+}
+
+/// The rows of a running SQLite statement.
+pub(crate) struct SqliteCursor<'s> {
+    conn: &'s rusqlite::Connection,
+    rows: rusqlite::Rows<'s>,
+    /// The connection's change count before the statement ran.
+    before: u64,
+    inserts: bool,
+    width: usize,
+}
+
+impl Cursor for SqliteCursor<'_> {
+    #[inline]
+    fn next_into(&mut self, values: &mut Values) -> Result<bool> {
+        let Some(row) = self.rows.next().map_err(convert)? else {
+            return Ok(false);
+        };
+        for i in 0..self.width {
+            match row.get_ref(i).map_err(convert)? {
+                ValueRef::Null => values.set(i, Value::Null),
+                ValueRef::Integer(n) => values.set(i, Value::Integer(n)),
+                ValueRef::Real(f) => values.set(i, Value::Real(f)),
+                ValueRef::Text(t) => match std::str::from_utf8(t) {
+                    Ok(s) => values.set_text(i, s),
+                    // Not UTF-8: keep every byte rather than mangle it.
+                    Err(_) => values.set(i, Value::Blob(t.to_vec())),
+                },
+                ValueRef::Blob(b) => values.set(i, Value::Blob(b.to_vec())),
+            }
+        }
+        Ok(true)
+    }
+
+    fn rowcount(&mut self, done: bool) -> u64 {
+        if done && self.conn.total_changes() != self.before {
+            self.conn.changes()
+        } else {
+            0
+        }
+    }
+
+    fn last_insert_id(&mut self, rowcount: u64) -> Option<i64> {
+        (self.inserts && rowcount > 0).then(|| self.conn.last_insert_rowid())
+    }
+
+    fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
     }
 }
 
@@ -326,7 +425,7 @@ impl rusqlite::ToSql for Value {
     }
 }
 
-fn bind(stmt: &mut Statement<'_>, params: &Parameters) -> Result<()> {
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: &Parameters) -> Result<()> {
     let expected = stmt.parameter_count();
     if !params.named.is_empty() {
         if !params.positional.is_empty() {
@@ -359,28 +458,6 @@ fn bind(stmt: &mut Statement<'_>, params: &Parameters) -> Result<()> {
         stmt.raw_bind_parameter(i + 1, value).map_err(convert)?;
     }
     Ok(())
-}
-
-fn read(rows: &mut rusqlite::Rows<'_>, keys: &ColumnNames, limit: Limit) -> Result<Batch> {
-    worker::read_batch(keys, limit, |values| {
-        let Some(row) = rows.next().map_err(convert)? else {
-            return Ok(false);
-        };
-        for i in 0..keys.len() {
-            match row.get_ref(i).map_err(convert)? {
-                ValueRef::Null => worker::put(values, i, Value::Null),
-                ValueRef::Integer(n) => worker::put(values, i, Value::Integer(n)),
-                ValueRef::Real(f) => worker::put(values, i, Value::Real(f)),
-                ValueRef::Text(t) => match std::str::from_utf8(t) {
-                    Ok(s) => worker::put_text(values, i, s),
-                    // Not UTF-8: keep every byte rather than mangle it.
-                    Err(_) => worker::put(values, i, Value::Blob(t.to_vec())),
-                },
-                ValueRef::Blob(b) => worker::put(values, i, Value::Blob(b.to_vec())),
-            }
-        }
-        Ok(true)
-    })
 }
 
 impl From<rusqlite::Error> for Error {
@@ -424,7 +501,35 @@ pub(crate) fn convert(e: rusqlite::Error) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::is_insert;
+    use super::*;
+
+    #[test]
+    fn sqlite_urls() {
+        assert!(matches!(
+            SqliteDriver::parse("sqlite::memory:").unwrap(),
+            SqliteConfig::Memory { .. }
+        ));
+        assert!(matches!(
+            SqliteDriver::parse("sqlite://data/app.db").unwrap(),
+            SqliteConfig::File { path, read_only: false } if path == Path::new("data/app.db")
+        ));
+        assert!(matches!(
+            SqliteDriver::parse("sqlite:///var/app.db?mode=ro").unwrap(),
+            SqliteConfig::File { path, read_only: true } if path == Path::new("/var/app.db")
+        ));
+    }
+
+    #[test]
+    fn two_memory_urls_are_two_databases() {
+        let name = |c: SqliteConfig| match c {
+            SqliteConfig::Memory { path } => path,
+            other => panic!("not a memory database: {other:?}"),
+        };
+        assert_ne!(
+            name(SqliteDriver::parse("sqlite::memory:").unwrap()),
+            name(SqliteDriver::parse("sqlite::memory:").unwrap())
+        );
+    }
 
     #[test]
     fn insert_detection_skips_comments() {

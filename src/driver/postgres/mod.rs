@@ -1,0 +1,684 @@
+//! PostgreSQL through the synchronous `postgres` crate, on the worker thread.
+//!
+//! The sync `postgres::Client` runs its own blocking runtime inside every
+//! call and inside its `Drop`, so it must never be touched from an async
+//! thread: it is created, used and dropped only here, on its worker.
+
+mod connect;
+mod types;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
+use postgres::{Client, RowIter};
+
+use self::connect::{cancel, cancel_backend, connect, tls, Backend, Cancel, Tls};
+use self::types::{is_text, TextRef};
+use super::{Cursor, Driver, Kill, Statement};
+use crate::error::{Error, Result};
+use crate::params::Parameters;
+use crate::row::{ColumnNames, Values};
+use crate::sql::Dialect;
+use crate::value::Value;
+
+/// A connection that read or sent a row bigger than this is replaced once it
+/// is back in the pool: the client's buffers keep the size they grew to, and
+/// over TLS every later read pays for that size (`tokio-native-tls` clears
+/// the free part of the read buffer on each read).
+const WORN_ROW_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long a cancel may take to reach the server when the URL sets no `connect_timeout`.
+const CANCEL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Prepared statements kept per connection, at most.
+const STATEMENT_CACHE: usize = 256;
+
+pub(crate) struct PostgresDriver {
+    client: Client,
+    config: Arc<postgres::Config>,
+    tls: Tls,
+    /// This connection's server process, as its own session reported it.
+    backend: Option<Backend>,
+    /// The last cancel went out as a cancel request, which the server may act
+    /// on after the statement it was meant for (see [`cancel_backend`]).
+    unconfirmed: Arc<AtomicBool>,
+    /// Prepared statements and their column names, by statement text.
+    statements: HashMap<String, (postgres::Statement, ColumnNames)>,
+    in_tx: bool,
+    /// A statement failed inside the open transaction: the server refuses
+    /// everything but a rollback until it ends.
+    failed: bool,
+    /// What the errors seen on this connection said about it.
+    seen: Seen,
+}
+
+/// What the errors seen on a connection said about it.
+#[derive(Debug, Default)]
+struct Seen {
+    /// A lost-connection error.
+    lost: bool,
+    /// A row or parameter set over [`WORN_ROW_BYTES`].
+    worn: bool,
+    /// A statement failed with `query_canceled`: a cancel request met it.
+    cancelled: bool,
+}
+
+impl Seen {
+    /// Converts a `postgres` error into ours, noting what it says about the connection.
+    fn convert(&mut self, e: postgres::Error) -> Error {
+        if e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED) {
+            self.cancelled = true;
+        }
+        let error = classify(e);
+        if error.is_connection_lost() {
+            self.lost = true;
+        }
+        error
+    }
+
+    /// Notes a row or parameter set big enough to wear the connection out.
+    fn note_size(&mut self, values: &[Value]) {
+        if Values::bytes(values) > WORN_ROW_BYTES {
+            self.worn = true;
+        }
+    }
+}
+
+impl PostgresDriver {
+    /// The prepared statement for `sql` and its column names, from the cache
+    /// or prepared now.
+    fn statement(&mut self, sql: &str) -> Result<(postgres::Statement, ColumnNames)> {
+        if let Some(cached) = self.statements.get(sql) {
+            return Ok(cached.clone());
+        }
+        let stmt = self
+            .client
+            .prepare(sql)
+            .map_err(|e| self.seen.convert(e))?;
+        let keys: ColumnNames =
+            Arc::new(stmt.columns().iter().map(|c| c.name().to_owned()).collect());
+        if self.statements.len() >= STATEMENT_CACHE {
+            self.statements.clear();
+        }
+        self.statements
+            .insert(sql.to_owned(), (stmt.clone(), keys.clone()));
+        Ok((stmt, keys))
+    }
+
+    /// Tracks `BEGIN`/`COMMIT`/`ROLLBACK` run as plain SQL, since the client does not report it.
+    fn note_transaction_sql(&mut self, control: Option<Control>) {
+        match control {
+            Some(Control::Begin) => (self.in_tx, self.failed) = (true, false),
+            Some(Control::End) => (self.in_tx, self.failed) = (false, false),
+            // A rollback to a savepoint clears the failed state.
+            Some(Control::RollbackTo) => self.failed = false,
+            None => {}
+        }
+    }
+
+    /// Notes a server error: inside a transaction it leaves the transaction failed.
+    fn failing<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() && self.in_tx {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// After `sql` failed: when it was meant to open or end a transaction, the
+    /// session's state is unknown (a `COMMIT` refused before it ran leaves the
+    /// transaction open and failed; a `BEGIN` can fail after it opened one), so
+    /// roll back whatever is open. A `ROLLBACK` outside a transaction is only a warning.
+    /// Returns `true` when it rolled back.
+    fn settle(&mut self, sql: &str) -> bool {
+        let settled = matches!(control(sql), Some(Control::Begin | Control::End))
+            && self.client.batch_execute("ROLLBACK").is_ok();
+        if settled {
+            self.in_tx = false;
+            self.failed = false;
+        }
+        settled
+    }
+}
+
+impl Driver for PostgresDriver {
+    const NAME: &'static str = "postgres";
+    const DIALECT: Dialect = Dialect::Postgres;
+
+    type Config = postgres::Config;
+    type Statement<'c> = PgStatement<'c>;
+
+    fn claims(url: &str) -> bool {
+        // A key-value connection string: "host=... user=... dbname=...".
+        !url.contains("://") && !url.starts_with("sqlite") && url.contains('=')
+    }
+
+    fn parse(url: &str) -> Result<postgres::Config> {
+        let config: postgres::Config = url.parse().map_err(|e| {
+            Error::Config(format!(
+                "invalid PostgreSQL URL {:?}: {e}",
+                crate::url::redact(url)
+            ))
+        })?;
+        #[cfg(not(feature = "tls"))]
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(Error::Config(
+                "sslmode=require needs the \"tls\" feature of sqlaio".into(),
+            ));
+        }
+        Ok(config)
+    }
+
+    fn is_transient(error: &Error) -> bool {
+        use postgres::error::SqlState;
+        super::is_transient_connect(error, |err| {
+            let db = err.downcast_ref::<postgres::Error>()?.as_db_error()?;
+            Some([SqlState::TOO_MANY_CONNECTIONS, SqlState::CANNOT_CONNECT_NOW].contains(db.code()))
+        })
+    }
+
+    fn open(config: &postgres::Config) -> Result<Self> {
+        let tls = tls(config);
+        let mut client = connect(config, &tls).map_err(|e| Error::Connect {
+            url: describe(config),
+            source: Box::new(e),
+        })?;
+        let backend = Backend::of(&mut client);
+        Ok(PostgresDriver {
+            client,
+            config: Arc::new(config.clone()),
+            tls,
+            backend,
+            unconfirmed: Arc::new(AtomicBool::new(false)),
+            statements: HashMap::new(),
+            in_tx: false,
+            failed: false,
+            seen: Seen::default(),
+        })
+    }
+
+    fn kill(&self) -> Kill {
+        let token = self.client.cancel_token();
+        let mut config = (*self.config).clone();
+        if config.get_connect_timeout().is_none() {
+            // The worker waits for the cancel: never for the system's TCP timeout.
+            config.connect_timeout(CANCEL_CONNECT_TIMEOUT);
+        }
+        let tls = self.tls.clone();
+        let backend = self.backend.clone();
+        let unconfirmed = self.unconfirmed.clone();
+        Kill {
+            run: Box::new(move || {
+                let outcome = match &backend {
+                    Some(backend) => cancel_backend(&config, &tls, backend),
+                    None => Cancel::Refused,
+                };
+                if outcome == Cancel::Refused {
+                    let _ = cancel(&token, &tls);
+                    unconfirmed.store(true, Ordering::SeqCst);
+                }
+            }),
+            blocking: true,
+        }
+    }
+
+
+    fn raw(&mut self) -> &mut dyn Any {
+        // User code may change anything: forget cached statements.
+        self.statements.clear();
+        &mut self.client
+    }
+
+    fn in_transaction(&mut self) -> bool {
+        self.in_tx
+    }
+
+    fn worn_out(&mut self) -> bool {
+        self.seen.worn
+    }
+
+    fn is_broken(&mut self) -> bool {
+        // A lost-connection error was seen, or the client noticed itself.
+        std::mem::take(&mut self.seen.lost) || self.client.is_closed()
+    }
+
+    fn ping(&mut self) -> Result<()> {
+        let result = self.client.batch_execute("");
+        result.map_err(|e| self.seen.convert(e))
+    }
+
+    fn absorb_interrupt(&mut self) {
+        // Only after a fallback (see `cancel_backend`): a cancel request
+        // travels on a connection of its own, and the server
+        // acts on it a little later; it also signals the backend twice (the
+        // process and its process group), so even a cancel that met its
+        // statement can leave a second one pending that the next statement
+        // would meet. Give it a statement to hit that no caller waits for:
+        // `pg_sleep` checks for a pending cancel first, then while it sleeps.
+        let met = std::mem::take(&mut self.seen.cancelled);
+        if !self.unconfirmed.swap(false, Ordering::SeqCst) {
+            // The server said it had signalled the backend before the worker
+            // could move on: nothing is left on its way.
+            return;
+        }
+        if self.failed {
+            // Only a rollback can run; `batch` repeats one that a cancel hits.
+            return;
+        }
+        let wait = if met { "0.1" } else { "0.2" };
+        let probe = if self.in_tx {
+            // A savepoint keeps a hit from failing the transaction.
+            format!(
+                "SAVEPOINT sqlaio_absorb; SELECT pg_sleep({wait}); RELEASE SAVEPOINT sqlaio_absorb"
+            )
+        } else {
+            format!("SELECT pg_sleep({wait})")
+        };
+        if self.client.batch_execute(&probe).is_err() && self.in_tx {
+            let _ = self.client.batch_execute(
+                "ROLLBACK TO SAVEPOINT sqlaio_absorb; RELEASE SAVEPOINT sqlaio_absorb",
+            );
+        }
+    }
+
+
+    fn aborted(&mut self) -> bool {
+        self.in_tx && self.failed
+    }
+
+    fn execute_batch(&mut self, sql: &str) -> Result<()> {
+        let result = self.client.batch_execute(sql);
+        let result = result.map_err(|e| self.seen.convert(e));
+        let result = self.failing(result);
+        self.note_transaction_sql(control(sql));
+        if result.is_err()
+            && self.settle(sql)
+            && first_keyword(sql).eq_ignore_ascii_case("ROLLBACK")
+        {
+            // The rollback that failed (a late cancel met it) was repeated.
+            return Ok(());
+        }
+        result
+    }
+
+    fn prepare<'c>(&'c mut self, sql: &str, params: Parameters) -> Result<PgStatement<'c>> {
+        // Only a cancel met by this request counts (see `absorb_interrupt`).
+        self.seen.cancelled = false;
+        if is_blank(sql) {
+            return Err(Error::Database {
+                message: "the SQL string holds no statement".into(),
+                source: "empty statement".into(),
+            });
+        }
+        let prepared = self.statement(sql);
+        let (stmt, keys) = self.failing(prepared)?;
+        check(&stmt, &params)?;
+        self.seen.note_size(&params.positional);
+        // As on SQLite: rows inserted, updated or deleted; 0 for queries.
+        let counts_rows = !matches!(
+            first_keyword(sql).to_ascii_uppercase().as_str(),
+            "SELECT" | "VALUES" | "SHOW" | "TABLE" | "FETCH" | "EXPLAIN"
+        );
+        Ok(PgStatement {
+            keys: (!stmt.columns().is_empty()).then_some(keys),
+            control: control(sql),
+            driver: self,
+            stmt,
+            params,
+            counts_rows,
+        })
+    }
+
+    fn statement_failed(&mut self, sql: &str) {
+        self.failed |= self.in_tx;
+        self.settle(sql);
+    }
+
+    fn execute_many(&mut self, sql: &str, params: &[Parameters]) -> Result<u64> {
+        self.seen.cancelled = false;
+        let (stmt, _) = self.statement(sql)?;
+        let mut total = 0;
+        for set in params {
+            check(&stmt, set)?;
+            self.seen.note_size(&set.positional);
+            let refs: Vec<&(dyn ToSql + Sync)> = set
+                .positional
+                .iter()
+                .map(|v| v as &(dyn ToSql + Sync))
+                .collect();
+            let done = self.client.execute(&stmt, &refs);
+            total += done.map_err(|e| self.seen.convert(e))?;
+        }
+        Ok(total)
+    }
+
+    fn table_names(&mut self) -> Result<Vec<String>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = ANY (current_schemas(false)) \
+                 AND table_type IN ('BASE TABLE', 'LOCAL TEMPORARY') \
+                 ORDER BY 1",
+                &[],
+            )
+            .map_err(|e| self.seen.convert(e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+/// A prepared PostgreSQL statement with its parameters, checked against it.
+pub(crate) struct PgStatement<'c> {
+    driver: &'c mut PostgresDriver,
+    stmt: postgres::Statement,
+    keys: Option<ColumnNames>,
+    params: Parameters,
+    /// What the statement does to the transaction, if anything.
+    control: Option<Control>,
+    /// `rowcount` applies (not a query).
+    counts_rows: bool,
+}
+
+impl Statement for PgStatement<'_> {
+    type Cursor<'s>
+        = PgCursor<'s>
+    where
+        Self: 's;
+
+    fn keys(&self) -> Option<ColumnNames> {
+        self.keys.clone()
+    }
+
+    fn run(&mut self) -> Result<PgCursor<'_>> {
+        self.driver.note_transaction_sql(self.control);
+        let in_tx = self.driver.in_tx;
+        let PostgresDriver { client, seen, .. } = &mut *self.driver;
+        let rows = match client.query_raw(&self.stmt, self.params.positional.iter()) {
+            Ok(rows) => rows,
+            Err(e) => return Err(seen.convert(e)),
+        };
+        Ok(PgCursor {
+            rows,
+            seen,
+            in_tx,
+            counts_rows: self.counts_rows,
+        })
+    }
+}
+
+/// The rows of a running PostgreSQL statement.
+pub(crate) struct PgCursor<'s> {
+    rows: RowIter<'s>,
+    seen: &'s mut Seen,
+    in_tx: bool,
+    counts_rows: bool,
+}
+
+impl Cursor for PgCursor<'_> {
+    fn next_into(&mut self, values: &mut Values) -> Result<bool> {
+        let row = match self.rows.next() {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(false),
+            Err(e) => return Err(self.seen.convert(e)),
+        };
+        for (i, column) in row.columns().iter().enumerate() {
+            let failed = |e: postgres::Error| {
+                let reason = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
+                Error::decode(column.name(), crate::error::DecodeError::new(reason))
+            };
+            if is_text(column.type_()) {
+                // Into the text the row being read already holds, if any.
+                match row.try_get::<_, Option<TextRef<'_>>>(i).map_err(failed)? {
+                    Some(TextRef(text)) => values.set_text(i, text),
+                    None => values.set(i, Value::Null),
+                }
+            } else {
+                values.set(i, row.try_get::<_, Value>(i).map_err(failed)?);
+            }
+        }
+        self.seen.note_size(values);
+        Ok(true)
+    }
+
+    fn rowcount(&mut self, done: bool) -> u64 {
+        if self.counts_rows && done {
+            self.rows.rows_affected().unwrap_or(0)
+        } else {
+            0
+        }
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.in_tx
+    }
+}
+
+/// `postgres://user@host:port/db` for messages, never with the password.
+fn describe(config: &postgres::Config) -> String {
+    use postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// `true` when `sql` holds nothing but white space, comments and semicolons.
+fn is_blank(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            return rest.is_empty();
+        }
+    }
+}
+
+/// What a statement does to the transaction, when it opens or ends one.
+#[derive(Clone, Copy)]
+enum Control {
+    /// `BEGIN`, `START TRANSACTION`.
+    Begin,
+    /// `COMMIT`, `END`, `ABORT`, `ROLLBACK`.
+    End,
+    /// `ROLLBACK TO [SAVEPOINT] name`.
+    RollbackTo,
+}
+
+fn control(sql: &str) -> Option<Control> {
+    match first_keyword(sql).to_ascii_uppercase().as_str() {
+        "BEGIN" | "START" => Some(Control::Begin),
+        "COMMIT" | "END" | "ABORT" => Some(Control::End),
+        "ROLLBACK" => {
+            let rest = sql.trim_start()["ROLLBACK".len()..].trim_start();
+            if rest.to_ascii_uppercase().starts_with("TO") {
+                Some(Control::RollbackTo)
+            } else {
+                Some(Control::End)
+            }
+        }
+        _ => None,
+    }
+}
+
+fn first_keyword(sql: &str) -> &str {
+    let s = sql.trim_start();
+    let end = s
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// Checks the parameters against the statement before anything is sent.
+fn check(stmt: &postgres::Statement, params: &Parameters) -> Result<()> {
+    if !params.named.is_empty() {
+        return Err(Error::Parameter(
+            "PostgreSQL takes positional parameters ($1, $2, ...), not named ones".into(),
+        ));
+    }
+    let expected = stmt.params().len();
+    if params.positional.len() != expected {
+        return Err(Error::ParameterCount {
+            expected,
+            given: params.positional.len(),
+        });
+    }
+    Ok(())
+}
+
+impl From<postgres::Error> for Error {
+    /// Lets `run_in_thread` closures use `?` on `postgres` calls.
+    fn from(e: postgres::Error) -> Error {
+        classify(e)
+    }
+}
+
+/// `true` for a server error after which the session is gone: a FATAL or
+/// PANIC, an operator intervention (57P: terminated, shutting down) or a
+/// connection exception (08).
+fn ends_session(db: &postgres::error::DbError) -> bool {
+    let code = db.code().code();
+    matches!(db.severity(), "FATAL" | "PANIC") || code.starts_with("57P") || code.starts_with("08")
+}
+
+fn classify(e: postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        if ends_session(db) {
+            return Error::ConnectionLost(Box::new(e));
+        }
+        let mut message = db.message().to_owned();
+        if let Some(detail) = db.detail() {
+            message.push_str(": ");
+            message.push_str(detail);
+        }
+        return Error::Database {
+            message,
+            source: Box::new(e),
+        };
+    }
+    if e.is_closed() {
+        return Error::ConnectionLost(Box::new(e));
+    }
+    let text = e.to_string();
+    if text.starts_with("error serializing parameter") {
+        let reason = e.source().map_or_else(|| text.clone(), |s| s.to_string());
+        let index = text
+            .trim_start_matches("error serializing parameter ")
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse::<usize>().ok());
+        return Error::Parameter(match index {
+            Some(i) => format!("parameter ${}: {reason}", i + 1),
+            None => reason,
+        });
+    }
+    if e.source().is_some_and(|s| s.is::<std::io::Error>()) {
+        return Error::ConnectionLost(Box::new(e));
+    }
+    Error::Database {
+        message: text,
+        source: Box::new(e),
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A driver on the test server (`DATABASE_URL`, or the local default);
+    /// `None`, with a notice, when none answers, except under `CI=true`.
+    fn driver(test: &str) -> Option<PostgresDriver> {
+        let url = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/test".into());
+        let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        match PostgresDriver::open(&PostgresDriver::parse(&url).expect("a PostgreSQL URL")) {
+            Ok(driver) => Some(driver),
+            Err(e) if ci => {
+                panic!("{test}: no PostgreSQL server under CI=true: {e}")
+            }
+            Err(e) => {
+                eprintln!("{test}: skipped: no PostgreSQL server: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancel_has_been_taken_before_the_next_statement_can_go_out() {
+        let Some(mut driver) = driver("a_cancel_has_been_taken_before_the_next_statement") else {
+            return;
+        };
+        let kill = driver.kill();
+        // The hardest case: the cancel finds the connection idle, so no
+        // statement takes it. A cancel request the server acts on later
+        // would fail the statement after it, every time.
+        for round in 0..20 {
+            (kill.run)();
+            assert!(
+                !driver.unconfirmed.load(Ordering::SeqCst),
+                "round {round}: the server did not confirm the cancel"
+            );
+            driver
+                .client
+                .batch_execute("SELECT pg_sleep(0.05)")
+                .unwrap_or_else(|e| {
+                    panic!("round {round}: a late cancel hit the next statement: {e}")
+                });
+        }
+    }
+
+    #[test]
+    fn a_cancel_reaches_only_the_server_process_the_connection_opened_with() {
+        let Some(mut driver) = driver("a_cancel_reaches_only_the_server_process") else {
+            return;
+        };
+        let backend = driver
+            .backend
+            .clone()
+            .expect("the session names its backend");
+        let reused = Backend {
+            started: backend.started - 1,
+            ..backend.clone()
+        };
+        assert_eq!(
+            cancel_backend(&driver.config, &driver.tls, &reused),
+            Cancel::Refused
+        );
+        assert_eq!(
+            cancel_backend(&driver.config, &driver.tls, &backend),
+            Cancel::Signalled
+        );
+        // Nothing listens on port 1: no cancel request is worth sending either.
+        let nowhere: postgres::Config = "host=127.0.0.1 port=1 user=sqlaio".parse().unwrap();
+        assert_eq!(
+            cancel_backend(&nowhere, &driver.tls, &backend),
+            Cancel::Unreachable
+        );
+
+        // Unconfirmed, the kill falls back to a cancel request and the worker absorbs it.
+        driver.backend = Some(reused);
+        (driver.kill().run)();
+        assert!(driver.unconfirmed.load(Ordering::SeqCst));
+        driver.absorb_interrupt();
+        assert!(!driver.unconfirmed.load(Ordering::SeqCst));
+    }
+}
+
