@@ -12,10 +12,32 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in sqlaio.
 ///
 /// Match on the variants you care about (the enum is `#[non_exhaustive]`, so
-/// keep a wildcard arm) or use the predicates: [`is_closed`](Error::is_closed),
-/// [`is_timeout`](Error::is_timeout), [`is_pool_timeout`](Error::is_pool_timeout),
-/// [`is_database`](Error::is_database). `Display` says what went wrong in plain
-/// words; the driver's own error is kept as the [`source`](std::error::Error::source).
+/// keep a wildcard arm), ask for its portable [`kind`](Error::kind) (a unique
+/// violation, a deadlock, ... the same on every database), its database
+/// [`code`](Error::code) and [`constraint`](Error::constraint), or use the
+/// predicates: [`is_closed`](Error::is_closed), [`is_timeout`](Error::is_timeout),
+/// [`is_pool_timeout`](Error::is_pool_timeout), [`is_database`](Error::is_database),
+/// [`is_retryable`](Error::is_retryable). `Display` says what went wrong in
+/// plain words; the driver's own error is kept as the
+/// [`source`](std::error::Error::source).
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use sqlaio::{Engine, ErrorKind};
+///
+/// let engine = Engine::builder().url("sqlite::memory:").build()?;
+/// engine.execute("CREATE TABLE users (email TEXT UNIQUE)", ()).await?;
+/// engine.execute("INSERT INTO users VALUES ('a@example.com')", ()).await?;
+/// let err = engine
+///     .execute("INSERT INTO users VALUES ('a@example.com')", ())
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::UniqueViolation);
+/// assert_eq!(err.code(), Some("2067")); // SQLite's extended result code
+/// assert_eq!(err.table(), Some("users"));
+/// # Ok::<(), sqlaio::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -28,6 +50,9 @@ pub enum Error {
         /// The driver's error.
         #[source]
         source: BoxError,
+        /// What else the database said: the kind of failure, its code, and
+        /// the constraint and table it names.
+        details: Box<DatabaseDetails>,
     },
     /// Opening a connection failed.
     #[error("could not connect to {url}: {}", chain(source.as_ref()))]
@@ -197,6 +222,89 @@ impl Error {
         matches!(self, Error::Panic(_))
     }
 
+    /// What kind of failure this is, the same on every database: code that
+    /// must handle a conflict or retry a transaction matches on this rather
+    /// than on one database's codes.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Database { details, .. } => details.kind,
+            Error::Connect { .. } => ErrorKind::ConnectionFailed,
+            Error::ConnectionLost(_) => ErrorKind::ConnectionLost,
+            Error::Closed(_) | Error::WorkerGone => ErrorKind::Closed,
+            Error::TransactionAborted => ErrorKind::TransactionAborted,
+            Error::Timeout => ErrorKind::Timeout,
+            Error::PoolTimeout { .. } => ErrorKind::PoolTimeout,
+            Error::ParameterCount { .. } | Error::ParameterName(_) | Error::Parameter(_) => {
+                ErrorKind::Parameter
+            }
+            Error::ColumnName(_)
+            | Error::ColumnIndex { .. }
+            | Error::Decode { .. }
+            | Error::Deserialize { .. } => ErrorKind::Decode,
+            Error::NoRows => ErrorKind::NoRows,
+            Error::Config(_) => ErrorKind::Config,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    /// The database's own code for the error: the SQLSTATE on PostgreSQL
+    /// (`"23505"`), the extended result code on SQLite (`"2067"`), the error
+    /// number on MySQL (`"1062"`). `None` for errors the database did not
+    /// report.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Database { details, .. } => details.code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The constraint the error names, where the database reports it
+    /// (PostgreSQL names every constraint; SQLite names `CHECK` constraints).
+    pub fn constraint(&self) -> Option<&str> {
+        match self {
+            Error::Database { details, .. } => details.constraint.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The table the error concerns, where the database reports it.
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            Error::Database { details, .. } => details.table.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// `true` when running the same transaction again may well succeed: a
+    /// serialization failure, a deadlock, or a lock that could not be taken
+    /// in time. A lost connection is not retryable as such: a write may have
+    /// committed before the connection went.
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
+
+    /// A database error with nothing more known than its message.
+    pub(crate) fn database(message: impl Into<String>, source: impl Into<BoxError>) -> Error {
+        Error::Database {
+            message: message.into(),
+            source: source.into(),
+            details: Box::default(),
+        }
+    }
+
+    /// A database error, classified.
+    pub(crate) fn database_with(
+        message: impl Into<String>,
+        source: impl Into<BoxError>,
+        details: DatabaseDetails,
+    ) -> Error {
+        Error::Database {
+            message: message.into(),
+            source: source.into(),
+            details: Box::new(details),
+        }
+    }
+
     pub(crate) fn panic(payload: Box<dyn std::any::Any + Send>) -> Error {
         let message = if let Some(s) = payload.downcast_ref::<&str>() {
             (*s).to_owned()
@@ -212,6 +320,96 @@ impl Error {
         Error::Decode {
             column: column.to_owned(),
             source,
+        }
+    }
+}
+
+/// What kind of failure an [`Error`] is, the same on every database; see
+/// [`Error::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A unique or primary key constraint was violated.
+    UniqueViolation,
+    /// A foreign key constraint was violated.
+    ForeignKeyViolation,
+    /// A `NOT NULL` constraint was violated.
+    NotNullViolation,
+    /// A `CHECK` constraint was violated.
+    CheckViolation,
+    /// The transaction could not be serialized with concurrent ones
+    /// (PostgreSQL's `SERIALIZABLE` and `REPEATABLE READ`): run it again.
+    SerializationFailure,
+    /// The database broke a deadlock by failing this transaction: run it again.
+    Deadlock,
+    /// A lock could not be taken in time: SQLite's busy or locked database,
+    /// PostgreSQL's `lock_timeout` or `NOWAIT`, MySQL's lock wait timeout.
+    LockTimeout,
+    /// A write in a read-only transaction, session or database.
+    ReadOnly,
+    /// The database cancelled the statement (a server-side timeout, or
+    /// another session cancelled it).
+    QueryCanceled,
+    /// The statement ran past sqlaio's statement timeout.
+    Timeout,
+    /// No pooled connection became free within the acquire timeout.
+    PoolTimeout,
+    /// A connection could not be opened.
+    ConnectionFailed,
+    /// The connection to the database was lost.
+    ConnectionLost,
+    /// The connection, result or engine was closed.
+    Closed,
+    /// The database ended the transaction on its own; roll it back.
+    TransactionAborted,
+    /// The SQL is not valid: a syntax error, or a table or column that does not exist.
+    Syntax,
+    /// A parameter was missing, extra or could not be bound.
+    Parameter,
+    /// A value or row could not become the requested Rust type.
+    Decode,
+    /// A query that had to return a row returned none.
+    NoRows,
+    /// The engine's configuration is invalid.
+    Config,
+    /// Anything else.
+    #[default]
+    Other,
+}
+
+impl ErrorKind {
+    /// See [`Error::is_retryable`].
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::SerializationFailure | ErrorKind::Deadlock | ErrorKind::LockTimeout
+        )
+    }
+}
+
+/// What a database said about an error besides its message: see
+/// [`Error::kind`], [`Error::code`], [`Error::constraint`] and [`Error::table`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DatabaseDetails {
+    /// The portable kind of failure.
+    pub kind: ErrorKind,
+    /// The database's own code for it.
+    pub code: Option<String>,
+    /// The constraint it names.
+    pub constraint: Option<String>,
+    /// The table it names.
+    pub table: Option<String>,
+}
+
+impl DatabaseDetails {
+    /// Details of this kind and code.
+    pub fn new(kind: ErrorKind, code: impl Into<String>) -> DatabaseDetails {
+        DatabaseDetails {
+            kind,
+            code: Some(code.into()),
+            constraint: None,
+            table: None,
         }
     }
 }

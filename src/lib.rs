@@ -151,7 +151,7 @@ pub use engine::{
     Engine, EngineBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME,
 };
-pub use error::{BoxError, DecodeError, Error, Result};
+pub use error::{BoxError, DatabaseDetails, DecodeError, Error, ErrorKind, Result};
 pub use params::{Parameters, Params};
 pub use pool::PoolStatus;
 pub use result::CursorResult;

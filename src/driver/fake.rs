@@ -250,20 +250,14 @@ impl Statement for FakeStatement<'_> {
         let driver = &mut *self.driver;
         driver.script.note(driver.id, format!("run {}", self.sql));
         match self.sql.as_str() {
-            "fail" => Err(Error::Database {
-                message: "scripted failure".into(),
-                source: "fail".into(),
-            }),
+            "fail" => Err(Error::database("scripted failure", "fail")),
             "block" => {
                 let before = driver.kills.load(Ordering::SeqCst);
                 let mut state = driver.script.lock();
                 loop {
                     if driver.kills.load(Ordering::SeqCst) != before {
                         state.killed.push(driver.id);
-                        return Err(Error::Database {
-                            message: "interrupted".into(),
-                            source: "block".into(),
-                        });
+                        return Err(Error::database("interrupted", "block"));
                     }
                     if state.released > 0 {
                         state.released -= 1;

@@ -11,7 +11,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::OpenFlags;
 
 use super::{Cursor, Driver, Kill, Statement};
-use crate::error::{Error, Result};
+use crate::error::{DatabaseDetails, Error, ErrorKind, Result};
 use crate::params::Parameters;
 use crate::row::{ColumnNames, Values};
 use crate::sql::Dialect;
@@ -474,28 +474,64 @@ pub(crate) fn convert(e: rusqlite::Error) -> Error {
         E::InvalidParameterCount(given, expected) => Error::ParameterCount { expected, given },
         E::InvalidParameterName(name) => Error::ParameterName(name),
         E::NulError(_) | E::ToSqlConversionFailure(_) => Error::Parameter(e.to_string()),
-        E::MultipleStatement => Error::Database {
-            message: "the SQL string holds more than one statement; pass one statement per call, \
-                      or use run_in_thread with execute_batch"
-                .into(),
-            source: Box::new(e),
-        },
-        E::Empty => Error::Database {
-            message: "the SQL string holds no statement".into(),
-            source: Box::new(e),
-        },
-        E::SqliteFailure(ref code, ref message) => Error::Database {
-            message: message.clone().unwrap_or_else(|| code.to_string()),
-            source: Box::new(e),
-        },
-        E::SqlInputError { ref msg, .. } => Error::Database {
-            message: msg.clone(),
-            source: Box::new(e),
-        },
-        other => Error::Database {
-            message: other.to_string(),
-            source: Box::new(other),
-        },
+        E::MultipleStatement => Error::database(
+            "the SQL string holds more than one statement; pass one statement per call, \
+             or use run_in_thread with execute_batch",
+            e,
+        ),
+        E::Empty => Error::database("the SQL string holds no statement", e),
+        E::SqliteFailure(ref failure, ref message) => {
+            let message = message.clone().unwrap_or_else(|| failure.to_string());
+            let details = details(failure, &message);
+            Error::database_with(message, e, details)
+        }
+        E::SqlInputError { ref msg, .. } => {
+            let details = DatabaseDetails {
+                kind: ErrorKind::Syntax,
+                ..DatabaseDetails::default()
+            };
+            Error::database_with(msg.clone(), e, details)
+        }
+        other => Error::database(other.to_string(), other),
+    }
+}
+
+/// The portable kind, extended result code and named objects of a SQLite failure.
+fn details(failure: &rusqlite::ffi::Error, message: &str) -> DatabaseDetails {
+    use rusqlite::ffi;
+    use rusqlite::ErrorCode as C;
+    let kind = match (failure.code, failure.extended_code) {
+        (_, ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+            ErrorKind::UniqueViolation
+        }
+        (_, ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
+        (_, ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
+        (_, ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
+        (C::DatabaseBusy | C::DatabaseLocked, _) => ErrorKind::LockTimeout,
+        (C::ReadOnly, _) => ErrorKind::ReadOnly,
+        (C::OperationInterrupted, _) => ErrorKind::QueryCanceled,
+        _ if message.starts_with("no such table") || message.contains("syntax error") => {
+            ErrorKind::Syntax
+        }
+        _ => ErrorKind::Other,
+    };
+    // "UNIQUE constraint failed: users.email, users.name", "CHECK constraint failed: positive".
+    let named = message
+        .split_once("constraint failed: ")
+        .map(|(_, named)| named);
+    let (table, constraint) = match (kind, named) {
+        (ErrorKind::CheckViolation, Some(name)) => (None, Some(name.to_owned())),
+        (_, Some(columns)) => (
+            columns.split_once('.').map(|(table, _)| table.to_owned()),
+            None,
+        ),
+        (_, None) => (None, None),
+    };
+    DatabaseDetails {
+        kind,
+        code: Some(failure.extended_code.to_string()),
+        constraint,
+        table,
     }
 }
 
@@ -529,6 +565,58 @@ mod tests {
             name(SqliteDriver::parse("sqlite::memory:").unwrap()),
             name(SqliteDriver::parse("sqlite::memory:").unwrap())
         );
+    }
+
+    #[test]
+    fn failures_are_classified_with_their_extended_code_and_table() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE teams (id INTEGER PRIMARY KEY);
+             CREATE TABLE users (
+                 id INTEGER PRIMARY KEY,
+                 email TEXT NOT NULL UNIQUE,
+                 team INTEGER REFERENCES teams (id),
+                 age INTEGER CONSTRAINT adult CHECK (age >= 18)
+             );
+             INSERT INTO users (id, email) VALUES (1, 'a@example.com');",
+        )
+        .unwrap();
+        let fail = |sql: &str| convert(conn.execute_batch(sql).unwrap_err());
+        let e = fail("INSERT INTO users (email) VALUES ('a@example.com')");
+        assert_eq!(e.kind(), ErrorKind::UniqueViolation, "{e}");
+        assert_eq!((e.code(), e.table()), (Some("2067"), Some("users")));
+        let e = fail("INSERT INTO users (id, email) VALUES (1, 'b@example.com')");
+        assert_eq!((e.kind(), e.code()), (ErrorKind::UniqueViolation, Some("1555")));
+        let e = fail("INSERT INTO users (email, team) VALUES ('c@example.com', 7)");
+        assert_eq!((e.kind(), e.code()), (ErrorKind::ForeignKeyViolation, Some("787")));
+        let e = fail("INSERT INTO users (email) VALUES (NULL)");
+        assert_eq!(e.kind(), ErrorKind::NotNullViolation, "{e}");
+        assert_eq!((e.code(), e.table()), (Some("1299"), Some("users")));
+        let e = fail("INSERT INTO users (email, age) VALUES ('d@example.com', 3)");
+        assert_eq!(e.kind(), ErrorKind::CheckViolation, "{e}");
+        assert_eq!((e.code(), e.constraint()), (Some("275"), Some("adult")));
+        let e = fail("SELECT * FROM nowhere");
+        assert_eq!(e.kind(), ErrorKind::Syntax, "{e}");
+        for e in [fail("INSERT INTO users (email) VALUES (NULL)"), fail("SELEC 1")] {
+            assert!(!e.is_retryable(), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_busy_database_is_a_retryable_lock_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.db");
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder
+            .execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other.busy_timeout(Duration::ZERO).unwrap();
+        let e = convert(other.execute_batch("INSERT INTO t VALUES (2)").unwrap_err());
+        assert_eq!(e.kind(), ErrorKind::LockTimeout, "{e}");
+        assert_eq!(e.code(), Some("5"));
+        assert!(e.is_retryable());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{DatabaseDetails, Error, ErrorKind, Result};
 
 /// One writer at a time: a permit that workers take before writing (blocking
 /// their own thread, never an executor's), first come, first served.
@@ -45,13 +45,17 @@ impl WriteGate {
                 // The one behind may now be first.
                 self.freed.notify_all();
             }
-            return Err(Error::Database {
-                message: format!(
+            return Err(Error::database_with(
+                format!(
                     "database is locked: other connections of this engine kept the write permit for {} s",
                     patience.as_secs()
                 ),
-                source: "single-writer permit wait timed out".into(),
-            });
+                "single-writer permit wait timed out",
+                DatabaseDetails {
+                    kind: ErrorKind::LockTimeout,
+                    ..DatabaseDetails::default()
+                },
+            ));
         }
         state.queue.pop_front();
         state.taken = true;

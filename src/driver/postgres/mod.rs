@@ -15,12 +15,13 @@ use std::sync::Arc;
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
+use postgres::error::SqlState;
 use postgres::{Client, RowIter};
 
 use self::connect::{cancel, cancel_backend, connect, tls, Backend, Cancel, Tls};
 use self::types::{is_text, TextRef};
 use super::{Cursor, Driver, Kill, Statement};
-use crate::error::{Error, Result};
+use crate::error::{DatabaseDetails, Error, ErrorKind, Result};
 use crate::params::Parameters;
 use crate::row::{ColumnNames, Values};
 use crate::sql::Dialect;
@@ -309,10 +310,10 @@ impl Driver for PostgresDriver {
         // Only a cancel met by this request counts (see `absorb_interrupt`).
         self.seen.cancelled = false;
         if is_blank(sql) {
-            return Err(Error::Database {
-                message: "the SQL string holds no statement".into(),
-                source: "empty statement".into(),
-            });
+            return Err(Error::database(
+                "the SQL string holds no statement",
+                "empty statement",
+            ));
         }
         let prepared = self.statement(sql);
         let (stmt, keys) = self.failing(prepared)?;
@@ -566,10 +567,13 @@ fn classify(e: postgres::Error) -> Error {
             message.push_str(": ");
             message.push_str(detail);
         }
-        return Error::Database {
-            message,
-            source: Box::new(e),
+        let details = DatabaseDetails {
+            kind: kind(db.code()),
+            code: Some(db.code().code().to_owned()),
+            constraint: db.constraint().map(str::to_owned),
+            table: db.table().map(str::to_owned),
         };
+        return Error::database_with(message, e, details);
     }
     if e.is_closed() {
         return Error::ConnectionLost(Box::new(e));
@@ -590,9 +594,24 @@ fn classify(e: postgres::Error) -> Error {
     if e.source().is_some_and(|s| s.is::<std::io::Error>()) {
         return Error::ConnectionLost(Box::new(e));
     }
-    Error::Database {
-        message: text,
-        source: Box::new(e),
+    Error::database(text, e)
+}
+
+/// The portable kind of a SQLSTATE.
+fn kind(code: &SqlState) -> ErrorKind {
+    match code.code() {
+        "23505" => ErrorKind::UniqueViolation,
+        "23503" => ErrorKind::ForeignKeyViolation,
+        "23502" => ErrorKind::NotNullViolation,
+        "23514" => ErrorKind::CheckViolation,
+        "40001" => ErrorKind::SerializationFailure,
+        "40P01" => ErrorKind::Deadlock,
+        "55P03" => ErrorKind::LockTimeout,
+        "25006" => ErrorKind::ReadOnly,
+        "57014" => ErrorKind::QueryCanceled,
+        // Syntax errors and access rule violations: 42601, 42P01 (no such table), 42703, ...
+        c if c.starts_with("42") => ErrorKind::Syntax,
+        _ => ErrorKind::Other,
     }
 }
 
@@ -619,6 +638,54 @@ mod tests {
                 None
             }
         }
+    }
+
+    #[test]
+    fn server_errors_are_classified_with_their_sqlstate_constraint_and_table() {
+        let Some(mut driver) = driver("server_errors_are_classified") else {
+            return;
+        };
+        driver
+            .client
+            .batch_execute(
+                "CREATE TEMP TABLE teams (id int PRIMARY KEY);
+                 CREATE TEMP TABLE users (
+                     id int PRIMARY KEY,
+                     email text NOT NULL CONSTRAINT users_email_key UNIQUE,
+                     team int CONSTRAINT users_team_fkey REFERENCES teams (id),
+                     age int CONSTRAINT adult CHECK (age >= 18)
+                 );
+                 INSERT INTO users (id, email) VALUES (1, 'a@example.com');",
+            )
+            .unwrap();
+        let mut fail = |sql: &str| classify(driver.client.batch_execute(sql).unwrap_err());
+        let e = fail("INSERT INTO users (id, email) VALUES (2, 'a@example.com')");
+        assert_eq!(e.kind(), ErrorKind::UniqueViolation, "{e}");
+        assert_eq!(e.code(), Some("23505"));
+        assert_eq!((e.constraint(), e.table()), (Some("users_email_key"), Some("users")));
+        let e = fail("INSERT INTO users (id, email, team) VALUES (3, 'b@example.com', 7)");
+        assert_eq!(e.kind(), ErrorKind::ForeignKeyViolation, "{e}");
+        assert_eq!(e.constraint(), Some("users_team_fkey"));
+        let e = fail("INSERT INTO users (id, email) VALUES (4, NULL)");
+        assert_eq!((e.kind(), e.code()), (ErrorKind::NotNullViolation, Some("23502")));
+        let e = fail("INSERT INTO users (id, email, age) VALUES (5, 'c@example.com', 3)");
+        assert_eq!((e.kind(), e.constraint()), (ErrorKind::CheckViolation, Some("adult")));
+        let e = fail("SELECT * FROM nowhere");
+        assert_eq!((e.kind(), e.code()), (ErrorKind::Syntax, Some("42P01")));
+        // Temporary tables stay writable in a read-only transaction: create a real one.
+        let e = fail("BEGIN READ ONLY; CREATE TABLE sqlaio_read_only_probe (x int)");
+        assert_eq!(e.kind(), ErrorKind::ReadOnly, "{e}");
+        let _ = driver.client.batch_execute("ROLLBACK");
+        let e = classify(
+            driver
+                .client
+                .batch_execute("SET statement_timeout = 10; SELECT pg_sleep(1)")
+                .unwrap_err(),
+        );
+        assert_eq!(e.kind(), ErrorKind::QueryCanceled, "{e}");
+        assert!(!e.is_retryable());
+        assert!(kind(&SqlState::T_R_SERIALIZATION_FAILURE).is_retryable());
+        assert!(kind(&SqlState::T_R_DEADLOCK_DETECTED).is_retryable());
     }
 
     #[test]
