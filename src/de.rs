@@ -33,24 +33,44 @@ pub trait FromRow: Sized {
     /// [`Error::Deserialize`] when the row does not have the shape the type
     /// needs; [`Error::Decode`] when a column's value does not convert.
     fn from_row(row: &Row) -> Result<Self>;
+
+    /// Builds the value from an owned `row`, moving its texts and blobs out
+    /// rather than copying them where it can. Defaults to
+    /// [`from_row`](FromRow::from_row).
+    ///
+    /// # Errors
+    /// As [`from_row`](FromRow::from_row).
+    fn from_row_owned(row: Row) -> Result<Self> {
+        Self::from_row(&row)
+    }
+}
+
+/// A tuple of `len` takes a row of exactly `len` columns.
+fn check_width(row: &Row, len: usize) -> Result<()> {
+    if row.len() == len {
+        return Ok(());
+    }
+    Err(Error::Deserialize {
+        column: None,
+        field: None,
+        message: format!(
+            "the row has {} columns but the tuple takes {len}",
+            row.len()
+        ),
+    })
 }
 
 macro_rules! tuple_from_row {
     ($len:literal: $($name:ident $index:tt),+) => {
         impl<$($name: FromValue),+> FromRow for ($($name,)+) {
             fn from_row(row: &Row) -> Result<Self> {
-                if row.len() != $len {
-                    return Err(Error::Deserialize {
-                        column: None,
-                        field: None,
-                        message: format!(
-                            "the row has {} columns but the tuple takes {}",
-                            row.len(),
-                            $len
-                        ),
-                    });
-                }
+                check_width(row, $len)?;
                 Ok(($(row.get::<$name>($index)?,)+))
+            }
+
+            fn from_row_owned(mut row: Row) -> Result<Self> {
+                check_width(&row, $len)?;
+                Ok(($(row.take::<$name>($index)?,)+))
             }
         }
     };

@@ -106,6 +106,7 @@ mod de;
 mod driver;
 mod engine;
 mod error;
+mod fetch;
 mod packed;
 mod params;
 mod pool;

@@ -270,6 +270,32 @@ impl Row {
         T::from_value(&self.values[i]).map_err(|e| Error::decode(&self.keys[i], e))
     }
 
+    /// Moves the value of one column out of the row, converted to `T`,
+    /// leaving `NULL` in its place: a long text or blob is handed over
+    /// rather than copied, as [`get`](Row::get) would.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+    /// let mut row = engine.fetch_one("SELECT 'a long text' AS body", ()).await?;
+    /// let body: String = row.take("body")?;
+    /// assert_eq!(body, "a long text");
+    /// assert_eq!(row.get::<Option<String>>("body")?, None);
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`get`](Row::get); the value stays in the row when it does not convert.
+    pub fn take<T: FromValue>(&mut self, index: impl ColumnIndex) -> Result<T> {
+        let i = index.position(&self.keys)?;
+        let value = std::mem::replace(&mut self.values[i], Value::Null);
+        T::from_owned(value).map_err(|(e, value)| {
+            self.values[i] = value;
+            Error::decode(&self.keys[i], e)
+        })
+    }
+
     /// The value of one column as a [`Value`], without conversion.
     ///
     /// # Errors
@@ -405,6 +431,28 @@ mod tests {
             Values::from_iter((0..3).map(Value::Integer)).into_vec(),
             (0..3).map(Value::Integer).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn take_moves_a_value_out_and_leaves_it_on_a_failed_conversion() {
+        let mut row = Row::new(
+            Arc::new(Names(vec!["n".into(), "t".into()])),
+            vec![Value::Integer(4), Value::Text("long text".into())],
+        );
+        let before = match &row.values()[1] {
+            Value::Text(t) => t.as_ptr(),
+            _ => unreachable!(),
+        };
+        // A wrong type leaves the value where it was.
+        assert!(row.take::<i64>("t").is_err());
+        let text: String = row.take("t").unwrap();
+        assert_eq!(
+            (text.as_str(), text.as_ptr()),
+            ("long text", before),
+            "moved, not copied"
+        );
+        assert_eq!(row.get::<Option<String>>("t").unwrap(), None);
+        assert_eq!(row.take::<i64>(0).unwrap(), 4);
     }
 
     #[test]

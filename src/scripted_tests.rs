@@ -165,3 +165,34 @@ fn a_panic_in_user_code_becomes_an_error_and_the_connection_serves_on() {
     assert_eq!(script.count("batch ROLLBACK"), 1, "{:#?}", script.log());
     assert_eq!(script.count("open"), 1);
 }
+
+#[test]
+fn one_call_fetches_say_when_there_is_no_row() {
+    let _script = script("fetches");
+    let engine = engine("fetches", 1);
+    block_on(async {
+        let err = engine.fetch_one("rows 0", ()).await.unwrap_err();
+        assert!(matches!(err, crate::Error::NoRows), "{err}");
+        assert_eq!(err.kind(), crate::ErrorKind::NoRows);
+        assert!(engine.fetch_optional("rows 0", ()).await?.is_none());
+        assert!(engine
+            .fetch_optional_as::<(i64,)>("rows 0", ())
+            .await?
+            .is_none());
+        let row = engine.fetch_one("rows 3", ()).await?;
+        assert_eq!(row.get::<i64>("n")?, 1);
+        let all: Vec<(i64,)> = engine.fetch_all_as("rows 3", ()).await?;
+        assert_eq!(all, [(1,), (2,), (3,)]);
+        let conn = engine.connect().await?;
+        let (n,): (i64,) = conn.fetch_one_as("rows 2", ()).await?;
+        assert_eq!(n, 1);
+        let err = conn
+            .fetch_one_as::<(i64, i64)>("rows 1", ())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Decode, "{err}");
+        conn.close().await?;
+        engine.close().await
+    })
+    .unwrap();
+}

@@ -186,6 +186,16 @@ pub trait FromValue: Sized {
     /// or is out of `Self`'s range.
     fn from_value(value: &Value) -> Result<Self, DecodeError>;
 
+    /// Converts an owned `value`, moving its text or bytes rather than
+    /// copying them where `Self` can hold them as they are. Defaults to
+    /// [`from_value`](FromValue::from_value).
+    ///
+    /// # Errors
+    /// As [`from_value`](FromValue::from_value), with the value handed back.
+    fn from_owned(value: Value) -> Result<Self, (DecodeError, Value)> {
+        Self::from_value(&value).map_err(|e| (e, value))
+    }
+
     /// What to return when a query yields no row at all; `None` means "that is an error".
     #[doc(hidden)]
     fn from_missing() -> Option<Self> {
@@ -196,6 +206,10 @@ pub trait FromValue: Sized {
 impl FromValue for Value {
     fn from_value(value: &Value) -> Result<Self, DecodeError> {
         Ok(value.clone())
+    }
+
+    fn from_owned(value: Value) -> Result<Self, (DecodeError, Value)> {
+        Ok(value)
     }
 }
 
@@ -263,6 +277,13 @@ impl FromValue for String {
             other => Err(DecodeError::mismatch("text", other.kind())),
         }
     }
+
+    fn from_owned(value: Value) -> Result<Self, (DecodeError, Value)> {
+        match value {
+            Value::Text(s) => Ok(s),
+            other => Self::from_value(&other).map_err(|e| (e, other)),
+        }
+    }
 }
 
 impl FromValue for Vec<u8> {
@@ -273,6 +294,14 @@ impl FromValue for Vec<u8> {
             other => Err(DecodeError::mismatch("blob", other.kind())),
         }
     }
+
+    fn from_owned(value: Value) -> Result<Self, (DecodeError, Value)> {
+        match value {
+            Value::Blob(b) => Ok(b),
+            Value::Text(s) => Ok(s.into_bytes()),
+            other => Self::from_value(&other).map_err(|e| (e, other)),
+        }
+    }
 }
 
 impl<T: FromValue> FromValue for Option<T> {
@@ -280,6 +309,13 @@ impl<T: FromValue> FromValue for Option<T> {
         match value {
             Value::Null => Ok(None),
             other => T::from_value(other).map(Some),
+        }
+    }
+
+    fn from_owned(value: Value) -> Result<Self, (DecodeError, Value)> {
+        match value {
+            Value::Null => Ok(None),
+            other => T::from_owned(other).map(Some),
         }
     }
 
