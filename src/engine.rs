@@ -278,6 +278,8 @@ impl Engine {
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct EngineBuilder {
     url: Option<String>,
+    /// The URL was to come from `DATABASE_URL` ([`EngineBuilder::from_env`]).
+    url_from_env: bool,
     strategy: Arc<dyn Strategy>,
     max_connections: usize,
     interrupt_on_drop: bool,
@@ -297,6 +299,7 @@ impl Default for EngineBuilder {
     fn default() -> Self {
         EngineBuilder {
             url: None,
+            url_from_env: false,
             strategy: Arc::new(ThreadStrategy),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             interrupt_on_drop: true,
@@ -347,6 +350,40 @@ impl EngineBuilder {
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
+    }
+
+    /// A builder whose URL comes from the `DATABASE_URL` environment
+    /// variable, every other setting at its default.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// # std::env::set_var("DATABASE_URL", "sqlite::memory:");
+    /// let engine = sqlaio::EngineBuilder::from_env().max_connections(4).build()?;
+    /// assert_eq!(engine.scalar::<i64>("SELECT 1", ()).await?, 1);
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// Without the variable (or with one that is not valid Unicode),
+    /// [`build`](EngineBuilder::build) fails with [`Error::Config`] naming it.
+    pub fn from_env() -> Self {
+        let url = std::env::var("DATABASE_URL").ok();
+        EngineBuilder {
+            url,
+            url_from_env: true,
+            ..EngineBuilder::default()
+        }
+    }
+
+    /// The SQLite database file at `path`: any path, with spaces, `?`, `#`
+    /// or `%` in it, which a URL would need percent-encoded. Query options
+    /// cannot be given this way; use [`url`](EngineBuilder::url) for them.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn sqlite_path(self, path: impl AsRef<std::path::Path>) -> Self {
+        let bytes = path.as_ref().as_os_str().as_encoded_bytes();
+        let encoded = percent_encoding::percent_encode(bytes, PATH_UNSAFE);
+        self.url(format!("sqlite://{encoded}"))
     }
 
     /// Where blocking work runs. Defaults to [`ThreadStrategy`].
@@ -518,15 +555,71 @@ impl EngineBuilder {
         self
     }
 
+    /// Builds the engine and opens its first connections now
+    /// ([`min_connections`](EngineBuilder::min_connections) of them, at least
+    /// one), so that a database that cannot be reached fails start-up
+    /// instead of the first request. [`build`](EngineBuilder::build) is the
+    /// lazy form.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").connect().await?;
+    /// assert_eq!(engine.pool_status().idle, 1);
+    ///
+    /// let missing = sqlaio::Engine::builder()
+    ///     .url("sqlite:///nonexistent-dir/app.db?mode=ro")
+    ///     .connect()
+    ///     .await;
+    /// assert!(matches!(missing, Err(sqlaio::Error::Connect { .. })));
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`build`](EngineBuilder::build); the connect error when a
+    /// connection cannot be opened. Errors worth retrying (a server still
+    /// starting, refusing connections for now) are retried until the
+    /// [`acquire_timeout`](EngineBuilder::acquire_timeout), which then bounds
+    /// the start-up.
+    ///
+    /// # Cancellation
+    /// Dropping the future closes the connections it opened with the engine.
+    pub async fn connect(self) -> Result<Engine> {
+        let wanted = self.min_connections.max(1);
+        let engine = self.build()?;
+        let mut opened = Vec::with_capacity(wanted);
+        for _ in 0..wanted {
+            match engine.connect().await {
+                Ok(conn) => opened.push(conn),
+                Err(e) => {
+                    drop(opened);
+                    let _ = engine.close().await;
+                    return Err(match e {
+                        Error::PoolTimeout {
+                            last_connect_error: Some(connect),
+                        } => *connect,
+                        e => e,
+                    });
+                }
+            }
+        }
+        drop(opened);
+        Ok(engine)
+    }
+
     /// Validates the configuration and builds the engine. Connects nothing:
     /// connections open on first use.
     ///
     /// # Errors
     /// [`Error::Config`] for a missing or malformed URL or `max_connections` of 0.
     pub fn build(self) -> Result<Engine> {
-        let url = self
-            .url
-            .ok_or_else(|| Error::Config("no database URL: call .url(..) on the builder".into()))?;
+        let url = self.url.ok_or_else(|| {
+            Error::Config(if self.url_from_env {
+                "no database URL: the DATABASE_URL environment variable is not set".into()
+            } else {
+                "no database URL: call .url(..) on the builder".into()
+            })
+        })?;
         if self.max_connections == 0 {
             return Err(Error::Config("max_connections must be at least 1".into()));
         }
@@ -577,5 +670,66 @@ impl EngineBuilder {
                 )),
             }),
         })
+    }
+}
+
+/// The bytes of a path that a `sqlite://` URL must percent-encode: the
+/// query and fragment marks, `%` itself, and anything not printable ASCII.
+#[cfg(feature = "sqlite")]
+const PATH_UNSAFE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'?')
+    .add(b'#')
+    .add(b'%');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn a_sqlite_path_may_hold_any_character_a_url_would_need_encoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("my data?#50%.db");
+        futures::executor::block_on(async {
+            let engine = Engine::builder().sqlite_path(&path).build()?;
+            engine.execute("CREATE TABLE t (x)", ()).await?;
+            engine.close().await
+        })
+        .unwrap();
+        assert!(path.exists(), "no file at {}", path.display());
+    }
+
+    #[test]
+    fn a_builder_from_the_environment_names_the_variable_it_missed() {
+        // The variable itself is shared with other tests: only the message is checked.
+        let builder = EngineBuilder {
+            url: None,
+            url_from_env: true,
+            ..EngineBuilder::default()
+        };
+        let e = builder.build().unwrap_err().to_string();
+        assert!(e.contains("DATABASE_URL"), "{e}");
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn an_eager_engine_fails_at_start_up_when_its_database_cannot_open() {
+        let err = futures::executor::block_on(
+            Engine::builder()
+                .url("sqlite:///nonexistent-dir/app.db?mode=ro")
+                .connect(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Connect { .. }), "{err}");
+        let engine = futures::executor::block_on(
+            Engine::builder()
+                .url("sqlite::memory:")
+                .min_connections(2)
+                .connect(),
+        )
+        .unwrap();
+        assert!(engine.pool_status().idle >= 2, "{:?}", engine.pool_status());
+        futures::executor::block_on(engine.close()).unwrap();
     }
 }

@@ -86,9 +86,16 @@ fn flags(read_only: bool) -> OpenFlags {
     }
 }
 
-/// A SQLite database: a file, or an in-memory database shared by the engine.
+/// A SQLite database and how its connections are set up, from its URL.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum SqliteConfig {
+pub(crate) struct SqliteConfig {
+    pub(crate) location: Location,
+    pub(crate) options: Options,
+}
+
+/// Where a SQLite database lives.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Location {
     File { path: PathBuf, read_only: bool },
     /// The engine's private database for `sqlite::memory:`: a file on tmpfs
     /// (`/dev/shm`) where there is one, shared by every connection of one
@@ -96,10 +103,137 @@ pub(crate) enum SqliteConfig {
     Memory { path: PathBuf },
 }
 
+/// Connection settings a URL can change (`?busy_timeout=10000&foreign_keys=off`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Options {
+    /// How long a connection waits for another's lock before `SQLITE_BUSY`.
+    busy_timeout: Duration,
+    /// `PRAGMA journal_mode`; WAL unless the URL says otherwise.
+    journal_mode: String,
+    /// `PRAGMA synchronous`; `NORMAL` for files (safe with WAL), `OFF` in memory.
+    synchronous: Option<String>,
+    foreign_keys: bool,
+    /// Prepared statements cached per connection.
+    statement_cache: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            busy_timeout: BUSY_TIMEOUT,
+            journal_mode: "WAL".into(),
+            synchronous: None,
+            foreign_keys: true,
+            statement_cache: STATEMENT_CACHE,
+        }
+    }
+}
+
+/// Prepared statements each connection keeps by default (rusqlite's own default is 16).
+const STATEMENT_CACHE: usize = 64;
+
+/// The options a SQLite URL takes, for messages.
+const OPTIONS: &str =
+    "mode=ro|rw|rwc, busy_timeout=<ms>, journal_mode=<mode>, synchronous=<level>, \
+     foreign_keys=on|off, statement_cache_capacity=<n>";
+
 impl SqliteConfig {
+    /// Parses what follows `sqlite:` in a URL.
+    fn parse(rest: &str) -> Result<SqliteConfig> {
+        let (location, query) = match rest.strip_prefix(":memory:") {
+            Some(query) => (":memory:", query),
+            None => {
+                let Some(rest) = rest.strip_prefix("//") else {
+                    return Err(Error::Config(format!(
+                        "sqlite URL \"sqlite:{rest}\" must be sqlite://path or sqlite::memory:"
+                    )));
+                };
+                // A `?` in a file name must be written `%3F`: the first `?` starts the options.
+                rest.split_once('?').map_or((rest, ""), |(path, query)| (path, query))
+            }
+        };
+        let query = query.strip_prefix('?').unwrap_or(query);
+        let mut options = Options::default();
+        let mut read_only = false;
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let bad = || {
+                Error::Config(format!(
+                    "invalid sqlite URL option {key}={value:?}: supported are {OPTIONS}"
+                ))
+            };
+            match &*key {
+                "mode" => match &*value {
+                    "ro" => read_only = true,
+                    "rw" | "rwc" => read_only = false,
+                    _ => return Err(bad()),
+                },
+                "busy_timeout" => {
+                    options.busy_timeout = Duration::from_millis(value.parse().map_err(|_| bad())?)
+                }
+                "journal_mode" => options.journal_mode = pragma_word(&value).ok_or_else(bad)?,
+                "synchronous" => options.synchronous = Some(pragma_word(&value).ok_or_else(bad)?),
+                "foreign_keys" => {
+                    options.foreign_keys = match &*value.to_ascii_lowercase() {
+                        "on" | "true" | "1" | "yes" => true,
+                        "off" | "false" | "0" | "no" => false,
+                        _ => return Err(bad()),
+                    }
+                }
+                "statement_cache_capacity" => {
+                    options.statement_cache = value.parse().map_err(|_| bad())?
+                }
+                _ => {
+                    return Err(Error::Config(format!(
+                        "unknown sqlite URL option {key:?}: supported are {OPTIONS}"
+                    )))
+                }
+            }
+        }
+        let path = percent_encoding::percent_decode_str(location)
+            .decode_utf8()
+            .map_err(|_| Error::Config("the sqlite URL's path is not valid UTF-8".into()))?;
+        if path.is_empty() || path == ":memory:" {
+            return Ok(SqliteConfig {
+                location: Location::memory(),
+                options,
+            });
+        }
+        let path = PathBuf::from(&*path);
+        check_not_at_root(&path)?;
+        Ok(SqliteConfig {
+            location: Location::File { path, read_only },
+            options,
+        })
+    }
+}
+
+/// A PRAGMA value: one word of letters (`WAL`, `normal`).
+fn pragma_word(value: &str) -> Option<String> {
+    (!value.is_empty() && value.bytes().all(|b| b.is_ascii_alphabetic())).then(|| value.to_ascii_uppercase())
+}
+
+/// `sqlite:///app.db` is SQLAlchemy's spelling of `app.db` in the current
+/// directory, while sqlaio reads it as `/app.db`: refuse to create a new
+/// database file at the root of the file system, naming both spellings.
+fn check_not_at_root(path: &Path) -> Result<()> {
+    let at_root = path.parent() == Some(Path::new("/"));
+    if at_root && !path.exists() {
+        let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        return Err(Error::Config(format!(
+            "sqlite:///{name} names a new database at the root of the file system ({}); \
+             write sqlite://{name} for {name} in the current directory (sqlaio's URLs put the \
+             path right after \"sqlite://\", so an absolute path has three slashes: \
+             sqlite:///var/data/{name})",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+impl Location {
     /// The engine's private in-memory database: a file name no other engine
     /// of this process uses.
-    fn memory() -> SqliteConfig {
+    fn memory() -> Location {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let shm = Path::new("/dev/shm");
         let dir = if shm.is_dir() {
@@ -107,7 +241,7 @@ impl SqliteConfig {
         } else {
             std::env::temp_dir()
         };
-        SqliteConfig::Memory {
+        Location::Memory {
             path: dir.join(format!(
                 "sqlaio-memory-{}-{}.db",
                 std::process::id(),
@@ -139,43 +273,16 @@ impl Driver for SqliteDriver {
     type Config = SqliteConfig;
     type Statement<'c> = SqliteStatement<'c>;
 
-    /// Parses `sqlite://path`, `sqlite:///absolute/path`, `sqlite::memory:`.
+    /// Parses `sqlite://path`, `sqlite:///absolute/path`, `sqlite::memory:`,
+    /// each with options after a `?`.
     fn parse(url: &str) -> Result<SqliteConfig> {
-        let rest = url.split_once(':').map_or("", |(_, rest)| rest);
-        if rest == ":memory:" {
-            return Ok(SqliteConfig::memory());
-        }
-        let Some(rest) = rest.strip_prefix("//") else {
-            return Err(Error::Config(format!(
-                "sqlite URL \"sqlite:{rest}\" must be sqlite://path or sqlite::memory:"
-            )));
-        };
-        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        if path.is_empty() || path == ":memory:" {
-            return Ok(SqliteConfig::memory());
-        }
-        let mut read_only = false;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("mode", "ro")) => read_only = true,
-                Some(("mode", "rw" | "rwc")) => read_only = false,
-                _ => {
-                    return Err(Error::Config(format!(
-                        "unknown sqlite URL option {pair:?}: supported is mode=ro|rwc"
-                    )))
-                }
-            }
-        }
-        Ok(SqliteConfig::File {
-            path: PathBuf::from(path),
-            read_only,
-        })
+        SqliteConfig::parse(url.split_once(':').map_or("", |(_, rest)| rest))
     }
 
     fn keeper(config: &SqliteConfig) -> Option<Box<dyn Any + Send>> {
-        match config {
-            SqliteConfig::Memory { path } => Some(Box::new(TempDatabase(path.clone()))),
-            SqliteConfig::File { .. } => None,
+        match &config.location {
+            Location::Memory { path } => Some(Box::new(TempDatabase(path.clone()))),
+            Location::File { .. } => None,
         }
     }
 
@@ -190,31 +297,23 @@ impl Driver for SqliteDriver {
     }
 
     fn open(config: &SqliteConfig) -> Result<Self> {
-        let (conn, url) = match config {
-            SqliteConfig::File { path, read_only } => (
-                rusqlite::Connection::open_with_flags(path, flags(*read_only))
-                    .and_then(|conn| setup_file(conn, *read_only)),
-                format!("sqlite://{}", path.display()),
-            ),
-            SqliteConfig::Memory { path } => (
-                rusqlite::Connection::open_with_flags(path, flags(false))
-                    .and_then(|conn| setup_file(conn, false))
-                    .and_then(|conn| {
-                        // Nothing to keep across a crash: the database dies with its engine.
-                        conn.execute_batch("PRAGMA synchronous = OFF;")?;
-                        Ok(conn)
-                    }),
-                "sqlite::memory:".to_owned(),
-            ),
+        let (path, read_only, url) = match &config.location {
+            Location::File { path, read_only } => {
+                (path, *read_only, format!("sqlite://{}", path.display()))
+            }
+            Location::Memory { path } => (path, false, "sqlite::memory:".to_owned()),
         };
-        conn.map(|conn| SqliteDriver {
-            conn,
-            keys: Keys::default(),
-        })
-        .map_err(|e| Error::Connect {
-            url,
-            source: Box::new(e),
-        })
+        let memory = matches!(config.location, Location::Memory { .. });
+        rusqlite::Connection::open_with_flags(path, flags(read_only))
+            .and_then(|conn| set_up(conn, &config.options, read_only, memory))
+            .map(|conn| SqliteDriver {
+                conn,
+                keys: Keys::default(),
+            })
+            .map_err(|e| Error::Connect {
+                url,
+                source: Box::new(e),
+            })
     }
 
     fn kill(&self) -> Kill {
@@ -375,19 +474,30 @@ impl Cursor for SqliteCursor<'_> {
     }
 }
 
-fn setup_file(
+/// Applies a connection's settings.
+fn set_up(
     conn: rusqlite::Connection,
+    options: &Options,
     read_only: bool,
+    memory: bool,
 ) -> rusqlite::Result<rusqlite::Connection> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    if !read_only {
-        // Reading the mode back also proves the file is a SQLite database.
-        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
-    } else {
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.set_prepared_statement_cache_capacity(options.statement_cache);
+    if read_only {
+        // Reading a value also proves the file is a SQLite database.
         let _: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
-        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    } else {
+        let mode = &options.journal_mode;
+        let _: String = conn.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| r.get(0))?;
+        // Nothing to keep across a crash in memory: the database dies with its engine.
+        let synchronous = options
+            .synchronous
+            .as_deref()
+            .unwrap_or(if memory { "OFF" } else { "NORMAL" });
+        conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};"))?;
     }
+    let foreign_keys = if options.foreign_keys { "ON" } else { "OFF" };
+    conn.execute_batch(&format!("PRAGMA foreign_keys = {foreign_keys};"))?;
     Ok(conn)
 }
 
@@ -541,24 +651,60 @@ mod tests {
 
     #[test]
     fn sqlite_urls() {
+        let location = |url| SqliteDriver::parse(url).unwrap().location;
+        assert!(matches!(location("sqlite::memory:"), Location::Memory { .. }));
         assert!(matches!(
-            SqliteDriver::parse("sqlite::memory:").unwrap(),
-            SqliteConfig::Memory { .. }
+            location("sqlite://data/app.db"),
+            Location::File { path, read_only: false } if path == Path::new("data/app.db")
         ));
         assert!(matches!(
-            SqliteDriver::parse("sqlite://data/app.db").unwrap(),
-            SqliteConfig::File { path, read_only: false } if path == Path::new("data/app.db")
+            location("sqlite:///var/app.db?mode=ro"),
+            Location::File { path, read_only: true } if path == Path::new("/var/app.db")
         ));
+        // Spaces and question marks in a file name, percent-encoded.
         assert!(matches!(
-            SqliteDriver::parse("sqlite:///var/app.db?mode=ro").unwrap(),
-            SqliteConfig::File { path, read_only: true } if path == Path::new("/var/app.db")
+            location("sqlite://my%20data/what%3F.db?mode=rwc"),
+            Location::File { path, .. } if path == Path::new("my data/what?.db")
         ));
     }
 
     #[test]
+    fn sqlite_url_options() {
+        let options = |url| SqliteDriver::parse(url).unwrap().options;
+        assert_eq!(options("sqlite://a.db"), Options::default());
+        let set = options(
+            "sqlite://a.db?busy_timeout=250&journal_mode=delete&synchronous=full\
+             &foreign_keys=off&statement_cache_capacity=8",
+        );
+        assert_eq!(set.busy_timeout, Duration::from_millis(250));
+        assert_eq!((set.journal_mode.as_str(), set.synchronous.as_deref()), ("DELETE", Some("FULL")));
+        assert!(!set.foreign_keys);
+        assert_eq!(set.statement_cache, 8);
+        assert!(!options("sqlite::memory:?foreign_keys=0").foreign_keys);
+        for bad in [
+            "sqlite://a.db?busy_timeout=soon",
+            "sqlite://a.db?journal_mode=wal;drop",
+            "sqlite://a.db?foreign_keys=maybe",
+            "sqlite://a.db?cache=shared",
+        ] {
+            let e = SqliteDriver::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("busy_timeout=<ms>"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn three_slashes_before_a_new_file_name_say_how_to_spell_both() {
+        let e = SqliteDriver::parse("sqlite:///sqlaio-surely-absent.db")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sqlite://sqlaio-surely-absent.db for"), "{e}");
+        assert!(e.contains("sqlite:///var/data/"), "{e}");
+    }
+
+    #[test]
     fn two_memory_urls_are_two_databases() {
-        let name = |c: SqliteConfig| match c {
-            SqliteConfig::Memory { path } => path,
+        let name = |c: SqliteConfig| match c.location {
+            Location::Memory { path } => path,
             other => panic!("not a memory database: {other:?}"),
         };
         assert_ne!(
