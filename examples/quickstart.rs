@@ -30,13 +30,13 @@ async fn run() -> sqlaio::Result<()> {
     )
     .await?;
 
-    let mut result = conn
-        .execute(
+    let rows = conn
+        .fetch_all(
             "SELECT name FROM users WHERE name LIKE ?1 ORDER BY id",
             ("D%",),
         )
         .await?;
-    for row in result.fetchall().await? {
+    for row in rows {
         let name: String = row.get("name")?;
         println!("Username: {name}");
     }

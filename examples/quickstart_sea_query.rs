@@ -52,8 +52,8 @@ pub async fn quickstart(engine: &Engine, table: &str) -> sqlaio::Result<Vec<Stri
     let inserted = conn.execute(&insert, ()).await?.rowcount();
     lines.push(format!("Inserted {inserted} users"));
 
-    let mut result = conn
-        .execute(
+    for row in conn
+        .fetch_all(
             Query::select()
                 .column(name.clone())
                 .from(users.clone())
@@ -61,12 +61,11 @@ pub async fn quickstart(engine: &Engine, table: &str) -> sqlaio::Result<Vec<Stri
                 .order_by(id, Order::Asc),
             (),
         )
-        .await?;
-    for row in result.fetchall().await? {
+        .await?
+    {
         let name: String = row.get("name")?;
         lines.push(format!("Username: {name}"));
     }
-    drop(result);
 
     let tx = conn.begin().await?;
     let one: i64 = tx.scalar(Query::select().expr(Expr::cust("1")), ()).await?;

@@ -45,15 +45,14 @@ async fn run() -> sqlaio::Result<()> {
     }
     tx.commit().await?;
 
-    let mut result = conn
-        .execute("SELECT name, balance FROM accounts ORDER BY name", ())
-        .await?;
-    for row in result.fetchall().await? {
+    for row in conn
+        .fetch_all("SELECT name, balance FROM accounts ORDER BY name", ())
+        .await?
+    {
         let name: String = row.get("name")?;
         let balance: i64 = row.get("balance")?;
         println!("{name}: {balance}");
     }
-    drop(result);
     let total: i64 = conn.scalar("SELECT sum(balance) FROM accounts", ()).await?;
     assert_eq!(total, 150);
 

@@ -40,18 +40,17 @@ async fn main() -> sqlaio::Result<()> {
         task.await.expect("the task did not panic")?;
     }
 
-    let mut result = engine
-        .execute(
+    for row in engine
+        .fetch_all(
             "SELECT page, count(*) AS n FROM visits GROUP BY page ORDER BY page",
             (),
         )
-        .await?;
-    for row in result.fetchall().await? {
+        .await?
+    {
         let page: String = row.get("page")?;
         let n: i64 = row.get("n")?;
         println!("{page}: {n} visits");
     }
-    drop(result);
 
     let total: i64 = engine.scalar("SELECT count(*) FROM visits", ()).await?;
     assert_eq!(total, 8);
