@@ -228,6 +228,10 @@ mod guide {
     struct Cancellation;
 
     #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/errors.md")]
+    struct Errors;
+
+    #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/threading.md")]
     struct Threading;
 
