@@ -153,7 +153,7 @@ pub use engine::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME,
 };
 pub use error::{BoxError, DatabaseDetails, DecodeError, Error, ErrorKind, Result};
-pub use params::{Parameters, Params};
+pub use params::{List, Parameters, Params};
 pub use pool::PoolStatus;
 pub use result::CursorResult;
 pub use row::{ColumnIndex, Row};
@@ -164,6 +164,12 @@ pub use transaction::Transaction;
 pub use value::{FromValue, Value};
 
 pub use thread_strategy::ThreadStrategy;
+
+/// What the crate's macros name; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::params::NamedValue;
+}
 
 #[cfg(feature = "async-std")]
 pub use async_std_strategy::AsyncStdStrategy;

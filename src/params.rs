@@ -8,6 +8,10 @@ use crate::value::Value;
 pub struct Parameters {
     pub(crate) positional: Vec<Value>,
     pub(crate) named: Vec<(String, Value)>,
+    /// Named [`List`]s, kept apart from `named` because a list is not one
+    /// value: it becomes one placeholder per element when the statement is
+    /// rewritten.
+    pub(crate) lists: Vec<(String, List)>,
 }
 
 impl Parameters {
@@ -15,26 +19,115 @@ impl Parameters {
     pub fn positional(values: Vec<Value>) -> Parameters {
         Parameters {
             positional: values,
-            named: Vec::new(),
+            ..Parameters::default()
         }
     }
 
     /// Parameters bound by name; each name includes its prefix, as in `":name"`.
     pub fn named(values: Vec<(String, Value)>) -> Parameters {
         Parameters {
-            positional: Vec::new(),
             named: values,
+            ..Parameters::default()
         }
     }
 
-    /// How many values there are.
+    /// How many values there are; a [`List`] counts as one.
     pub fn len(&self) -> usize {
-        self.positional.len() + self.named.len()
+        self.positional.len() + self.named.len() + self.lists.len()
     }
 
     /// `true` when there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A list of values for one named placeholder, which becomes one placeholder
+/// per element: with three ids, `WHERE id IN (:ids)` runs as
+/// `WHERE id IN ($1, $2, $3)` on PostgreSQL, `IN (?, ?, ?)` on MySQL and
+/// `IN (?1, ?2, ?3)` on SQLite. Bind it by name with
+/// [`named_params!`](crate::named_params!).
+///
+/// It is a type of its own, not a [`Value`] variant: a list is no SQL value
+/// (no column holds one, no row returns one), so as a `Value` every driver
+/// and every [`FromValue`](crate::FromValue) would have to refuse it; and
+/// wrapping says "expand this" out loud, so a `Vec<u8>` stays one blob.
+///
+/// An empty list standing alone in `IN (:ids)` matches no row and in
+/// `NOT IN (:ids)` matches every row, even where the left side is `NULL`,
+/// as set logic says (`IN ()` is not valid SQL everywhere, so the statement
+/// is rewritten for each database). An empty list anywhere else is an
+/// error, and so is a list inside `ANY(...)`/`ALL(...)`, which takes one
+/// array rather than a list of values.
+///
+/// ```
+/// use sqlaio::{named_params, List};
+///
+/// let ids: List = [3, 5, 8].into();
+/// assert_eq!(ids.len(), 3);
+/// let names: List = ["Dana", "Casey"].into_iter().collect();
+/// let params = named_params! { ":ids": ids, ":names": names, ":active": true };
+/// assert_eq!(params.len(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct List(pub(crate) Vec<Value>);
+
+impl List {
+    /// A list of the given values.
+    pub fn new<I>(values: I) -> List
+    where
+        I: IntoIterator,
+        I::Item: Into<Value>,
+    {
+        List(values.into_iter().map(Into::into).collect())
+    }
+
+    /// How many values it holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// `true` when it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<T: Into<Value>> From<Vec<T>> for List {
+    fn from(values: Vec<T>) -> List {
+        List::new(values)
+    }
+}
+
+impl<T: Into<Value>, const N: usize> From<[T; N]> for List {
+    fn from(values: [T; N]) -> List {
+        List::new(values)
+    }
+}
+
+impl<T: Into<Value>> FromIterator<T> for List {
+    fn from_iter<I: IntoIterator<Item = T>>(values: I) -> List {
+        List::new(values)
+    }
+}
+
+/// What [`named_params!`](crate::named_params!) accepts as a value: anything
+/// that converts into a [`Value`], or a [`List`]. Used by the macro only.
+#[doc(hidden)]
+pub trait NamedValue {
+    /// Adds `self` to `params` under `name`.
+    fn add_to(self, name: String, params: &mut Parameters);
+}
+
+impl<T: Into<Value>> NamedValue for T {
+    fn add_to(self, name: String, params: &mut Parameters) {
+        params.named.push((name, self.into()));
+    }
+}
+
+impl NamedValue for List {
+    fn add_to(self, name: String, params: &mut Parameters) {
+        params.lists.push((name, self));
     }
 }
 
@@ -170,4 +263,87 @@ macro_rules! params {
     ($($value:expr),+ $(,)?) => {
         $crate::Parameters::positional(::std::vec![$($crate::Value::from($value)),+])
     };
+}
+
+/// Builds named [`Parameters`] from `":name": value` pairs, spelled as in
+/// rusqlite's macro of the same name.
+///
+/// Each name is kept as written, `:` included, as [`Parameters::named`]
+/// keeps it: that is how SQLite looks its placeholders up, and how portable
+/// statements spell theirs. A value is anything that converts into a
+/// [`Value`] (`Option<T>` binds `NULL` for `None`), or a [`List`].
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use sqlaio::named_params;
+/// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+/// let text: String = engine
+///     .scalar(
+///         "SELECT :name || ' #' || :id || coalesce(:note, '')",
+///         named_params! { ":id": 7, ":name": "Isaac Jaffe", ":note": None::<String> },
+///     )
+///     .await?;
+/// assert_eq!(text, "Isaac Jaffe #7");
+/// # Ok::<(), sqlaio::Error>(())
+/// # }).unwrap();
+/// ```
+#[macro_export]
+macro_rules! named_params {
+    () => {
+        $crate::Parameters::default()
+    };
+    ($($name:literal : $value:expr),+ $(,)?) => {{
+        let mut params = $crate::Parameters::default();
+        $(
+            $crate::__private::NamedValue::add_to(
+                $value,
+                ::std::string::String::from($name),
+                &mut params,
+            );
+        )+
+        params
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_params_keeps_names_as_written_and_lists_apart() {
+        let params = crate::named_params! {
+            ":id": 1,
+            ":name": "x",
+            ":ids": List::from(vec![1, 2]),
+            ":none": None::<i64>,
+        };
+        assert_eq!(
+            params.named,
+            vec![
+                (":id".to_owned(), Value::Integer(1)),
+                (":name".to_owned(), Value::Text("x".into())),
+                (":none".to_owned(), Value::Null),
+            ]
+        );
+        assert_eq!(
+            params.lists,
+            vec![(
+                ":ids".to_owned(),
+                List(vec![Value::Integer(1), Value::Integer(2)])
+            )]
+        );
+        assert!(params.positional.is_empty());
+        assert_eq!(params.len(), 4);
+        assert_eq!(crate::named_params! {}, Parameters::default());
+    }
+
+    #[test]
+    fn a_byte_vector_is_one_blob_unless_wrapped() {
+        let params = crate::named_params! { ":b": vec![1u8, 2], ":l": List::from(vec![1u8, 2]) };
+        assert_eq!(
+            params.named,
+            vec![(":b".to_owned(), Value::Blob(vec![1, 2]))]
+        );
+        assert_eq!(params.lists[0].1.len(), 2);
+    }
 }
