@@ -100,6 +100,10 @@ pub enum Error {
     /// A named parameter does not appear in the statement.
     #[error("the statement has no parameter named {0:?}")]
     ParameterName(String),
+    /// A placeholder of the statement has no value among the named
+    /// parameters given (the name is written as in the statement, `":id"`).
+    #[error("no value given for the statement's parameter {0:?}")]
+    ParameterMissing(String),
     /// A parameter could not be bound (for example a text value with a NUL byte where the driver forbids it).
     #[error("invalid parameter: {0}")]
     Parameter(String),
@@ -234,9 +238,10 @@ impl Error {
             Error::TransactionAborted => ErrorKind::TransactionAborted,
             Error::Timeout => ErrorKind::Timeout,
             Error::PoolTimeout { .. } => ErrorKind::PoolTimeout,
-            Error::ParameterCount { .. } | Error::ParameterName(_) | Error::Parameter(_) => {
-                ErrorKind::Parameter
-            }
+            Error::ParameterCount { .. }
+            | Error::ParameterName(_)
+            | Error::ParameterMissing(_)
+            | Error::Parameter(_) => ErrorKind::Parameter,
             Error::ColumnName(_)
             | Error::ColumnIndex { .. }
             | Error::Decode { .. }
