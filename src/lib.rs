@@ -109,6 +109,7 @@ mod error;
 mod fetch;
 mod packed;
 mod params;
+mod placeholders;
 mod pool;
 mod result;
 mod row;
