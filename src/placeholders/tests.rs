@@ -201,6 +201,7 @@ fn a_list_in_any_or_all_is_an_error() {
 fn a_placeholder_without_a_value_is_an_error() {
     let err = to(Syntax::Postgres, "SELECT :a, :b", named_params! { ":a": 1 }).unwrap_err();
     assert!(matches!(&err, Error::ParameterMissing(name) if name == ":b"));
+    assert_eq!(err.kind(), crate::error::ErrorKind::Parameter);
     assert_eq!(
         err.to_string(),
         "no value given for the statement's parameter \":b\""
