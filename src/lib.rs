@@ -58,7 +58,7 @@
 //! |---|---|---|
 //! | `sqlite` | yes | SQLite through `rusqlite` (bundled SQLite, no system library) |
 //! | `postgres` | no | PostgreSQL through the sync `postgres` crate; `pub use postgres` |
-//! | `tls` | no | `sslmode=prefer/require` for PostgreSQL through `native-tls` |
+//! | `tls` | no | TLS for PostgreSQL through rustls: `sslmode` up to `verify-full`, `sslrootcert`, client certificates |
 //! | `chrono`, `uuid`, `json`, `decimal` | no | wider [`Value`] variants: dates and times, UUIDs, JSON, exact decimals |
 //! | `tracing` | no | a span per statement and per pool wait, slow-statement warnings |
 //! | `tokio` | no | `TokioStrategy` |

@@ -1,7 +1,13 @@
 //! Connecting, with or without TLS, and cancelling a running statement from
 //! another session.
 
+use std::time::Duration;
+
 use postgres::Client;
+use tokio_postgres::config::SslMode as Wire;
+
+use super::options::{PgConfig, CONNECT_TIMEOUT};
+use super::tls::SslMode;
 
 /// A connection's server process: its pid, and when it started (a pid can be reused).
 #[derive(Clone)]
@@ -46,6 +52,10 @@ pub(super) enum Cancel {
     Unreachable,
 }
 
+/// How long the cancel session may take beyond its connect timeout: its
+/// start-up, TLS, authentication and one query.
+const CANCEL_SESSION_SLACK: Duration = Duration::from_secs(5);
+
 /// Cancels `backend`'s running statement from a session of its own.
 ///
 /// A cancel request (the protocol's way, [`cancel`]) is answered before the
@@ -55,8 +65,33 @@ pub(super) enum Cancel {
 /// cancel returns, the signal is taken while the backend still runs the
 /// statement it was meant for, or while it waits for the next one, when it is
 /// ignored. The cost is a short-lived session per cancel (a few ms).
-pub(super) fn cancel_backend(config: &postgres::Config, tls: &Tls, backend: &Backend) -> Cancel {
-    let mut session = match connect(config, tls) {
+///
+/// The session runs under a deadline: the connect timeout (10 s unless the
+/// URL says otherwise) plus [`CANCEL_SESSION_SLACK`]. A server that accepts
+/// the connection but never answers counts as unreachable once it passes.
+pub(super) fn cancel_backend(config: &PgConfig, backend: &Backend) -> Cancel {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Cancel::Unreachable;
+    };
+    let deadline = config
+        .client
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(CONNECT_TIMEOUT)
+        + CANCEL_SESSION_SLACK;
+    runtime.block_on(async {
+        tokio::time::timeout(deadline, cancel_session(config, backend))
+            .await
+            .unwrap_or(Cancel::Unreachable)
+    })
+    // Dropping the runtime drops the session's connection, whatever its state.
+}
+
+async fn cancel_session(config: &PgConfig, backend: &Backend) -> Cancel {
+    let session = match open_session(config).await {
         Ok(session) => session,
         Err(e) if e.as_db_error().is_some() => return Cancel::Refused,
         Err(_) => return Cancel::Unreachable,
@@ -70,6 +105,7 @@ pub(super) fn cancel_backend(config: &postgres::Config, tls: &Tls, backend: &Bac
             ),
             &[&backend.pid, &backend.started],
         )
+        .await
         .ok()
         .flatten()
         .and_then(|row| row.try_get::<_, bool>(0).ok())
@@ -81,64 +117,70 @@ pub(super) fn cancel_backend(config: &postgres::Config, tls: &Tls, backend: &Bac
     }
 }
 
-/// The TLS connector a connection (and its cancel requests) use.
-#[cfg(feature = "tls")]
-pub(super) type Tls = Option<postgres_native_tls::MakeTlsConnector>;
-/// No TLS in this build.
-#[cfg(not(feature = "tls"))]
-#[derive(Clone)]
-pub(super) struct Tls;
-
-#[cfg(feature = "tls")]
-pub(super) fn tls(config: &postgres::Config) -> Tls {
-    use postgres::config::SslMode;
-    use std::sync::OnceLock;
-    // Building a connector loads the system's certificates: do it once per process.
-    static CONNECTOR: OnceLock<Option<postgres_native_tls::MakeTlsConnector>> = OnceLock::new();
-    if config.get_ssl_mode() == SslMode::Disable {
-        return None;
-    }
-    CONNECTOR
-        .get_or_init(|| {
-            // libpq's `prefer` and `require` encrypt without verifying the certificate.
-            native_tls::TlsConnector::builder()
-                .danger_accept_invalid_certs(true)
-                .danger_accept_invalid_hostnames(true)
-                .build()
-                .ok()
-                .map(postgres_native_tls::MakeTlsConnector::new)
-        })
-        .clone()
-}
-
-#[cfg(not(feature = "tls"))]
-pub(super) fn tls(_: &postgres::Config) -> Tls {
-    Tls
-}
-
-#[cfg(feature = "tls")]
-pub(super) fn connect(config: &postgres::Config, tls: &Tls) -> std::result::Result<Client, postgres::Error> {
-    match tls {
-        Some(tls) => config.connect(tls.clone()),
-        None => config.connect(postgres::NoTls),
+/// Opens a session on the current tokio runtime, with the same TLS as
+/// [`connect`]; its connection runs as a task of that runtime.
+async fn open_session(config: &PgConfig) -> Result<tokio_postgres::Client, postgres::Error> {
+    let first = open_session_with(config, config.tls.mode.wire()).await;
+    match first {
+        Err(e) if retry_with_tls(config, &e) => open_session_with(config, Wire::Require).await,
+        other => other,
     }
 }
 
-#[cfg(not(feature = "tls"))]
-pub(super) fn connect(config: &postgres::Config, _: &Tls) -> std::result::Result<Client, postgres::Error> {
-    config.connect(postgres::NoTls)
+async fn open_session_with(
+    config: &PgConfig,
+    wire: Wire,
+) -> Result<tokio_postgres::Client, postgres::Error> {
+    let mut client_config = config.client.clone();
+    client_config.ssl_mode(wire);
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &config.tls.connector {
+        let (client, connection) = client_config.connect(tls.clone()).await?;
+        tokio::spawn(connection);
+        return Ok(client);
+    }
+    let (client, connection) = client_config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
-#[cfg(feature = "tls")]
-pub(super) fn cancel(token: &postgres::CancelToken, tls: &Tls) -> std::result::Result<(), postgres::Error> {
-    match tls {
-        Some(tls) => token.cancel_query(tls.clone()),
-        None => token.cancel_query(postgres::NoTls),
+/// `sslmode=allow`: the plain attempt failed with the server's refusal
+/// (a `hostssl` rule, say), so try again with TLS, as libpq does.
+fn retry_with_tls(config: &PgConfig, error: &postgres::Error) -> bool {
+    cfg!(feature = "tls") && config.tls.mode == SslMode::Allow && error.as_db_error().is_some()
+}
+
+/// Opens a connection with the URL's TLS settings.
+///
+/// # Errors
+/// The driver's error: the server could not be reached, refused the
+/// connection or its certificate did not pass the checks of the sslmode.
+pub(super) fn connect(config: &PgConfig) -> Result<Client, postgres::Error> {
+    match connect_with(config, config.tls.mode.wire()) {
+        Err(e) if retry_with_tls(config, &e) => connect_with(config, Wire::Require),
+        other => other,
     }
 }
 
-#[cfg(not(feature = "tls"))]
-pub(super) fn cancel(token: &postgres::CancelToken, _: &Tls) -> std::result::Result<(), postgres::Error> {
+fn connect_with(config: &PgConfig, wire: Wire) -> Result<Client, postgres::Error> {
+    let client_config = config.sync_config(wire);
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &config.tls.connector {
+        return client_config.connect(tls.clone());
+    }
+    client_config.connect(postgres::NoTls)
+}
+
+/// Sends the protocol's cancel request, over TLS when the connection
+/// negotiated it (the token remembers the connection's wire mode).
+///
+/// # Errors
+/// The driver's error when the server cannot be reached.
+pub(super) fn cancel(token: &postgres::CancelToken, config: &PgConfig) -> Result<(), postgres::Error> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &config.tls.connector {
+        return token.cancel_query(tls.clone());
+    }
+    let _ = config;
     token.cancel_query(postgres::NoTls)
 }
-

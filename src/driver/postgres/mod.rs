@@ -5,6 +5,8 @@
 //! thread: it is created, used and dropped only here, on its worker.
 
 mod connect;
+mod options;
+mod tls;
 mod types;
 
 use std::any::Any;
@@ -18,7 +20,8 @@ use postgres::types::ToSql;
 use postgres::error::SqlState;
 use postgres::{Client, RowIter};
 
-use self::connect::{cancel, cancel_backend, connect, tls, Backend, Cancel, Tls};
+use self::connect::{cancel, cancel_backend, connect, Backend, Cancel};
+pub(crate) use self::options::PgConfig;
 use self::types::{is_text, TextRef};
 use super::{Cursor, Driver, Kill, Statement};
 use crate::error::{DatabaseDetails, Error, ErrorKind, Result};
@@ -29,20 +32,16 @@ use crate::value::Value;
 
 /// A connection that read or sent a row bigger than this is replaced once it
 /// is back in the pool: the client's buffers keep the size they grew to, and
-/// over TLS every later read pays for that size (`tokio-native-tls` clears
-/// the free part of the read buffer on each read).
+/// over TLS every later read may pay for that size (`tokio-native-tls`,
+/// used before rustls, cleared the free part of the read buffer on each read).
 const WORN_ROW_BYTES: usize = 8 * 1024 * 1024;
-
-/// How long a cancel may take to reach the server when the URL sets no `connect_timeout`.
-const CANCEL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Prepared statements kept per connection, at most.
 const STATEMENT_CACHE: usize = 256;
 
 pub(crate) struct PostgresDriver {
     client: Client,
-    config: Arc<postgres::Config>,
-    tls: Tls,
+    config: Arc<PgConfig>,
     /// This connection's server process, as its own session reported it.
     backend: Option<Backend>,
     /// The last cancel went out as a cancel request, which the server may act
@@ -150,7 +149,7 @@ impl Driver for PostgresDriver {
     const NAME: &'static str = "postgres";
     const DIALECT: Dialect = Dialect::Postgres;
 
-    type Config = postgres::Config;
+    type Config = PgConfig;
     type Statement<'c> = PgStatement<'c>;
 
     fn claims(url: &str) -> bool {
@@ -158,20 +157,8 @@ impl Driver for PostgresDriver {
         !url.contains("://") && !url.starts_with("sqlite") && url.contains('=')
     }
 
-    fn parse(url: &str) -> Result<postgres::Config> {
-        let config: postgres::Config = url.parse().map_err(|e| {
-            Error::Config(format!(
-                "invalid PostgreSQL URL {:?}: {e}",
-                crate::url::redact(url)
-            ))
-        })?;
-        #[cfg(not(feature = "tls"))]
-        if config.get_ssl_mode() == postgres::config::SslMode::Require {
-            return Err(Error::Config(
-                "sslmode=require needs the \"tls\" feature of sqlaio".into(),
-            ));
-        }
-        Ok(config)
+    fn parse(url: &str) -> Result<PgConfig> {
+        PgConfig::parse(url)
     }
 
     fn is_transient(error: &Error) -> bool {
@@ -182,17 +169,15 @@ impl Driver for PostgresDriver {
         })
     }
 
-    fn open(config: &postgres::Config) -> Result<Self> {
-        let tls = tls(config);
-        let mut client = connect(config, &tls).map_err(|e| Error::Connect {
-            url: describe(config),
+    fn open(config: &PgConfig) -> Result<Self> {
+        let mut client = connect(config).map_err(|e| Error::Connect {
+            url: config.describe(),
             source: Box::new(e),
         })?;
         let backend = Backend::of(&mut client);
         Ok(PostgresDriver {
             client,
             config: Arc::new(config.clone()),
-            tls,
             backend,
             unconfirmed: Arc::new(AtomicBool::new(false)),
             statements: HashMap::new(),
@@ -204,22 +189,18 @@ impl Driver for PostgresDriver {
 
     fn kill(&self) -> Kill {
         let token = self.client.cancel_token();
-        let mut config = (*self.config).clone();
-        if config.get_connect_timeout().is_none() {
-            // The worker waits for the cancel: never for the system's TCP timeout.
-            config.connect_timeout(CANCEL_CONNECT_TIMEOUT);
-        }
-        let tls = self.tls.clone();
+        // The worker waits for the cancel: `cancel_backend` runs under a deadline.
+        let config = self.config.clone();
         let backend = self.backend.clone();
         let unconfirmed = self.unconfirmed.clone();
         Kill {
             run: Box::new(move || {
                 let outcome = match &backend {
-                    Some(backend) => cancel_backend(&config, &tls, backend),
+                    Some(backend) => cancel_backend(&config, backend),
                     None => Cancel::Refused,
                 };
                 if outcome == Cancel::Refused {
-                    let _ = cancel(&token, &tls);
+                    let _ = cancel(&token, &config);
                     unconfirmed.store(true, Ordering::SeqCst);
                 }
             }),
@@ -456,23 +437,6 @@ impl Cursor for PgCursor<'_> {
     fn in_transaction(&self) -> bool {
         self.in_tx
     }
-}
-
-/// `postgres://user@host:port/db` for messages, never with the password.
-fn describe(config: &postgres::Config) -> String {
-    use postgres::config::Host;
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        #[cfg(unix)]
-        Some(Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "postgres://{}@{host}:{port}/{}",
-        config.get_user().unwrap_or(""),
-        config.get_dbname().unwrap_or("")
-    )
 }
 
 /// `true` when `sql` holds nothing but white space, comments and semicolons.
@@ -725,20 +689,11 @@ mod tests {
             started: backend.started - 1,
             ..backend.clone()
         };
-        assert_eq!(
-            cancel_backend(&driver.config, &driver.tls, &reused),
-            Cancel::Refused
-        );
-        assert_eq!(
-            cancel_backend(&driver.config, &driver.tls, &backend),
-            Cancel::Signalled
-        );
+        assert_eq!(cancel_backend(&driver.config, &reused), Cancel::Refused);
+        assert_eq!(cancel_backend(&driver.config, &backend), Cancel::Signalled);
         // Nothing listens on port 1: no cancel request is worth sending either.
-        let nowhere: postgres::Config = "host=127.0.0.1 port=1 user=sqlaio".parse().unwrap();
-        assert_eq!(
-            cancel_backend(&nowhere, &driver.tls, &backend),
-            Cancel::Unreachable
-        );
+        let nowhere = PgConfig::parse("host=127.0.0.1 port=1 user=sqlaio").unwrap();
+        assert_eq!(cancel_backend(&nowhere, &backend), Cancel::Unreachable);
 
         // Unconfirmed, the kill falls back to a cancel request and the worker absorbs it.
         driver.backend = Some(reused);
