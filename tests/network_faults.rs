@@ -57,7 +57,13 @@ fn relay_url(relay: &Relay, options: &str) -> String {
     )
 }
 
+/// Ignored in the default run: whether the kernel ends a connection whose
+/// peer keeps a zero receive window (probes acknowledged, data never taken)
+/// within `tcp_user_timeout` depends on the kernel; it did on one run of
+/// this test (2.4 s) and did not on another (still waiting at 30 s). The
+/// namespace test below checks the bound where TCP itself goes silent.
 #[test]
+#[ignore = "depends on the kernel's handling of a zero receive window"]
 fn frozen_relay_a_large_write_fails_with_connection_lost_within_the_tcp_user_timeout() {
     let test = "frozen_relay_a_large_write";
     let Some(upstream) = upstream_or_skip(test) else {
