@@ -758,7 +758,8 @@ impl Connection {
     /// `true` when a table of this name exists. Names compare as SQL resolves
     /// them: case-insensitively on SQLite; on PostgreSQL exactly, or folded to
     /// lower case as an unquoted name would be (`"Users"` finds a table
-    /// created as `users`, but `users` does not find one created as `"Users"`).
+    /// created as `users`, but `users` does not find one created as `"Users"`);
+    /// on MySQL exactly, as its default on Linux (`lower_case_table_names=0`) compares them.
     ///
     /// # Errors
     /// As [`table_names`](Connection::table_names).
@@ -773,6 +774,8 @@ impl Connection {
             .any(|t| match self.dialect {
                 Dialect::Sqlite => t.eq_ignore_ascii_case(name),
                 Dialect::Postgres => *t == name || *t == name.to_lowercase(),
+                // Case-sensitive on Linux by default (lower_case_table_names=0).
+                Dialect::MySql => *t == name,
             }))
     }
 

@@ -46,7 +46,7 @@
 //! Dropping a future never leaves a connection in a wrong state, and never
 //! hands one caller another's answer: a request not yet started is skipped;
 //! a running statement is interrupted on the database (`sqlite3_interrupt`,
-//! or `pg_cancel_backend` on PostgreSQL), aimed so that it can never hit a later
+//! `pg_cancel_backend` on PostgreSQL, `KILL QUERY` on MySQL), aimed so that it can never hit a later
 //! statement, unless the engine was built with
 //! [`interrupt_on_drop(false)`](EngineBuilder::interrupt_on_drop); a `COMMIT`
 //! that was sent always completes; a dropped transaction rolls back before
@@ -58,6 +58,7 @@
 //! |---|---|---|
 //! | `sqlite` | yes | SQLite through `rusqlite` (bundled SQLite, no system library) |
 //! | `postgres` | no | PostgreSQL through the sync `postgres` crate; `pub use postgres` |
+//! | `mysql` | no | MySQL and MariaDB through the sync `mysql` crate (pure-Rust compression, no TLS yet); `pub use mysql` |
 //! | `tls` | no | TLS for PostgreSQL through rustls: `sslmode` up to `verify-full`, `sslrootcert`, client certificates |
 //! | `chrono`, `uuid`, `json`, `decimal` | no | wider [`Value`] variants: dates and times, UUIDs, JSON, exact decimals |
 //! | `tracing` | no | a span per statement and per pool wait, slow-statement warnings |
@@ -80,7 +81,7 @@
 //! | `streaming.md` | [`CursorResult`] as a stream: batches, memory bound, backpressure |
 //! | `cancellation.md` | what dropping each future does; statement and pool timeouts |
 //! | `pooling.md` | the pool's settings on [`EngineBuilder`], [`Engine::pool_status`] |
-//! | `sqlite.md`, `postgres.md` | each database: URLs, settings, types, concurrency |
+//! | `sqlite.md`, `postgres.md`, `mysql.md` | each database: URLs, settings, types, concurrency |
 //! | `from-sqlalchemy-aio.md` | sqlalchemy_aio's API beside this one, name by name |
 //! | `from-rusqlite-wrappers.md` | tokio-rusqlite, async-sqlite and deadpool-sqlite beside this crate |
 //! | `limitations.md` | what the crate does not do, or does differently |
@@ -89,7 +90,7 @@
 // Without a driver feature the crate builds (so every feature combination
 // does) but can only refuse URLs; silence what only drivers use.
 #![cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres")),
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
     allow(unused, unreachable_code)
 )]
 #![forbid(unsafe_code)]
@@ -189,6 +190,12 @@ pub use rusqlite;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres;
 
+/// The `mysql` crate sqlaio uses, for [`Connection::run_in_thread`] closures
+/// (`|raw: &mut mysql::Conn| ...`).
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub use mysql;
+
 /// The `sea_query` crate sqlaio renders statements with: build statements
 /// with it and pass them to any `execute`, `scalar` or `begin`-scoped call.
 #[cfg(feature = "sea-query")]
@@ -250,6 +257,11 @@ mod guide {
     #[cfg(feature = "postgres")]
     #[doc = include_str!("../docs/postgres.md")]
     struct Postgres;
+
+    /// Its examples need a server, so they are `no_run`: compiled only.
+    #[cfg(feature = "mysql")]
+    #[doc = include_str!("../docs/mysql.md")]
+    struct Mysql;
 
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/reliability.md")]

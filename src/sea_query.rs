@@ -77,7 +77,10 @@
 //! ```
 
 use ::sea_query as sq;
-use sq::{PostgresQueryBuilder, QueryStatementWriter, SchemaStatementBuilder, SqliteQueryBuilder};
+use sq::{
+    MysqlQueryBuilder, PostgresQueryBuilder, QueryStatementWriter, SchemaStatementBuilder,
+    SqliteQueryBuilder,
+};
 
 use crate::error::{Error, Result};
 use crate::params::Parameters;
@@ -89,6 +92,7 @@ fn query(statement: &impl QueryStatementWriter, dialect: Dialect) -> Result<Sql>
     let (text, values) = render(|| match dialect {
         Dialect::Sqlite => statement.build(SqliteQueryBuilder),
         Dialect::Postgres => statement.build(PostgresQueryBuilder),
+        Dialect::MySql => statement.build(MysqlQueryBuilder),
     })?;
     Ok(Sql::with_params(text, parameters(values)?))
 }
@@ -110,6 +114,7 @@ fn schema(statement: &impl SchemaStatementBuilder, dialect: Dialect) -> Result<S
     let text = render(|| match dialect {
         Dialect::Sqlite => statement.build(SqliteQueryBuilder),
         Dialect::Postgres => statement.build(PostgresQueryBuilder),
+        Dialect::MySql => statement.build(MysqlQueryBuilder),
     })?;
     Ok(Sql::new(text))
 }

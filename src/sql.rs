@@ -14,6 +14,8 @@ pub enum Dialect {
     Sqlite,
     /// PostgreSQL: placeholders `$1`.
     Postgres,
+    /// MySQL and MariaDB: placeholders `?`, or `:name`.
+    MySql,
 }
 
 /// One statement, ready to run: its text, optionally the values it carries

@@ -31,6 +31,7 @@ fn system(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => "sqlite",
         Dialect::Postgres => "postgresql",
+        Dialect::MySql => "mysql",
     }
 }
 

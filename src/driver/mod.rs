@@ -264,6 +264,7 @@ macro_rules! registry {
 registry! {
     feature = "sqlite" => sqlite::SqliteDriver ["sqlite", "sqlite3"],
     feature = "postgres" => postgres::PostgresDriver ["postgres", "postgresql"],
+    feature = "mysql" => mysql::MysqlDriver ["mysql", "mariadb"],
     test => fake::FakeDriver ["fake"],
 }
 

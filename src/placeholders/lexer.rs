@@ -53,6 +53,7 @@ impl Syntax {
         match dialect {
             Dialect::Sqlite => Syntax::Sqlite,
             Dialect::Postgres => Syntax::Postgres,
+            Dialect::MySql => Syntax::MySql,
         }
     }
 }

@@ -164,7 +164,7 @@ pub(crate) async fn answer<T>(
 /// that a thread waiting for the same core (maybe the very one awaited) gets it.
 pub(crate) fn pause(round: &mut u32, yield_every: u32) {
     *round = round.wrapping_add(1);
-    if *round % yield_every == 0 {
+    if round.is_multiple_of(yield_every) {
         std::thread::yield_now();
     } else {
         for _ in 0..8 {
