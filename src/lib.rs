@@ -80,6 +80,7 @@
 //! | `streaming.md` | [`CursorResult`] as a stream: batches, memory bound, backpressure |
 //! | `cancellation.md` | what dropping each future does; statement and pool timeouts |
 //! | `pooling.md` | the pool's settings on [`EngineBuilder`], [`Engine::pool_status`] |
+//! | `migrations.md` | [`migrate`](mod@migrate): versioned SQL migrations at start-up, the `migrate!` folder, locking |
 //! | `sqlite.md`, `postgres.md` | each database: URLs, settings, types, concurrency |
 //! | `from-sqlalchemy-aio.md` | sqlalchemy_aio's API beside this one, name by name |
 //! | `from-rusqlite-wrappers.md` | tokio-rusqlite, async-sqlite and deadpool-sqlite beside this crate |
@@ -101,12 +102,14 @@
     clippy::await_holding_lock
 )]
 
+mod block;
 mod config;
 mod connection;
 mod de;
 mod driver;
 mod engine;
 mod error;
+pub mod migrate;
 mod packed;
 mod params;
 mod pool;
@@ -218,6 +221,10 @@ mod guide {
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/sqlite.md")]
     struct Sqlite;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/migrations.md")]
+    struct Migrations;
 
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/cancellation.md")]
