@@ -126,6 +126,10 @@ async fn nap(duration: Duration) {
 async fn a_fresh_database_gets_every_migration(ctx: Ctx) -> TestResult {
     let engine = engine(&ctx);
     let migrator = sqlaio::migrate!("tests/migrations/basic");
+    fn is_send<T: Send>(_: &T) {}
+    // The futures can be spawned on a multi-threaded runtime.
+    is_send(&migrator.run(&engine));
+    is_send(&migrator.applied(&engine));
     assert_eq!(
         migrator.migrations().len(),
         3,

@@ -108,6 +108,15 @@ pub enum MigrateError {
         /// Its name.
         name: String,
     },
+    /// A fixture script of the test harness failed (`sqlaio::testing`).
+    #[error("fixture {index} failed: {source}")]
+    Fixture {
+        /// Its position in the list of fixtures, from 0.
+        index: usize,
+        /// The database's error.
+        #[source]
+        source: Error,
+    },
     /// A database call failed outside any one migration: connecting, the
     /// migrations table, the lock.
     #[error(transparent)]
