@@ -204,8 +204,8 @@ impl From<Problem> for MigrateError {
 /// and by [`run`](Migrator::run) before it touches the database. A unit
 /// test that calls `validate` catches them before any deployment does.
 ///
-/// Cheap to clone only as far as its migrations are: an embedded folder's
-/// SQL is borrowed from the program, so cloning copies pointers.
+/// Cloning copies the list of migrations; the SQL of an embedded folder is
+/// borrowed from the program, not copied.
 #[derive(Debug, Clone)]
 #[must_use = "a migrator does nothing until .run(&engine) is awaited"]
 pub struct Migrator {
