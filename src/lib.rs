@@ -67,6 +67,7 @@
 //! | `smol` | no | `SmolStrategy` |
 //! | `sea-query` | no | `sea_query` statements accepted by every `execute`, rendered in the engine's [`Dialect`]; `pub use sea_query` |
 //! | `serde` | no | `Row::deserialize` and `CursorResult::fetchall_as` and friends: rows into structs by column name |
+//! | `testing` | no | `sqlaio::testing`: a fresh database per test (a SQLite file, or a PostgreSQL schema), migrated, with fixtures, removed afterwards |
 //! | `full` | no | all of the above |
 //!
 //! # Guide
@@ -81,6 +82,8 @@
 //! | `streaming.md` | [`CursorResult`] as a stream: batches, memory bound, backpressure |
 //! | `cancellation.md` | what dropping each future does; statement and pool timeouts |
 //! | `pooling.md` | the pool's settings on [`EngineBuilder`], [`Engine::pool_status`] |
+//! | `migrations.md` | [`migrate`](mod@migrate): versioned SQL migrations at start-up, the `migrate!` folder, locking |
+//! | `testing.md` | `testing` (feature `testing`): a fresh, migrated database for each test |
 //! | `sqlite.md`, `postgres.md`, `mysql.md` | each database: URLs, settings, types, concurrency |
 //! | `from-sqlalchemy-aio.md` | sqlalchemy_aio's API beside this one, name by name |
 //! | `from-rusqlite-wrappers.md` | tokio-rusqlite, async-sqlite and deadpool-sqlite beside this crate |
@@ -102,12 +105,14 @@
     clippy::await_holding_lock
 )]
 
+mod block;
 mod connection;
 mod de;
 mod driver;
 mod engine;
 mod error;
 mod fetch;
+pub mod migrate;
 mod packed;
 mod params;
 mod placeholders;
@@ -121,6 +126,9 @@ mod scripted_tests;
 mod sea_query_sql;
 mod sql;
 mod strategy;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod timer;
 mod trace;
 mod tracker;
@@ -236,6 +244,15 @@ mod guide {
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/sqlite.md")]
     struct Sqlite;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/migrations.md")]
+    struct Migrations;
+
+    /// Its `tokio` example compiles to an empty `main` without that feature.
+    #[cfg(all(feature = "sqlite", feature = "testing"))]
+    #[doc = include_str!("../docs/testing.md")]
+    struct Testing;
 
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/cancellation.md")]
