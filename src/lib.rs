@@ -141,9 +141,6 @@ mod smol_strategy;
 
 pub use connection::Connection;
 pub use de::FromRow;
-#[cfg(feature = "serde")]
-#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use de::TypedRows;
 pub use engine::{
     Engine, EngineBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME,
@@ -152,6 +149,9 @@ pub use error::{BoxError, DecodeError, Error, Result};
 pub use params::{Parameters, Params};
 pub use pool::PoolStatus;
 pub use result::CursorResult;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use result::TypedRows;
 pub use row::{ColumnIndex, Row};
 pub use sql::{Dialect, IntoSql, Sql};
 pub use strategy::{Job, Strategy};

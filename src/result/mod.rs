@@ -19,6 +19,12 @@ use crate::row::{ColumnNames, Row};
 use crate::value::FromValue;
 use crate::worker::{self, Batch, Header, Limit, Request, Sink, BATCH_ROWS, STREAM_ROWS};
 
+#[cfg(feature = "serde")]
+mod typed;
+
+#[cfg(feature = "serde")]
+pub use self::typed::TypedRows;
+
 /// The connection behind a result or a transaction: borrowed from the
 /// caller, or owned (from [`Engine`](crate::Engine) methods) and returned to
 /// the pool when no longer needed.
@@ -526,127 +532,6 @@ impl<'c> CursorResult<'c> {
             Some(row) => row.get(0),
             None => T::from_missing().ok_or(Error::NoRows),
         }
-    }
-
-    /// The next row deserialized into `T`, or `None` when there are no more;
-    /// see [`Row::deserialize`] for how columns map to `T`.
-    ///
-    /// # Errors
-    /// As [`fetchone`](CursorResult::fetchone), and [`Error::Deserialize`]
-    /// when the row does not fit `T`.
-    ///
-    /// # Cancellation
-    /// As [`fetchone`](CursorResult::fetchone).
-    #[cfg(feature = "serde")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub async fn fetchone_as<T: serde::de::DeserializeOwned>(&mut self) -> Result<Option<T>> {
-        self.fetchone()
-            .await?
-            .map(|row| row.deserialize())
-            .transpose()
-    }
-
-    /// Up to `n` more rows deserialized into `T`; fewer only at the end of the result.
-    ///
-    /// # Errors
-    /// As [`fetchone_as`](CursorResult::fetchone_as).
-    ///
-    /// # Cancellation
-    /// As [`fetchone`](CursorResult::fetchone).
-    #[cfg(feature = "serde")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub async fn fetchmany_as<T: serde::de::DeserializeOwned>(
-        &mut self,
-        n: usize,
-    ) -> Result<Vec<T>> {
-        self.fetchmany(n)
-            .await?
-            .iter()
-            .map(Row::deserialize)
-            .collect()
-    }
-
-    /// Every remaining row deserialized into `T`.
-    ///
-    /// The rows still on the worker are deserialized there as they are read,
-    /// so a large result is held once, as `T`s, and never as [`Row`]s: for
-    /// plain columns about the memory of collecting the bare driver's rows
-    /// into the same type.
-    ///
-    /// ```
-    /// # futures::executor::block_on(async {
-    /// #[derive(serde::Deserialize)]
-    /// struct User {
-    ///     id: i64,
-    ///     name: String,
-    /// }
-    ///
-    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
-    /// let mut result = engine
-    ///     .execute("SELECT 1 AS id, 'Dan Rydell' AS name UNION ALL SELECT 2, 'Dana Whitaker'", ())
-    ///     .await?;
-    /// let users: Vec<User> = result.fetchall_as().await?;
-    /// assert_eq!(users.len(), 2);
-    /// assert_eq!((users[1].id, users[1].name.as_str()), (2, "Dana Whitaker"));
-    /// # Ok::<(), sqlaio::Error>(())
-    /// # }).unwrap();
-    /// ```
-    ///
-    /// # Errors
-    /// As [`fetchone_as`](CursorResult::fetchone_as); after an error the
-    /// result has no more rows.
-    ///
-    /// # Cancellation
-    /// Unlike the other fetches, dropping the future while the rows are read
-    /// interrupts the read (when the connection interrupts on drop, the
-    /// default) and closes the result: the rows deserialized so far cannot go
-    /// back into it, so later fetches fail with [`Error::Closed`] rather than
-    /// skip them.
-    #[cfg(feature = "serde")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub async fn fetchall_as<T: serde::de::DeserializeOwned + Send + 'static>(
-        &mut self,
-    ) -> Result<Vec<T>> {
-        self.fetch_into(|row| row.deserialize()).await
-    }
-
-    /// The first row deserialized into `T` (or `None`), closing the result.
-    ///
-    /// # Errors
-    /// As [`fetchone_as`](CursorResult::fetchone_as).
-    ///
-    /// # Cancellation
-    /// As [`first`](CursorResult::first).
-    #[cfg(feature = "serde")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub async fn first_as<T: serde::de::DeserializeOwned>(self) -> Result<Option<T>> {
-        self.first().await?.map(|row| row.deserialize()).transpose()
-    }
-
-    /// The rows as a [`Stream`] of `Result<T>`, each deserialized into `T`
-    /// as it arrives; rows are read in batches as by the result's own stream.
-    ///
-    /// ```
-    /// # futures::executor::block_on(async {
-    /// use futures::TryStreamExt;
-    ///
-    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
-    /// let sql = "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100) \
-    ///            SELECT n, n * n FROM s";
-    /// let squares: Vec<(i64, i64)> = engine
-    ///     .execute(sql, ())
-    ///     .await?
-    ///     .into_stream_as::<(i64, i64)>()
-    ///     .try_collect()
-    ///     .await?;
-    /// assert_eq!(squares[9], (10, 100));
-    /// # Ok::<(), sqlaio::Error>(())
-    /// # }).unwrap();
-    /// ```
-    #[cfg(feature = "serde")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub fn into_stream_as<T: serde::de::DeserializeOwned>(self) -> crate::de::TypedRows<'c, T> {
-        crate::de::TypedRows::new(self)
     }
 
     /// Closes the result: drops its buffered rows and finalizes its statement.
