@@ -115,6 +115,7 @@ mod row;
 #[cfg(feature = "sea-query")]
 #[path = "sea_query.rs"]
 mod sea_query_sql;
+mod session;
 mod sql;
 mod strategy;
 mod timer;

@@ -11,125 +11,15 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use async_channel::{Sender, WeakSender};
-use futures_channel::oneshot;
+use async_channel::WeakSender;
 
-use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::session::{Home, InUse, Session};
 use crate::sql::Dialect;
 use crate::strategy::Strategy;
 use crate::timer::Timer;
 use crate::trace::{AcquireTrace, TraceConfig};
-use crate::worker::{self, Interrupter, Request, Setup, Shared, Tracker, TxOp};
-
-/// A rollback waiting to go ahead of a connection's next request.
-///
-/// Until it is in the worker's queue, every request sent on the connection
-/// sends it first, so that none can overtake it while another waits for
-/// room in the queue; the worker runs each number once, and ignores copies
-/// of a number it has run or passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Undo {
-    pub(crate) op: TxOp,
-    pub(crate) id: u64,
-}
-
-impl Undo {
-    pub(crate) fn request(self) -> Request {
-        Request::Undo {
-            op: self.op,
-            id: self.id,
-        }
-    }
-}
-
-/// One open connection, as the async side holds it: the way to its worker and
-/// what the handle knows of its state.
-pub(crate) struct ConnState {
-    pub(crate) id: u64,
-    pub(crate) sender: Sender<Request>,
-    pub(crate) shared: Arc<Shared>,
-    /// Transaction levels opened through handles (1 = `BEGIN`, 2+ = savepoints).
-    pub(crate) depth: u32,
-    /// A rollback to send before the next request (a transaction was dropped
-    /// or a `begin` cancelled). It stays here until it is in the queue:
-    /// every request sent meanwhile sends it first (see [`Undo`]).
-    pub(crate) pending: Option<Undo>,
-    /// The number of the last rollback put in `pending`.
-    pub(crate) last_undo: u64,
-    /// A full rollback was queued and not yet confirmed by a reply.
-    pub(crate) rollback_queued: bool,
-    /// The cursor the worker may still hold open.
-    pub(crate) open_cursor: Option<u64>,
-    /// The number of the last request sent (also the id of any cursor it opened).
-    pub(crate) next_seq: u64,
-    /// Interrupts the statement running on the worker.
-    pub(crate) interrupter: Arc<Interrupter>,
-    /// Whether dropping a statement's future interrupts it.
-    pub(crate) interrupt_on_drop: bool,
-    /// The timeout of each statement; reset to the engine's on return to the pool.
-    pub(crate) statement_timeout: Option<Duration>,
-    /// When the connection was opened, and when it last went back to the pool.
-    pub(crate) opened: Instant,
-    pub(crate) returned: Instant,
-}
-
-impl ConnState {
-    /// `true` once the worker stopped or the channel was closed.
-    pub(crate) fn is_stopped(&self) -> bool {
-        self.sender.is_closed() || self.shared.stopped.load(Ordering::SeqCst)
-    }
-
-    /// `true` while a transaction is open on the connection, as far as this side knows.
-    pub(crate) fn in_transaction(&self) -> bool {
-        self.depth > 0 || (!self.rollback_queued && self.shared.in_tx.load(Ordering::SeqCst))
-    }
-
-    /// Adds a rollback to the pending work; the deeper rollback covers the shallower.
-    pub(crate) fn add_pending(&mut self, op: TxOp) {
-        let level = |op: TxOp| match op {
-            TxOp::RollbackTo(d) => d,
-            _ => 0,
-        };
-        match self.pending {
-            Some(old) if level(old.op) <= level(op) => {}
-            _ => {
-                self.last_undo += 1;
-                self.pending = Some(Undo {
-                    op,
-                    id: self.last_undo,
-                });
-            }
-        }
-        if level(op) == 0 {
-            self.rollback_queued = true;
-        }
-    }
-
-    /// Queues the pending rollback without waiting, if the queue has room.
-    pub(crate) fn try_flush(&mut self) {
-        if let Some(undo) = self.pending {
-            if self.sender.try_send(undo.request()).is_ok() {
-                self.pending = None;
-            }
-        }
-    }
-
-    /// The pending rollback `id` is in the queue: later requests need not send it.
-    pub(crate) fn undo_sent(&mut self, id: u64) {
-        if self.pending.is_some_and(|undo| undo.id == id) {
-            self.pending = None;
-        }
-    }
-
-    /// The reset that ends a lease: it also stands for every rollback
-    /// numbered so far, so a copy of one still on its way is not run after it.
-    pub(crate) fn reset(&self) -> Request {
-        Request::Reset {
-            undone: self.last_undo,
-        }
-    }
-}
+use crate::worker::{self, Interrupter, Request, Setup, Shared, Tracker};
 
 /// Settings of a pool and of every connection it opens.
 #[derive(Debug, Clone)]
@@ -146,7 +36,7 @@ pub(crate) struct PoolConfig {
 }
 
 struct State {
-    idle: Vec<ConnState>,
+    idle: Vec<Session>,
     /// Connections open or being opened.
     size: usize,
     closed: bool,
@@ -165,7 +55,7 @@ struct State {
 /// What a waiting caller is handed.
 enum Handoff {
     /// A connection, taken out of the pool for it.
-    Conn(ConnState),
+    Conn(Session),
     /// Room to open a new connection (already counted in `size`).
     Open,
     /// A place on a lane, for a caller in line for an engine-level statement.
@@ -184,7 +74,7 @@ struct Waiter {
 
 /// What a caller in line gets: a connection of its own, or a place on a lane.
 enum Got {
-    Lease(Lease),
+    Session(Session),
     Join(Arc<Lane>),
 }
 
@@ -241,7 +131,7 @@ impl fmt::Debug for Pool {
 
 /// What `try_take` found.
 enum Take {
-    Conn(ConnState),
+    Conn(Session),
     Open,
     Wait(Arc<Waiter>),
 }
@@ -317,9 +207,9 @@ impl Pool {
     /// # Cancellation
     /// Dropping the future leaves the line; a connection handed to it goes to
     /// the next caller, and one being opened for it is closed by its worker.
-    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease> {
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<InUse> {
         match self.acquire_as(false).await? {
-            Got::Lease(lease) => Ok(lease),
+            Got::Session(session) => Ok(self.lend(session)),
             // Only callers in line for a lane are handed one.
             Got::Join(_) => Err(Error::Closed("engine")),
         }
@@ -368,7 +258,7 @@ impl Pool {
             };
             if let Some(conn) = self.check(conn).await {
                 self.top_up();
-                return Ok(Got::Lease(Lease::new(conn, self.clone())));
+                return Ok(Got::Session(conn));
             }
         }
     }
@@ -383,18 +273,17 @@ impl Pool {
         if let Some(lane) = self.join_lane() {
             return Ok(lane);
         }
-        let lease = match self.acquire_as(true).await? {
-            Got::Lease(lease) => lease,
+        let session = match self.acquire_as(true).await? {
+            Got::Session(session) => session,
             Got::Join(lane) => return Ok(lane),
         };
-        let state = lease.state_ref();
         let info = Arc::new(LaneInfo {
             pinned: AtomicBool::new(false),
-            shared: state.shared.clone(),
-            retires: self.config.max_lifetime.map(|max| state.opened + max),
+            shared: session.shared().clone(),
+            retires: self.config.max_lifetime.map(|max| session.opened() + max),
         });
         let lane = Arc::new(Lane {
-            conn: Connection::new(lease),
+            session: self.lend(session),
             info: info.clone(),
         });
         let mut state = self.lock();
@@ -469,7 +358,7 @@ impl Pool {
     }
 
     /// Checks a connection about to be handed out; `None` if it was dead and is discarded.
-    async fn check(&self, conn: ConnState) -> Option<ConnState> {
+    async fn check(&self, conn: Session) -> Option<Session> {
         if conn.is_stopped() {
             self.discard();
             return None;
@@ -477,10 +366,7 @@ impl Pool {
         if !self.config.test_before_acquire {
             return Some(conn);
         }
-        let (reply, answer) = oneshot::channel();
-        let alive = conn.sender.send(Request::Ping { reply }).await.is_ok()
-            && matches!(answer.await, Ok(Ok(())));
-        if alive {
+        if conn.ping().await {
             Some(conn)
         } else {
             drop(conn);
@@ -492,7 +378,7 @@ impl Pool {
     /// Opens a new connection in a slot already counted in `size`, retrying
     /// transient failures (server starting, refused connection) until the
     /// acquire timeout ends the wait.
-    async fn open(self: &Arc<Self>) -> Result<ConnState> {
+    async fn open(self: &Arc<Self>) -> Result<Session> {
         let slot = Slot(self);
         let mut backoff = Duration::from_millis(10);
         let spawned = loop {
@@ -519,7 +405,7 @@ impl Pool {
     }
 
     /// Registers a newly opened connection; `None` if the engine closed meanwhile.
-    fn adopt(self: &Arc<Self>, id: u64, spawned: worker::Spawned) -> Option<ConnState> {
+    fn adopt(self: &Arc<Self>, id: u64, spawned: worker::Spawned) -> Option<Session> {
         let mut state = self.lock();
         if state.closed {
             return None;
@@ -533,22 +419,12 @@ impl Pool {
         if !self.reaper.swap(true, Ordering::Relaxed) {
             self.schedule_reaper();
         }
-        Some(ConnState {
+        Some(Session::new(
             id,
-            sender: spawned.sender,
-            shared: spawned.shared,
-            depth: 0,
-            pending: None,
-            last_undo: 0,
-            rollback_queued: false,
-            open_cursor: None,
-            next_seq: 0,
-            interrupter: spawned.interrupter,
-            interrupt_on_drop: self.config.interrupt_on_drop,
-            statement_timeout: self.config.statement_timeout,
-            opened: Instant::now(),
-            returned: Instant::now(),
-        })
+            spawned,
+            self.config.interrupt_on_drop,
+            self.config.statement_timeout,
+        ))
     }
 
     /// Opens connections in the background until `min_connections` are open
@@ -618,12 +494,12 @@ impl Pool {
     }
 
     /// `true` when a connection outlived `max_lifetime`, or its driver asked to be replaced.
-    fn expired(&self, conn: &ConnState, now: Instant) -> bool {
-        conn.shared.worn_out.load(Ordering::SeqCst)
+    fn expired(&self, conn: &Session, now: Instant) -> bool {
+        conn.is_worn_out()
             || self
                 .config
                 .max_lifetime
-                .is_some_and(|max| now.duration_since(conn.opened) >= max)
+                .is_some_and(|max| now.duration_since(conn.opened()) >= max)
     }
 
     /// Closes idle connections past `idle_timeout` or `max_lifetime`, keeping
@@ -641,7 +517,7 @@ impl Pool {
                 let idle_too_long = self
                     .config
                     .idle_timeout
-                    .is_some_and(|t| now.duration_since(conn.returned) >= t);
+                    .is_some_and(|t| now.duration_since(conn.returned()) >= t);
                 let removable = state.size - gone.len() > self.config.min_connections;
                 if conn.is_stopped() || self.expired(&conn, now) || (idle_too_long && removable) {
                     gone.push(conn);
@@ -699,7 +575,7 @@ impl Pool {
 
     /// Takes a connection back: clean ones go to the first waiter or idle,
     /// dirty ones are reset first, dead ones are dropped.
-    fn release(&self, mut conn: ConnState) {
+    fn release(&self, mut conn: Session) {
         let mut state = self.lock();
         if state.closed
             || state.orphaned
@@ -710,18 +586,7 @@ impl Pool {
             self.hand_room(&mut state);
             return;
         }
-        if conn.pending.is_some() || conn.open_cursor.is_some() || conn.in_transaction() {
-            conn.pending = None;
-            conn.open_cursor = None;
-            conn.depth = 0;
-            if conn.sender.try_send(conn.reset()).is_err() {
-                conn.add_pending(TxOp::Rollback);
-            } else {
-                conn.rollback_queued = true;
-            }
-        }
-        conn.statement_timeout = self.config.statement_timeout;
-        conn.returned = Instant::now();
+        conn.end_lease(self.config.statement_timeout);
         let first = state.waiters.pop_front();
         self.count_waiting(&state);
         match first {
@@ -787,6 +652,21 @@ impl Pool {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
+    }
+
+    /// Lends a session out; it comes back through [`Home::take_back`].
+    fn lend(self: &Arc<Self>, session: Session) -> InUse {
+        InUse::new(session, self.clone(), self.dialect(), self.config.trace)
+    }
+}
+
+impl Home for Pool {
+    fn take_back(&self, session: Session) {
+        self.release(session);
+    }
+
+    fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -905,11 +785,16 @@ const LANE_PATIENCE: Duration = Duration::from_millis(10);
 /// connection of its own (see `worker::Ticket::lane`). The connection goes
 /// back to the pool when the last statement's result is done with it.
 pub(crate) struct Lane {
-    pub(crate) conn: Connection,
+    session: InUse,
     info: Arc<LaneInfo>,
 }
 
 impl Lane {
+    /// The session the lane's statements go through.
+    pub(crate) fn session(&self) -> &InUse {
+        &self.session
+    }
+
     /// Takes no more statements: one of them left a result with rows on the
     /// worker, or a transaction open, or was handed back.
     pub(crate) fn pin(&self) {
@@ -942,45 +827,6 @@ impl LaneInfo {
             && shared.busy_ns.load(Ordering::Relaxed) < LANE_PATIENCE.as_nanos() as u64
             && shared.running_for(now) < LANE_PATIENCE
             && self.retires.is_none_or(|at| now < at)
-    }
-}
-
-/// A connection taken from the pool; dropping it gives the connection back.
-pub(crate) struct Lease {
-    conn: Option<ConnState>,
-    pool: Arc<Pool>,
-}
-
-impl Lease {
-    fn new(conn: ConnState, pool: Arc<Pool>) -> Lease {
-        Lease {
-            conn: Some(conn),
-            pool,
-        }
-    }
-
-    pub(crate) fn state(&mut self) -> &mut ConnState {
-        self.conn
-            .as_mut()
-            .expect("a lease holds its connection until dropped")
-    }
-
-    pub(crate) fn state_ref(&self) -> &ConnState {
-        self.conn
-            .as_ref()
-            .expect("a lease holds its connection until dropped")
-    }
-
-    pub(crate) fn pool(&self) -> &Arc<Pool> {
-        &self.pool
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool.release(conn);
-        }
     }
 }
 

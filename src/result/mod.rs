@@ -5,50 +5,23 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 
-use futures_channel::oneshot;
 use futures_core::future::BoxFuture;
 use futures_core::Stream;
 
-use crate::connection::Connection;
+use crate::connection::ConnRef;
 use crate::error::{Error, Result};
-use crate::pool::Lane;
 use crate::row::{ColumnNames, Row};
 use crate::value::FromValue;
-use crate::worker::{self, Batch, Header, Limit, Request, Sink, BATCH_ROWS, STREAM_ROWS};
+use crate::worker::{Batch, Header, Limit, Sink, BATCH_ROWS, STREAM_ROWS};
 
 #[cfg(feature = "serde")]
 mod typed;
 
 #[cfg(feature = "serde")]
 pub use self::typed::TypedRows;
-
-/// The connection behind a result or a transaction: borrowed from the
-/// caller, or owned (from [`Engine`](crate::Engine) methods) and returned to
-/// the pool when no longer needed.
-///
-/// No `Drop` impl here on purpose: a borrowed result's borrow ends at its
-/// last use, not at the end of its scope.
-pub(crate) enum ConnRef<'c> {
-    Borrowed(&'c Connection),
-    Owned(Connection),
-    /// A pooled connection shared with other engine-level statements.
-    Lane(Arc<Lane>),
-    Released,
-}
-
-impl ConnRef<'_> {
-    pub(crate) fn get(&self) -> Option<&Connection> {
-        match self {
-            ConnRef::Borrowed(c) => Some(c),
-            ConnRef::Owned(c) => Some(c),
-            ConnRef::Lane(lane) => Some(&lane.conn),
-            ConnRef::Released => None,
-        }
-    }
-}
 
 /// The result of a statement: what it did, and the rows it returns.
 ///
@@ -72,7 +45,7 @@ impl ConnRef<'_> {
 /// returns them all at once.
 ///
 /// # Dropping
-/// A result from [`Connection::execute`] borrows its connection; a result
+/// A result from [`Connection::execute`](crate::Connection::execute) borrows its connection; a result
 /// from [`Engine::execute`](crate::Engine::execute) owns one and returns it
 /// to the pool once drained, closed or dropped. Dropping a result that still
 /// has rows finalizes its statement on the worker before the connection's
@@ -180,17 +153,11 @@ impl<'c> CursorResult<'c> {
         self.inflight = None;
         self.queued = None;
         if let Some(cursor) = self.cursor.take() {
-            if let Some(conn) = self.conn.get() {
-                let _ = conn.with_state(|state| {
-                    if state.open_cursor == Some(cursor) {
-                        state.open_cursor = None;
-                    }
-                });
+            if let Some(session) = self.conn.session() {
+                session.cursor_done(cursor);
             }
         }
-        if matches!(self.conn, ConnRef::Owned(_) | ConnRef::Lane(_)) {
-            self.conn = ConnRef::Released;
-        }
+        self.conn.release();
     }
 
     /// The column names, in order; empty for a statement that returns no rows.
@@ -266,26 +233,8 @@ impl<'c> CursorResult<'c> {
     /// Dropping the future after the request is sent interrupts the read
     /// (when the connection interrupts on drop).
     fn fetch(&self, cursor: u64, limit: Limit) -> Result<BoxFuture<'static, Result<Batch>>> {
-        let conn = self.conn.get().ok_or(Error::Closed("connection"))?;
-        let (ticket, guard) = conn.number()?;
-        let (sender, spin) =
-            conn.with_state(|s| (s.sender.clone(), s.shared.spin_budget(s.sender.len())))?;
-        Ok(Box::pin(async move {
-            let (reply, answer) = oneshot::channel();
-            sender
-                .send(Request::Fetch {
-                    cursor,
-                    ticket,
-                    limit,
-                    reply,
-                })
-                .await
-                .map_err(|_| Error::Closed("connection"))?;
-            let guard = guard.arm();
-            let batch = worker::answer(answer, spin).await;
-            guard.disarm();
-            batch
-        }))
+        let session = self.conn.session().ok_or(Error::Closed("connection"))?;
+        Ok(Box::pin(session.fetch(cursor, limit)?))
     }
 
     /// The next streaming batch: the size set by [`CursorResult::yield_per`],
@@ -331,22 +280,10 @@ impl<'c> CursorResult<'c> {
         limit: impl FnOnce(&mut Self) -> Limit,
     ) -> Option<Mutex<BoxFuture<'static, Result<Batch>>>> {
         let cursor = self.cursor?;
-        let conn = self.conn.get()?;
-        // The guard is never armed: nothing to interrupt on drop.
-        let ((ticket, _unarmed), sender) = conn
-            .with_state(|s| (Connection::numbered(s), s.sender.clone()))
-            .ok()?;
-        let (reply, answer) = oneshot::channel();
-        let request = Request::Fetch {
-            cursor,
-            ticket,
-            limit: limit(self),
-            reply,
-        };
-        sender.try_send(request).ok()?;
-        Some(Mutex::new(Box::pin(async move {
-            answer.await.unwrap_or(Err(Error::WorkerGone))
-        })))
+        self.conn.session()?;
+        let limit = limit(self);
+        let fetch = self.conn.session()?.fetch_now(cursor, limit)?;
+        Some(Mutex::new(Box::pin(fetch)))
     }
 
     /// Every remaining row converted by `decode`; rows still to come are
@@ -547,13 +484,8 @@ impl<'c> CursorResult<'c> {
         self.inflight = None;
         self.queued = None;
         if let Some(cursor) = self.cursor {
-            let open = self.conn.get().and_then(|c| {
-                c.with_state(|s| (s.open_cursor == Some(cursor)).then(|| s.sender.clone()))
-                    .ok()
-                    .flatten()
-            });
-            if let Some(sender) = open {
-                let _ = sender.send(Request::CloseCursor { cursor }).await;
+            if let Some(session) = self.conn.session() {
+                session.close_cursor(cursor).await;
             }
             self.exhausted();
         }
