@@ -112,13 +112,13 @@ impl Session {
     }
 
     /// `true` while a transaction is open on the connection, as far as this side knows.
-    pub(crate) fn in_transaction(&self) -> bool {
+    fn in_transaction(&self) -> bool {
         self.depth > 0 || (!self.rollback_queued && self.shared.in_tx.load(Ordering::SeqCst))
     }
 
     /// `true` when the worker may hold something of the lease: a rollback
     /// still to send, an open cursor, or a transaction.
-    pub(crate) fn is_dirty(&self) -> bool {
+    fn is_dirty(&self) -> bool {
         self.undo.is_some() || self.open_cursor.is_some() || self.in_transaction()
     }
 
@@ -145,7 +145,7 @@ impl Session {
     /// # Cancellation
     /// Dropped before the reset is queued, the session stays dirty, and the
     /// end of its lease resets it (see [`end_lease`](Session::end_lease)).
-    pub(crate) async fn reset(&mut self) {
+    async fn reset(&mut self) {
         if self.is_dirty() && !self.is_stopped() {
             let (sender, reset) = (self.sender.clone(), self.reset_request());
             if sender.send(reset).await.is_ok() {
@@ -171,9 +171,9 @@ impl Session {
 
     /// A cheap liveness check: one round trip to the database.
     pub(crate) async fn ping(&self) -> bool {
-        let (reply, answer) = oneshot::channel();
+        let (reply, receiver) = oneshot::channel();
         self.sender.send(Request::Ping { reply }).await.is_ok()
-            && matches!(answer.await, Ok(Ok(())))
+            && matches!(receiver.await, Ok(Ok(())))
     }
 
     /// Adds a rollback to the one waiting to be sent; the deeper rollback
