@@ -2,24 +2,24 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::Sender;
-use futures_channel::oneshot;
 
 use crate::error::{Error, Result};
 use crate::params::{Parameters, Params};
-use crate::pool::{ConnState, Lease, Undo};
-use crate::result::{ConnRef, CursorResult};
+use crate::pool::Lane;
+use crate::result::CursorResult;
+use crate::session::{InUse, Started};
 use crate::sql::{Dialect, IntoSql, Sql};
-use crate::trace::{StatementTrace, TraceConfig};
+use crate::trace::StatementTrace;
 use crate::transaction::Transaction;
 use crate::value::FromValue;
-use crate::worker::{self, Feed, Header, Interrupter, Reason, Reply, Request, Ticket, TxOp};
+use crate::worker::{Feed, Header, TxOp};
 
-/// Parameter sets in the first chunk of an `execute_many` batch, sent with
-/// its request; the rest follow in chunks while the worker runs the first.
+/// Parameter sets in the first chunk of an `execute_many`, sent with its
+/// request; the rest follow in chunks while the worker runs the first.
 const FIRST_CHUNK: usize = 64;
 /// Parameter sets in a later chunk, at most: each chunk is twice as large as
 /// the one before, up to this.
@@ -30,9 +30,9 @@ fn chunk<P: Params>(sets: &mut impl Iterator<Item = P>, size: usize) -> Vec<Para
     sets.take(size).map(|set| set.into_parameters()).collect()
 }
 
-/// Sends the rest of an `execute_many` batch (if `feed` is there to take
-/// it) in chunks, then its end; stops early when the worker stopped the
-/// batch (its answer says why).
+/// Sends the rest of an `execute_many`'s parameter sets (if `feed` is there
+/// to take them) in chunks, then their end; stops early when the worker
+/// stopped the statement (its reply says why).
 fn send_chunks<P: Params>(feed: Option<Sender<Feed>>, mut sets: impl Iterator<Item = P>) {
     let Some(feed) = feed else {
         return;
@@ -53,20 +53,47 @@ fn send_chunks<P: Params>(feed: Option<Sender<Feed>>, mut sets: impl Iterator<It
     }
 }
 
-/// A statement-like request, numbered and sent unless the queue was full.
-struct Started<T> {
-    /// Interrupts the request if the caller's future is dropped once it was sent.
-    guard: InFlight,
-    awaited: Awaited<T>,
-    /// The request, and a rollback to send before it, when the queue was full.
-    unsent: Option<(Sender<Request>, Option<Undo>, Request)>,
+/// The connection behind a result or a transaction: borrowed from the
+/// caller, or owned (from [`Engine`](crate::Engine) methods) and returned to
+/// the pool when no longer needed.
+///
+/// No `Drop` impl here on purpose: a borrowed result's borrow ends at its
+/// last use, not at the end of its scope.
+pub(crate) enum ConnRef<'c> {
+    Borrowed(&'c Connection),
+    Owned(Connection),
+    /// A pooled connection shared with other engine-level statements.
+    Lane(Arc<Lane>),
+    Released,
 }
 
-/// A request's answer slot, and how long to check for the answer before
-/// sleeping (see [`worker::answer`]).
-pub(crate) struct Awaited<T> {
-    answer: oneshot::Receiver<Result<T>>,
-    spin: Duration,
+impl ConnRef<'_> {
+    /// The session the statements go through; `None` once released.
+    pub(crate) fn session(&self) -> Option<&InUse> {
+        match self {
+            ConnRef::Borrowed(c) => Some(&c.session),
+            ConnRef::Owned(c) => Some(&c.session),
+            ConnRef::Lane(lane) => Some(lane.session()),
+            ConnRef::Released => None,
+        }
+    }
+
+    /// The connection of a transaction (never a lane).
+    pub(crate) fn connection(&self) -> Option<&Connection> {
+        match self {
+            ConnRef::Borrowed(c) => Some(c),
+            ConnRef::Owned(c) => Some(c),
+            ConnRef::Lane(_) | ConnRef::Released => None,
+        }
+    }
+
+    /// Gives an owned connection (or a place on a lane) back; a borrowed
+    /// one stays borrowed.
+    pub(crate) fn release(&mut self) {
+        if matches!(self, ConnRef::Owned(_) | ConnRef::Lane(_)) {
+            *self = ConnRef::Released;
+        }
+    }
 }
 
 /// A connection taken from an [`Engine`](crate::Engine)'s pool.
@@ -107,295 +134,25 @@ pub(crate) struct Awaited<T> {
 /// # }).unwrap();
 /// ```
 pub struct Connection {
-    lease: Mutex<Option<Lease>>,
-    /// Fixed for the connection's life: read without locking.
-    dialect: Dialect,
-    trace: TraceConfig,
+    session: InUse,
 }
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lease = self.lock();
         let mut d = f.debug_struct("Connection");
-        match lease.as_ref() {
-            Some(lease) => d
-                .field("id", &lease.state_ref().id)
-                .field("url", &lease.pool().url)
-                .field("in_transaction", &lease.state_ref().in_transaction()),
-            None => d.field("closed", &true),
-        };
+        self.session.debug_fields(&mut d);
         d.finish()
     }
 }
 
 impl Connection {
-    pub(crate) fn new(lease: Lease) -> Connection {
-        Connection {
-            dialect: lease.pool().dialect(),
-            trace: lease.pool().config.trace,
-            lease: Mutex::new(Some(lease)),
-        }
+    pub(crate) fn new(session: InUse) -> Connection {
+        Connection { session }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Lease>> {
-        // Never held across an await or user code; the data stays consistent.
-        self.lease.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Runs `f` on the connection's state, briefly locked.
-    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut ConnState) -> R) -> Result<R> {
-        let mut lease = self.lock();
-        match lease.as_mut() {
-            Some(lease) if !lease.state_ref().is_stopped() => Ok(f(lease.state())),
-            _ => Err(Error::Closed("connection")),
-        }
-    }
-
-    /// Sends a request, after any pending rollback; returns how long to
-    /// check for its answer before sleeping (see [`worker::answer`]).
-    pub(crate) async fn send_request(&self, request: Request) -> Result<Duration> {
-        let (sender, pending, spin) = self.with_state(|state| Self::outgoing(state, false))?;
-        self.post(&sender, pending, request).await?;
-        Ok(spin)
-    }
-
-    /// Readies the state for a new request: its way to the worker, any
-    /// rollback that must go first, and how long to check for the answer
-    /// (read before the request goes: the worker stops checking once it has it).
-    fn outgoing(state: &mut ConnState, lane: bool) -> (Sender<Request>, Option<Undo>, Duration) {
-        if !lane {
-            // Any other request closes the open cursor on the worker (a
-            // lane statement is bounced instead: see `Ticket::lane`).
-            state.open_cursor = None;
-        }
-        state.try_flush();
-        let spin = state.shared.spin_budget(state.sender.len());
-        (state.sender.clone(), state.pending, spin)
-    }
-
-    /// Sends the pending rollback, if any, then the request, without waiting;
-    /// gives back what it could not send (the queue is full or closed).
-    fn try_post(
-        &self,
-        sender: &Sender<Request>,
-        pending: Option<Undo>,
-        request: Request,
-    ) -> Option<(Option<Undo>, Request)> {
-        if let Some(undo) = pending {
-            if sender.try_send(undo.request()).is_err() {
-                return Some((pending, request));
-            }
-            let _ = self.with_state(|state| state.undo_sent(undo.id));
-        }
-        match sender.try_send(request) {
-            Ok(()) => None,
-            Err(e) => Some((None, e.into_inner())),
-        }
-    }
-
-    /// Sends the pending rollback, if any, then the request. The rollback
-    /// stays pending until it is in the queue, so a request sent meanwhile
-    /// sends it too (the worker runs it once), and it survives this future
-    /// being dropped.
-    async fn post(
-        &self,
-        sender: &Sender<Request>,
-        pending: Option<Undo>,
-        request: Request,
-    ) -> Result<()> {
-        if let Some(undo) = pending {
-            sender
-                .send(undo.request())
-                .await
-                .map_err(|_| Error::Closed("connection"))?;
-            let _ = self.with_state(|state| state.undo_sent(undo.id));
-        }
-        sender
-            .send(request)
-            .await
-            .map_err(|_| Error::Closed("connection"))
-    }
-
-    /// Sends a request built around a new reply slot and returns the slot.
-    pub(crate) async fn send<T>(
-        &self,
-        make: impl FnOnce(Reply<T>) -> Request,
-    ) -> Result<Awaited<T>> {
-        let (reply, answer) = oneshot::channel();
-        let spin = self.send_request(make(reply)).await?;
-        Ok(Awaited { answer, spin })
-    }
-
-    /// Awaits an answer, and notes that the worker's state is current again.
-    pub(crate) async fn receive<T>(&self, awaited: Awaited<T>) -> Result<T> {
-        let result = worker::answer(awaited.answer, awaited.spin).await;
-        let lost = matches!(&result, Err(e) if e.is_connection_lost());
-        let _ = self.with_state(|state| {
-            // Unless a full rollback is still waiting to go into the queue.
-            state.rollback_queued = state.pending.is_some_and(|undo| undo.op == TxOp::Rollback);
-            if lost {
-                // Never hand this connection out again; its worker stops too.
-                state
-                    .shared
-                    .stopped
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                state.sender.close();
-            }
-        });
-        result
-    }
-
-    async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
-        let answer = self.send(make).await?;
-        self.receive(answer).await
-    }
-
-    /// Sends a statement-like request (numbered, and interrupted if this future is dropped
-    /// while it runs) and awaits its answer.
-    async fn statement<T>(
-        &self,
-        timeout: Option<Option<Duration>>,
-        lane: bool,
-        make: impl FnOnce(Ticket, Reply<T>) -> Request,
-    ) -> Result<T> {
-        let started = self.start(timeout, lane, make)?;
-        self.finish(started).await
-    }
-
-    /// Numbers a statement-like request and sends it, if the queue has room
-    /// (see [`finish`](Connection::finish) for the rest).
-    fn start<T>(
-        &self,
-        timeout: Option<Option<Duration>>,
-        lane: bool,
-        make: impl FnOnce(Ticket, Reply<T>) -> Request,
-    ) -> Result<Started<T>> {
-        // One look at the state for numbering and sending.
-        let ((mut ticket, guard), (sender, pending, spin)) =
-            self.with_state(|state| (Self::numbered(state), Self::outgoing(state, lane)))?;
-        if let Some(timeout) = timeout {
-            ticket.timeout = timeout;
-        }
-        ticket.lane = lane;
-        let (reply, answer) = oneshot::channel();
-        let unsent = self
-            .try_post(&sender, pending, make(ticket, reply))
-            .map(|(pending, request)| (sender, pending, request));
-        Ok(Started {
-            guard,
-            awaited: Awaited { answer, spin },
-            unsent,
-        })
-    }
-
-    /// Sends a started request if it is still unsent, then awaits its answer
-    /// (interrupting the request if this future is dropped meanwhile).
-    async fn finish<T>(&self, started: Started<T>) -> Result<T> {
-        let Started {
-            guard,
-            awaited,
-            unsent,
-        } = started;
-        if let Some((sender, pending, request)) = unsent {
-            self.post(&sender, pending, request).await?;
-        }
-        let guard = guard.arm();
-        let result = self.receive(awaited).await;
-        guard.disarm();
-        result
-    }
-
-    /// A fresh request number, and the guard that would interrupt it.
-    pub(crate) fn number(&self) -> Result<(Ticket, InFlight)> {
-        self.with_state(Self::numbered)
-    }
-
-    pub(crate) fn numbered(state: &mut ConnState) -> (Ticket, InFlight) {
-        state.next_seq += 1;
-        let guard = InFlight {
-            interrupter: state.interrupt_on_drop.then(|| state.interrupter.clone()),
-            seq: state.next_seq,
-            armed: false,
-        };
-        let ticket = Ticket {
-            seq: state.next_seq,
-            timeout: state.statement_timeout,
-            lane: false,
-        };
-        (ticket, guard)
-    }
-
-    /// The dialect of this connection's database.
-    pub(crate) fn dialect(&self) -> Result<Dialect> {
-        Ok(self.dialect)
-    }
-
-    /// Renders a statement and merges the parameters it carries with the call's.
-    pub(crate) fn prepare(&self, sql: impl IntoSql, params: Parameters) -> Result<Sql> {
-        let mut sql = checked(sql.into_sql(self.dialect()?)?)?;
-        match (&sql.params, params.is_empty()) {
-            (Some(_), false) => {
-                return Err(Error::Parameter(
-                    "this statement carries its own parameters: pass () as the parameters".into(),
-                ))
-            }
-            (None, _) => sql.params = Some(params),
-            (Some(_), true) => {}
-        }
-        Ok(sql)
-    }
-
-    /// Starts the trace of one statement.
-    fn trace(&self, sql: &str, params: Option<&Parameters>) -> StatementTrace {
-        StatementTrace::start(&self.trace, self.dialect, sql, params)
-    }
-
+    /// Runs one statement on this connection.
     pub(crate) async fn run(&self, sql: Sql) -> Result<(Header, u64)> {
-        self.run_as(sql, false).await
-    }
-
-    /// Runs an engine-level statement on a connection it may share with
-    /// others (see `pool::Lane`); the header's `bounced` holds the statement
-    /// when the worker did not run it.
-    pub(crate) async fn run_in_lane(&self, sql: Sql) -> Result<(Header, u64)> {
-        self.run_as(sql, true).await
-    }
-
-    async fn run_as(&self, sql: Sql, lane: bool) -> Result<(Header, u64)> {
-        let trace = self.trace(&sql.text, sql.params.as_ref());
-        let mut cursor = 0;
-        let Sql {
-            text,
-            params,
-            timeout,
-        } = sql;
-        let header = self
-            .statement(timeout, lane, |ticket, reply| {
-                cursor = ticket.seq;
-                Request::Execute {
-                    ticket,
-                    sql: text,
-                    params: params.unwrap_or_default(),
-                    reply,
-                }
-            })
-            .await;
-        if matches!(&header, Ok(h) if h.bounced.is_some()) {
-            trace.bounced();
-            return header.map(|h| (h, cursor));
-        }
-        trace.finish(&header, |h| {
-            if h.returns_rows {
-                h.batch.len() as u64
-            } else {
-                h.rowcount
-            }
-        });
-        let header = header?;
-        if !header.batch.done {
-            self.with_state(|state| state.open_cursor = Some(cursor))?;
-        }
-        Ok((header, cursor))
+        self.session.execute(sql, false).await
     }
 
     /// Runs one statement with bound parameters and returns its result.
@@ -427,7 +184,7 @@ impl Connection {
         sql: impl IntoSql,
         params: impl Params,
     ) -> Result<CursorResult<'_>> {
-        let sql = self.prepare(sql, params.into_parameters())?;
+        let sql = prepare(self.session.dialect(), sql, params.into_parameters())?;
         let (header, cursor) = self.run(sql).await?;
         Ok(CursorResult::new(ConnRef::Borrowed(self), header, cursor))
     }
@@ -459,7 +216,7 @@ impl Connection {
     ) -> Result<CursorResult<'_>> {
         let (trace, started) = self.start_many(sql, params)?;
         let rowcount = match started {
-            Ok(started) => self.finish(started).await,
+            Ok(started) => self.session.finish(started).await,
             Err(e) => Err(e),
         };
         trace.finish(&rowcount, |n| *n);
@@ -467,8 +224,8 @@ impl Connection {
         Ok(CursorResult::done(ConnRef::Borrowed(self), rowcount))
     }
 
-    /// Sends an `execute_many` request with its first chunk of sets, then
-    /// the rest in chunks while the worker runs the first.
+    /// Sends an `execute_many` request with its first chunk of parameter
+    /// sets, then the rest in chunks while the worker runs the first.
     ///
     /// Not async: the sets are used up before `execute_many` first waits,
     /// as a future that held them across an await would not be `Send` where
@@ -479,7 +236,7 @@ impl Connection {
         sql: impl IntoSql,
         params: impl IntoIterator<Item = P>,
     ) -> Result<(StatementTrace, Result<Started<u64>>)> {
-        let sql = checked(sql.into_sql(self.dialect()?)?)?;
+        let sql = checked(sql.into_sql(self.session.dialect())?)?;
         if sql.params.is_some() {
             return Err(Error::Parameter(
                 "execute_many takes a statement without parameters of its own".into(),
@@ -495,15 +252,8 @@ impl Connection {
             }
             None => (None, None),
         };
-        let trace = self.trace(&sql.text, None);
-        let text = sql.text;
-        let started = self.start(sql.timeout, false, |ticket, reply| Request::ExecuteMany {
-            ticket,
-            sql: text,
-            params: first,
-            more,
-            reply,
-        });
+        let trace = self.session.trace(&sql.text, None);
+        let started = self.session.start_many(sql.text, sql.timeout, first, more);
         send_chunks(feed, next.into_iter().chain(sets));
         Ok((trace, started))
     }
@@ -594,7 +344,7 @@ impl Connection {
 
     /// Sends `BEGIN` or `SAVEPOINT` and raises the depth once it succeeded.
     pub(crate) async fn open_transaction(&self, kind: Begin) -> Result<Level> {
-        let (level, in_tx) = self.with_state(|state| (state.depth + 1, state.in_transaction()))?;
+        let (level, in_tx) = self.session.next_level()?;
         if kind != Begin::Nested && in_tx {
             // PostgreSQL would only warn; refuse it the same way on every database.
             return Err(Error::TransactionOpen);
@@ -607,22 +357,7 @@ impl Connection {
             Begin::Deferred => (TxOp::Begin { immediate: false }, TxOp::Rollback),
             _ => (TxOp::Begin { immediate: true }, TxOp::Rollback),
         };
-        let answer = self
-            .send(|reply| Request::Tx {
-                op,
-                reply: Some(reply),
-            })
-            .await?;
-        // Sent: if this future is dropped now, undo whatever the worker begins.
-        let disarm = UndoBegin {
-            conn: self,
-            op: Some(undo),
-        };
-        let result = self.receive(answer).await;
-        let mut disarm = disarm;
-        disarm.op = None;
-        result?;
-        self.with_state(|state| state.depth = level)?;
+        self.session.begin(op, undo, level).await?;
         Ok(Level {
             depth: level,
             savepoint: matches!(op, TxOp::Savepoint(_)),
@@ -631,30 +366,12 @@ impl Connection {
 
     /// Ends the transaction at `level` with a commit or a rollback.
     pub(crate) async fn end_transaction(&self, level: Level, commit: bool) -> Result<()> {
-        let op = level.end(commit);
-        let level = level.depth;
-        let answer = self
-            .send(|reply| Request::Tx {
-                op,
-                reply: Some(reply),
-            })
-            .await?;
-        // Sent: whatever happens to this future now, the worker ends the transaction.
-        let _ = self.with_state(|state| state.depth = state.depth.min(level - 1));
-        self.receive(answer).await
+        self.session.end(level.end(commit), level.depth).await
     }
 
     /// Rolls back the transaction at `level` without waiting: for `Drop`.
     pub(crate) fn abandon_transaction(&self, level: Level) {
-        let _ = self.with_state(|state| {
-            if state.depth < level.depth {
-                // Already ended by a commit or rollback that was sent.
-                return;
-            }
-            state.add_pending(level.end(false));
-            state.depth = level.depth - 1;
-            state.try_flush();
-        });
+        self.session.abandon(level.end(false), level.depth);
     }
 
     /// Sets the statement timeout for this connection's later calls: a
@@ -664,15 +381,13 @@ impl Connection {
     /// [`statement_timeout`](crate::EngineBuilder::statement_timeout) is the
     /// initial value; the setting lasts until the connection goes back to the pool.
     pub fn set_statement_timeout(&self, timeout: Option<Duration>) {
-        let _ = self.with_state(|state| state.statement_timeout = timeout);
+        self.session.set_statement_timeout(timeout);
     }
 
     /// The statement timeout of this connection's calls; see
     /// [`set_statement_timeout`](Connection::set_statement_timeout).
     pub fn statement_timeout(&self) -> Option<Duration> {
-        self.with_state(|state| state.statement_timeout)
-            .ok()
-            .flatten()
+        self.session.statement_timeout()
     }
 
     /// `true` while a transaction (or savepoint) is open on this connection.
@@ -680,10 +395,7 @@ impl Connection {
     /// This reflects transactions begun through [`begin`](Connection::begin)
     /// and those begun with SQL, as of the last answer from the worker.
     pub fn in_transaction(&self) -> bool {
-        match self.lock().as_ref() {
-            Some(lease) => lease.state_ref().in_transaction(),
-            None => false,
-        }
+        self.session.in_transaction()
     }
 
     /// Runs `f` with the raw driver connection on the connection's worker thread.
@@ -734,13 +446,7 @@ impl Connection {
         E: From<Error> + Send + 'static,
         F: FnOnce(&mut R) -> Result<T, E> + Send + 'static,
     {
-        let (call, answer) = worker::call(f);
-        let (ticket, guard) = self.number()?;
-        let spin = self.send_request(Request::Call { ticket, call }).await?;
-        let guard = guard.arm();
-        let result = self.receive(Awaited { answer, spin }).await;
-        guard.disarm();
-        result?
+        self.session.run_in_thread(f).await?
     }
 
     /// The names of the tables visible to this connection, sorted.
@@ -752,7 +458,7 @@ impl Connection {
     /// # Cancellation
     /// Dropping the future only discards the answer.
     pub async fn table_names(&self) -> Result<Vec<String>> {
-        self.request(|reply| Request::TableNames { reply }).await
+        self.session.table_names().await
     }
 
     /// `true` when a table of this name exists. Names compare as SQL resolves
@@ -771,7 +477,7 @@ impl Connection {
             .table_names()
             .await?
             .iter()
-            .any(|t| match self.dialect {
+            .any(|t| match self.session.dialect() {
                 Dialect::Sqlite => t.eq_ignore_ascii_case(name),
                 Dialect::Postgres => *t == name || *t == name.to_lowercase(),
                 // Case-sensitive on Linux by default (lower_case_table_names=0).
@@ -788,80 +494,13 @@ impl Connection {
     /// Dropping the future still returns the connection to the pool, where a
     /// rollback is queued ahead of its next use.
     pub async fn close(&self) -> Result<()> {
-        let lease = self.lock().take();
-        if let Some(mut lease) = lease {
-            let state = lease.state();
-            let dirty =
-                state.pending.is_some() || state.open_cursor.is_some() || state.in_transaction();
-            if dirty && !state.is_stopped() {
-                let (sender, reset) = (state.sender.clone(), state.reset());
-                // If this future is dropped before the reset is queued, the lease's
-                // return to the pool still sees the state as dirty and resets it.
-                if sender.send(reset).await.is_ok() {
-                    let state = lease.state();
-                    state.pending = None;
-                    state.open_cursor = None;
-                    state.depth = 0;
-                    state.rollback_queued = true;
-                }
-            }
-        }
+        self.session.close().await;
         Ok(())
     }
 
     /// `true` after [`close`](Connection::close), or once the engine was closed.
     pub fn is_closed(&self) -> bool {
-        match self.lock().as_ref() {
-            Some(lease) => lease.state_ref().is_stopped(),
-            None => true,
-        }
-    }
-}
-
-/// Queues a rollback if a `begin` future is dropped after its `BEGIN` was sent.
-struct UndoBegin<'a> {
-    conn: &'a Connection,
-    op: Option<TxOp>,
-}
-
-impl Drop for UndoBegin<'_> {
-    fn drop(&mut self) {
-        if let Some(op) = self.op.take() {
-            let _ = self.conn.with_state(|state| {
-                state.add_pending(op);
-                state.try_flush();
-            });
-        }
-    }
-}
-
-/// Interrupts request `seq` on the worker if dropped while armed: the future
-/// that awaited its answer was dropped.
-#[derive(Debug)]
-pub(crate) struct InFlight {
-    interrupter: Option<Arc<Interrupter>>,
-    seq: u64,
-    armed: bool,
-}
-
-impl InFlight {
-    /// Armed once the request was sent.
-    pub(crate) fn arm(mut self) -> InFlight {
-        self.armed = true;
-        self
-    }
-
-    /// The answer arrived: nothing to interrupt.
-    pub(crate) fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if let (true, Some(interrupter)) = (self.armed, self.interrupter.take()) {
-            interrupter.interrupt(self.seq, Reason::Cancelled);
-        }
+        self.session.is_closed()
     }
 }
 
@@ -901,6 +540,21 @@ fn checked(sql: Sql) -> Result<Sql> {
         return Err(Error::Statement(
             "the SQL text holds a NUL byte; pass such data as a parameter".into(),
         ));
+    }
+    Ok(sql)
+}
+
+/// Renders a statement and merges the parameters it carries with the call's.
+pub(crate) fn prepare(dialect: Dialect, sql: impl IntoSql, params: Parameters) -> Result<Sql> {
+    let mut sql = checked(sql.into_sql(dialect)?)?;
+    match (&sql.params, params.is_empty()) {
+        (Some(_), false) => {
+            return Err(Error::Parameter(
+                "this statement carries its own parameters: pass () as the parameters".into(),
+            ))
+        }
+        (None, _) => sql.params = Some(params),
+        (Some(_), true) => {}
     }
     Ok(sql)
 }

@@ -5,12 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{Begin, Connection};
+use crate::connection::{prepare, Begin, ConnRef, Connection};
 use crate::driver::Target;
 use crate::error::{Error, Result};
 use crate::params::Params;
 use crate::pool::{Pool, PoolConfig, PoolStatus};
-use crate::result::{ConnRef, CursorResult};
+use crate::result::CursorResult;
 use crate::sql::{Dialect, IntoSql, Sql};
 use crate::strategy::Strategy;
 use crate::trace::TraceConfig;
@@ -139,9 +139,10 @@ impl Engine {
     ) -> Result<CursorResult<'static>> {
         let sql = sql.into_sql(self.dialect())?;
         let lane = self.inner.pool.lane().await?;
-        let sql = lane.conn.prepare(sql, params.into_parameters())?;
+        let session = lane.session();
+        let sql = prepare(session.dialect(), sql, params.into_parameters())?;
         let timeout = sql.timeout;
-        let (mut header, cursor) = lane.conn.run_in_lane(sql).await?;
+        let (mut header, cursor) = session.execute(sql, true).await?;
         match header.bounced.take() {
             None => {
                 if !header.batch.done || lane.in_transaction() {

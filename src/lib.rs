@@ -124,6 +124,7 @@ mod scripted_tests;
 #[cfg(feature = "sea-query")]
 #[path = "sea_query.rs"]
 mod sea_query_sql;
+mod session;
 mod sql;
 mod strategy;
 #[cfg(feature = "testing")]
@@ -155,9 +156,6 @@ mod smol_strategy;
 
 pub use connection::Connection;
 pub use de::FromRow;
-#[cfg(feature = "serde")]
-#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use de::TypedRows;
 pub use engine::{
     Engine, EngineBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME,
@@ -166,6 +164,9 @@ pub use error::{BoxError, DatabaseDetails, DecodeError, Error, ErrorKind, Result
 pub use params::{List, Parameters, Params};
 pub use pool::PoolStatus;
 pub use result::CursorResult;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use result::TypedRows;
 pub use row::{ColumnIndex, Row};
 pub use sql::{Dialect, IntoSql, Sql};
 pub use strategy::{Job, Strategy};

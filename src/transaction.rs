@@ -3,9 +3,8 @@
 use std::fmt;
 use std::ops::Deref;
 
-use crate::connection::{Connection, Level};
+use crate::connection::{ConnRef, Connection, Level};
 use crate::error::Result;
-use crate::result::ConnRef;
 
 /// An open transaction or savepoint.
 ///
@@ -103,7 +102,7 @@ impl<'c> Transaction<'c> {
     }
 
     fn connection(&self) -> &Connection {
-        match self.conn.get() {
+        match self.conn.connection() {
             Some(conn) => conn,
             None => unreachable!("a transaction holds its connection until it ends"),
         }

@@ -5,44 +5,23 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 
-use futures_channel::oneshot;
 use futures_core::future::BoxFuture;
 use futures_core::Stream;
 
-use crate::connection::Connection;
+use crate::connection::ConnRef;
 use crate::error::{Error, Result};
-use crate::pool::Lane;
 use crate::row::{ColumnNames, Row};
 use crate::value::FromValue;
-use crate::worker::{self, Batch, Header, Limit, Request, Sink, BATCH_ROWS, STREAM_ROWS};
+use crate::worker::{Batch, Header, Limit, Sink, BATCH_ROWS, STREAM_ROWS};
 
-/// The connection behind a result or a transaction: borrowed from the
-/// caller, or owned (from [`Engine`](crate::Engine) methods) and returned to
-/// the pool when no longer needed.
-///
-/// No `Drop` impl here on purpose: a borrowed result's borrow ends at its
-/// last use, not at the end of its scope.
-pub(crate) enum ConnRef<'c> {
-    Borrowed(&'c Connection),
-    Owned(Connection),
-    /// A pooled connection shared with other engine-level statements.
-    Lane(Arc<Lane>),
-    Released,
-}
+#[cfg(feature = "serde")]
+mod typed;
 
-impl ConnRef<'_> {
-    pub(crate) fn get(&self) -> Option<&Connection> {
-        match self {
-            ConnRef::Borrowed(c) => Some(c),
-            ConnRef::Owned(c) => Some(c),
-            ConnRef::Lane(lane) => Some(&lane.conn),
-            ConnRef::Released => None,
-        }
-    }
-}
+#[cfg(feature = "serde")]
+pub use self::typed::TypedRows;
 
 /// The result of a statement: what it did, and the rows it returns.
 ///
@@ -66,7 +45,7 @@ impl ConnRef<'_> {
 /// returns them all at once.
 ///
 /// # Dropping
-/// A result from [`Connection::execute`] borrows its connection; a result
+/// A result from [`Connection::execute`](crate::Connection::execute) borrows its connection; a result
 /// from [`Engine::execute`](crate::Engine::execute) owns one and returns it
 /// to the pool once drained, closed or dropped. Dropping a result that still
 /// has rows finalizes its statement on the worker before the connection's
@@ -174,17 +153,11 @@ impl<'c> CursorResult<'c> {
         self.inflight = None;
         self.queued = None;
         if let Some(cursor) = self.cursor.take() {
-            if let Some(conn) = self.conn.get() {
-                let _ = conn.with_state(|state| {
-                    if state.open_cursor == Some(cursor) {
-                        state.open_cursor = None;
-                    }
-                });
+            if let Some(session) = self.conn.session() {
+                session.cursor_done(cursor);
             }
         }
-        if matches!(self.conn, ConnRef::Owned(_) | ConnRef::Lane(_)) {
-            self.conn = ConnRef::Released;
-        }
+        self.conn.release();
     }
 
     /// The column names, in order; empty for a statement that returns no rows.
@@ -260,26 +233,8 @@ impl<'c> CursorResult<'c> {
     /// Dropping the future after the request is sent interrupts the read
     /// (when the connection interrupts on drop).
     fn fetch(&self, cursor: u64, limit: Limit) -> Result<BoxFuture<'static, Result<Batch>>> {
-        let conn = self.conn.get().ok_or(Error::Closed("connection"))?;
-        let (ticket, guard) = conn.number()?;
-        let (sender, spin) =
-            conn.with_state(|s| (s.sender.clone(), s.shared.spin_budget(s.sender.len())))?;
-        Ok(Box::pin(async move {
-            let (reply, answer) = oneshot::channel();
-            sender
-                .send(Request::Fetch {
-                    cursor,
-                    ticket,
-                    limit,
-                    reply,
-                })
-                .await
-                .map_err(|_| Error::Closed("connection"))?;
-            let guard = guard.arm();
-            let batch = worker::answer(answer, spin).await;
-            guard.disarm();
-            batch
-        }))
+        let session = self.conn.session().ok_or(Error::Closed("connection"))?;
+        Ok(Box::pin(session.fetch(cursor, limit)?))
     }
 
     /// The next streaming batch: the size set by [`CursorResult::yield_per`],
@@ -325,22 +280,10 @@ impl<'c> CursorResult<'c> {
         limit: impl FnOnce(&mut Self) -> Limit,
     ) -> Option<Mutex<BoxFuture<'static, Result<Batch>>>> {
         let cursor = self.cursor?;
-        let conn = self.conn.get()?;
-        // The guard is never armed: nothing to interrupt on drop.
-        let ((ticket, _unarmed), sender) = conn
-            .with_state(|s| (Connection::numbered(s), s.sender.clone()))
-            .ok()?;
-        let (reply, answer) = oneshot::channel();
-        let request = Request::Fetch {
-            cursor,
-            ticket,
-            limit: limit(self),
-            reply,
-        };
-        sender.try_send(request).ok()?;
-        Some(Mutex::new(Box::pin(async move {
-            answer.await.unwrap_or(Err(Error::WorkerGone))
-        })))
+        self.conn.session()?;
+        let limit = limit(self);
+        let fetch = self.conn.session()?.fetch_now(cursor, limit)?;
+        Some(Mutex::new(Box::pin(fetch)))
     }
 
     /// Every remaining row converted by `decode`; rows still to come are
@@ -528,127 +471,6 @@ impl<'c> CursorResult<'c> {
         }
     }
 
-    /// The next row deserialized into `T`, or `None` when there are no more;
-    /// see [`Row::deserialize`] for how columns map to `T`.
-    ///
-    /// # Errors
-    /// As [`fetchone`](CursorResult::fetchone), and [`Error::Deserialize`]
-    /// when the row does not fit `T`.
-    ///
-    /// # Cancellation
-    /// As [`fetchone`](CursorResult::fetchone).
-    #[cfg(feature = "serde")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub async fn fetchone_as<T: serde::de::DeserializeOwned>(&mut self) -> Result<Option<T>> {
-        self.fetchone()
-            .await?
-            .map(|row| row.deserialize())
-            .transpose()
-    }
-
-    /// Up to `n` more rows deserialized into `T`; fewer only at the end of the result.
-    ///
-    /// # Errors
-    /// As [`fetchone_as`](CursorResult::fetchone_as).
-    ///
-    /// # Cancellation
-    /// As [`fetchone`](CursorResult::fetchone).
-    #[cfg(feature = "serde")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub async fn fetchmany_as<T: serde::de::DeserializeOwned>(
-        &mut self,
-        n: usize,
-    ) -> Result<Vec<T>> {
-        self.fetchmany(n)
-            .await?
-            .iter()
-            .map(Row::deserialize)
-            .collect()
-    }
-
-    /// Every remaining row deserialized into `T`.
-    ///
-    /// The rows still on the worker are deserialized there as they are read,
-    /// so a large result is held once, as `T`s, and never as [`Row`]s: for
-    /// plain columns about the memory of collecting the bare driver's rows
-    /// into the same type.
-    ///
-    /// ```
-    /// # futures::executor::block_on(async {
-    /// #[derive(serde::Deserialize)]
-    /// struct User {
-    ///     id: i64,
-    ///     name: String,
-    /// }
-    ///
-    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
-    /// let mut result = engine
-    ///     .execute("SELECT 1 AS id, 'Dan Rydell' AS name UNION ALL SELECT 2, 'Dana Whitaker'", ())
-    ///     .await?;
-    /// let users: Vec<User> = result.fetchall_as().await?;
-    /// assert_eq!(users.len(), 2);
-    /// assert_eq!((users[1].id, users[1].name.as_str()), (2, "Dana Whitaker"));
-    /// # Ok::<(), sqlaio::Error>(())
-    /// # }).unwrap();
-    /// ```
-    ///
-    /// # Errors
-    /// As [`fetchone_as`](CursorResult::fetchone_as); after an error the
-    /// result has no more rows.
-    ///
-    /// # Cancellation
-    /// Unlike the other fetches, dropping the future while the rows are read
-    /// interrupts the read (when the connection interrupts on drop, the
-    /// default) and closes the result: the rows deserialized so far cannot go
-    /// back into it, so later fetches fail with [`Error::Closed`] rather than
-    /// skip them.
-    #[cfg(feature = "serde")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub async fn fetchall_as<T: serde::de::DeserializeOwned + Send + 'static>(
-        &mut self,
-    ) -> Result<Vec<T>> {
-        self.fetch_into(|row| row.deserialize()).await
-    }
-
-    /// The first row deserialized into `T` (or `None`), closing the result.
-    ///
-    /// # Errors
-    /// As [`fetchone_as`](CursorResult::fetchone_as).
-    ///
-    /// # Cancellation
-    /// As [`first`](CursorResult::first).
-    #[cfg(feature = "serde")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub async fn first_as<T: serde::de::DeserializeOwned>(self) -> Result<Option<T>> {
-        self.first().await?.map(|row| row.deserialize()).transpose()
-    }
-
-    /// The rows as a [`Stream`] of `Result<T>`, each deserialized into `T`
-    /// as it arrives; rows are read in batches as by the result's own stream.
-    ///
-    /// ```
-    /// # futures::executor::block_on(async {
-    /// use futures::TryStreamExt;
-    ///
-    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
-    /// let sql = "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100) \
-    ///            SELECT n, n * n FROM s";
-    /// let squares: Vec<(i64, i64)> = engine
-    ///     .execute(sql, ())
-    ///     .await?
-    ///     .into_stream_as::<(i64, i64)>()
-    ///     .try_collect()
-    ///     .await?;
-    /// assert_eq!(squares[9], (10, 100));
-    /// # Ok::<(), sqlaio::Error>(())
-    /// # }).unwrap();
-    /// ```
-    #[cfg(feature = "serde")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-    pub fn into_stream_as<T: serde::de::DeserializeOwned>(self) -> crate::de::TypedRows<'c, T> {
-        crate::de::TypedRows::new(self)
-    }
-
     /// Closes the result: drops its buffered rows and finalizes its statement.
     ///
     /// Later fetches fail with [`Error::Closed`]. Closing twice is not an error.
@@ -662,13 +484,8 @@ impl<'c> CursorResult<'c> {
         self.inflight = None;
         self.queued = None;
         if let Some(cursor) = self.cursor {
-            let open = self.conn.get().and_then(|c| {
-                c.with_state(|s| (s.open_cursor == Some(cursor)).then(|| s.sender.clone()))
-                    .ok()
-                    .flatten()
-            });
-            if let Some(sender) = open {
-                let _ = sender.send(Request::CloseCursor { cursor }).await;
+            if let Some(session) = self.conn.session() {
+                session.close_cursor(cursor).await;
             }
             self.exhausted();
         }
