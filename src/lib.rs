@@ -106,6 +106,7 @@
 )]
 
 mod block;
+mod builder;
 mod connection;
 mod de;
 mod driver;
@@ -154,12 +155,13 @@ mod async_std_strategy;
 #[path = "../strategies/smol.rs"]
 mod smol_strategy;
 
-pub use connection::Connection;
-pub use de::FromRow;
-pub use engine::{
-    Engine, EngineBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+pub use builder::{
+    EngineBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME,
 };
+pub use connection::Connection;
+pub use de::FromRow;
+pub use engine::Engine;
 pub use error::{BoxError, DatabaseDetails, DecodeError, Error, ErrorKind, Result};
 pub use params::{List, Parameters, Params};
 pub use pool::PoolStatus;

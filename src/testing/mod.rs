@@ -75,7 +75,8 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::block::block_on;
-use crate::engine::{Engine, EngineBuilder};
+use crate::builder::EngineBuilder;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::migrate::checksum::fnv1a_64;
 use crate::migrate::script::run_script;
