@@ -30,6 +30,32 @@ fn chunk<P: Params>(sets: &mut impl Iterator<Item = P>, size: usize) -> Vec<Para
     sets.take(size).map(|set| set.into_parameters()).collect()
 }
 
+/// Rewrites `sql`'s `:name` placeholders for `dialect` once, and each named
+/// set into the positional values it binds; every set must name the same
+/// placeholders. Lists are refused: their lengths would change the text.
+fn rename_sets(dialect: Dialect, sql: &str, sets: &mut [Parameters]) -> Result<String> {
+    let mut text: Option<String> = None;
+    for set in sets.iter_mut() {
+        if let Some((name, _)) = set.lists.first() {
+            return Err(Error::Parameter(format!(
+                "execute_many cannot expand the list {name}: give each set single values"
+            )));
+        }
+        let mut this = sql.to_owned();
+        crate::placeholders::for_dialect(dialect, &mut this, set)?;
+        match &text {
+            None => text = Some(this),
+            Some(first) if *first == this => {}
+            Some(_) => {
+                return Err(Error::Parameter(
+                    "execute_many's parameter sets must all name the same placeholders".into(),
+                ))
+            }
+        }
+    }
+    Ok(text.unwrap_or_else(|| sql.to_owned()))
+}
+
 /// Sends the rest of an `execute_many`'s parameter sets (if `feed` is there
 /// to take them) in chunks, then their end; stops early when the worker
 /// stopped the statement (its reply says why).
@@ -243,7 +269,19 @@ impl Connection {
             ));
         }
         let mut sets = params.into_iter();
-        let first = chunk(&mut sets, FIRST_CHUNK);
+        let mut first = chunk(&mut sets, FIRST_CHUNK);
+        let dialect = self.session.dialect();
+        let mut text = sql.text;
+        if first
+            .first()
+            .is_some_and(|set| !set.named.is_empty() || !set.lists.is_empty())
+        {
+            // Named sets are rewritten one by one: all of them now, so that a
+            // set that does not fit fails the call before anything runs.
+            first.extend(sets.by_ref().map(Params::into_parameters));
+            text = rename_sets(dialect, &text, &mut first)?;
+        }
+        let sql = Sql { text, ..sql };
         let next = sets.next();
         let (feed, more) = match next {
             Some(_) => {
@@ -555,6 +593,9 @@ pub(crate) fn prepare(dialect: Dialect, sql: impl IntoSql, params: Parameters) -
         }
         (None, _) => sql.params = Some(params),
         (Some(_), true) => {}
+    }
+    if let Some(params) = sql.params.as_mut() {
+        crate::placeholders::for_dialect(dialect, &mut sql.text, params)?;
     }
     Ok(sql)
 }

@@ -266,6 +266,10 @@ mod guide {
     struct Errors;
 
     #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/parameters.md")]
+    struct Parameters;
+
+    #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/threading.md")]
     struct Threading;
 

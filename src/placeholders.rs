@@ -18,6 +18,7 @@ pub(crate) use lexer::{scan, Context, Placeholder, Scan, Syntax};
 
 use crate::error::{Error, Result};
 use crate::params::{List, Parameters};
+use crate::sql::Dialect;
 use crate::value::Value;
 use lexer::is_name;
 
@@ -34,8 +35,6 @@ pub(crate) enum Style {
 
 impl Syntax {
     /// The database's own placeholder style.
-    // Called by the execute path once statements with named parameters are rewritten.
-    #[allow(dead_code)]
     pub(crate) fn style(self) -> Style {
         match self {
             Syntax::Sqlite => Style::QuestionNumbered,
@@ -77,8 +76,6 @@ pub(crate) struct Rewritten {
 ///   `?`, `@name`) or with positional parameters; a name given twice or not
 ///   spelled `:name`; an empty list anywhere but alone in `[NOT] IN (...)`;
 ///   a list inside `ANY(...)`/`ALL(...)`; or a [`scan`] error.
-// Called by the execute path once statements with named parameters are rewritten.
-#[allow(dead_code)]
 pub(crate) fn rewrite(
     sql: &str,
     syntax: Syntax,
@@ -320,4 +317,27 @@ impl Bindings {
             let _ = write!(out, "{prefix}{n}");
         }
     }
+}
+
+/// Rewrites a statement's `:name` placeholders for `dialect` when sqlaio
+/// must: always on PostgreSQL and MySQL (their drivers bind by position),
+/// and on SQLite only for lists (SQLite binds `:name` itself). Positional
+/// parameters, and statements without named values, pass through untouched.
+///
+/// # Errors
+/// As [`rewrite`].
+pub(crate) fn for_dialect(
+    dialect: Dialect,
+    text: &mut String,
+    params: &mut Parameters,
+) -> Result<()> {
+    let named = !params.named.is_empty();
+    if params.lists.is_empty() && (!named || dialect == Dialect::Sqlite) {
+        return Ok(());
+    }
+    let syntax = Syntax::of(dialect);
+    let rewritten = rewrite(text, syntax, syntax.style(), std::mem::take(params))?;
+    *text = rewritten.sql;
+    *params = Parameters::positional(rewritten.values);
+    Ok(())
 }

@@ -47,8 +47,6 @@ pub(crate) enum Syntax {
 
 impl Syntax {
     /// The syntax of a dialect.
-    // Called by the execute path once statements with named parameters are rewritten.
-    #[allow(dead_code)]
     pub(crate) fn of(dialect: Dialect) -> Syntax {
         match dialect {
             Dialect::Sqlite => Syntax::Sqlite,
