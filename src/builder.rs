@@ -26,6 +26,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The default for [`EngineBuilder::max_lifetime`].
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
+/// The default for [`EngineBuilder::timeout_grace`].
+pub const DEFAULT_TIMEOUT_GRACE: Duration = Duration::from_secs(2);
+
 /// The default for [`EngineBuilder::close_timeout`].
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -50,6 +53,7 @@ pub struct EngineBuilder {
     idle_timeout: Option<Duration>,
     max_lifetime: Option<Duration>,
     close_timeout: Duration,
+    timeout_grace: Duration,
     trace: TraceConfig,
 }
 
@@ -70,6 +74,7 @@ impl Default for EngineBuilder {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_lifetime: Some(DEFAULT_MAX_LIFETIME),
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            timeout_grace: DEFAULT_TIMEOUT_GRACE,
             trace: TraceConfig::default(),
         }
     }
@@ -91,6 +96,7 @@ impl fmt::Debug for EngineBuilder {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_lifetime", &self.max_lifetime)
             .field("close_timeout", &self.close_timeout)
+            .field("timeout_grace", &self.timeout_grace)
             .field("trace", &self.trace)
             .finish()
     }
@@ -237,6 +243,19 @@ impl EngineBuilder {
     /// interrupts them. Defaults to [`DEFAULT_CLOSE_TIMEOUT`] (30 s).
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// How long past a statement's timeout its caller waits for the answer
+    /// before giving up on the connection: when the interrupt cannot bring
+    /// the answer back in time (a server or network that went silent), the
+    /// call fails with [`Error::Timeout`], the connection is discarded
+    /// rather than returned to the pool, and its worker is left to end once
+    /// its socket fails. A call with a statement timeout thus returns within
+    /// the timeout plus this grace, whatever the network does. Defaults to
+    /// [`DEFAULT_TIMEOUT_GRACE`] (2 s).
+    pub fn timeout_grace(mut self, grace: Duration) -> Self {
+        self.timeout_grace = grace;
         self
     }
 
@@ -420,6 +439,7 @@ impl EngineBuilder {
                 idle_timeout: self.idle_timeout,
                 max_lifetime: self.max_lifetime,
                 close_timeout: self.close_timeout,
+                timeout_grace: self.timeout_grace,
                 trace: self.trace,
             },
             keeper,

@@ -157,7 +157,7 @@ mod smol_strategy;
 
 pub use builder::{
     EngineBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME, DEFAULT_TIMEOUT_GRACE,
 };
 pub use connection::Connection;
 pub use de::FromRow;

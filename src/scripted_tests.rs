@@ -196,3 +196,29 @@ fn one_call_fetches_say_when_there_is_no_row() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_call_whose_answer_never_comes_gives_its_connection_up_after_the_grace() {
+    let script = script("silent");
+    let engine = Engine::builder()
+        .url("fake://silent")
+        .max_connections(1)
+        .statement_timeout(Duration::from_millis(20))
+        .timeout_grace(Duration::from_millis(30))
+        .build()
+        .unwrap();
+    block_on(async {
+        let err = engine.execute("hang", ()).await.map(drop).unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        // The stuck connection is never handed out again: a new one serves.
+        let rows = engine.fetch_all("rows 1", ()).await?;
+        assert_eq!(rows.len(), 1);
+        Ok::<(), crate::Error>(())
+    })
+    .unwrap();
+    assert_eq!(script.count("open"), 2, "{:#?}", script.log());
+    assert!(script.count("kill") >= 1, "{:#?}", script.log());
+    // Let the stuck worker end, so that close finds every worker gone.
+    script.release();
+    block_on(engine.close()).unwrap();
+}

@@ -9,6 +9,7 @@
 //!
 //! Times are measured and printed (`-- --nocapture`), and only checked
 //! against generous "within N seconds" bounds.
+#![cfg(feature = "postgres")]
 
 mod support_net;
 
@@ -16,7 +17,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sqlaio::{Engine, Sql};
+use sqlaio::Engine;
 use support_net::cluster::{is_root, pg_bin, Cluster, Setup};
 use support_net::relay::Relay;
 use support_net::{block_on_bounded, skip, skip_always, timed};
@@ -133,17 +134,14 @@ fn frozen_relay_a_waiting_call_without_a_statement_timeout_fails_in_bounded_time
     );
 }
 
-/// The same frozen relay, with a 1 s statement timeout on the call: the
-/// deadline fires, and the cancel goes out on a new connection (which the
-/// relay forwards) to a backend that never received the statement. The
-/// caller's wait must end within the deadline plus the cancel's bound.
-/// Ignored because it fails: the deadline interrupts the worker's call by
-/// cancelling the statement on the server, but the statement never got
-/// there, so the worker stays blocked reading a reply that never comes, and
-/// the caller waits for the worker. Bounding the caller's wait itself
-/// belongs to the session layer.
+/// The same frozen relay, under a 1 s statement timeout: the deadline
+/// fires and the cancel goes out on a new connection to a backend that never
+/// received the statement, so the worker stays blocked on the frozen socket.
+/// The caller gives the connection up once the timeout and its grace have
+/// passed: the call fails with `Error::Timeout` well within 15 s, the engine
+/// serves the next call from a new connection at once, and `close` returns
+/// within its `close_timeout` although a worker is still stuck.
 #[test]
-#[ignore = "fails: the caller waits for a worker blocked on a frozen socket"]
 fn frozen_relay_a_call_with_a_statement_timeout_fails_in_bounded_time() {
     let test = "frozen_relay_a_call_with_a_statement_timeout";
     let Some(upstream) = upstream_or_skip(test) else {
@@ -153,27 +151,89 @@ fn frozen_relay_a_call_with_a_statement_timeout_fails_in_bounded_time() {
     let engine = Engine::builder()
         .url(relay_url(&relay, FAST))
         .max_connections(1)
+        .statement_timeout(Duration::from_secs(1))
+        .close_timeout(Duration::from_secs(4))
         .build()
         .unwrap();
-    let outcome = block_on_bounded(test, Duration::from_secs(60), async {
-        let conn = engine.connect().await.unwrap();
-        assert_eq!(conn.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
+    block_on_bounded(test, Duration::from_secs(60), async {
+        assert_eq!(engine.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
         relay.freeze();
         let (answer, took) = timed(
-            Duration::from_secs(20),
-            conn.scalar::<i64>(Sql::new("SELECT 2").timeout(Duration::from_secs(1)), ()),
+            Duration::from_secs(15),
+            engine.scalar::<i64>("SELECT 2", ()),
         )
         .await;
-        eprintln!("{test}: measured: after {took:.2?}: {answer:?}");
-        answer.map(|a| a.map_err(|e| e.is_timeout() || e.is_connection_lost()))
+        eprintln!("{test}: measured: the call gave up after {took:.2?}: {answer:?}");
+        let error = answer
+            .expect("the call must give up within 15 s")
+            .expect_err("nothing can answer through a frozen relay");
+        assert!(error.is_timeout(), "{error}");
+
+        // The stuck connection is never handed out again: a new one serves.
+        let (answer, took) = timed(
+            Duration::from_secs(10),
+            engine.scalar::<i64>("SELECT 3", ()),
+        )
+        .await;
+        eprintln!("{test}: measured: the next call was answered after {took:.2?}");
+        assert_eq!(answer.expect("the next call within 10 s").unwrap(), 3);
+
+        let (closed, took) = timed(Duration::from_secs(10), engine.close()).await;
+        eprintln!("{test}: measured: close returned after {took:.2?}");
+        closed
+            .expect("close must return within its close_timeout")
+            .unwrap();
     });
+    // Dropping the relay closes its sockets: the stuck worker ends.
     drop(relay);
-    let _ = block_on_bounded(test, Duration::from_secs(30), engine.close());
-    assert_eq!(
-        outcome,
-        Some(Err(true)),
-        "the call must fail (timeout or lost) within 20 s"
-    );
+}
+
+/// As above under `TokioStrategy`: a worker stuck on a frozen socket is a
+/// blocking task the runtime cannot stop, so the runtime's own shutdown is
+/// bounded with `shutdown_timeout`, which returns in time.
+#[cfg(feature = "tokio")]
+#[test]
+fn frozen_relay_a_stuck_worker_does_not_stop_a_tokio_runtime_from_shutting_down() {
+    let test = "frozen_relay_a_stuck_worker_and_tokio";
+    let Some(upstream) = upstream_or_skip(test) else {
+        return;
+    };
+    let relay = Relay::start(upstream);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = relay_url(&relay, FAST);
+    runtime.block_on(async {
+        let engine = Engine::builder()
+            .url(url)
+            .strategy(sqlaio::TokioStrategy)
+            .statement_timeout(Duration::from_secs(1))
+            .close_timeout(Duration::from_secs(4))
+            .build()
+            .unwrap();
+        assert_eq!(engine.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
+        relay.freeze();
+        let error = tokio::time::timeout(
+            Duration::from_secs(15),
+            engine.scalar::<i64>("SELECT 2", ()),
+        )
+        .await
+        .expect("the call must give up within 15 s")
+        .unwrap_err();
+        assert!(error.is_timeout(), "{error}");
+        tokio::time::timeout(Duration::from_secs(10), engine.close())
+            .await
+            .expect("close must return within its close_timeout")
+            .unwrap();
+    });
+    let started = Instant::now();
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    let took = started.elapsed();
+    eprintln!("{test}: measured: the runtime shut down after {took:.2?}");
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    drop(relay);
 }
 
 /// A network namespace that is deleted when dropped.

@@ -8,6 +8,8 @@
 //! - `rows N`: one column `n`, the rows 1 to N;
 //! - `block`: runs until it is killed (then fails as interrupted) or the
 //!   script releases it;
+//! - `hang`: runs until the script releases it, whatever kills it gets (a
+//!   server or network gone silent);
 //! - `fail`: fails when it runs;
 //! - anything else: a write of one row.
 //!
@@ -251,6 +253,22 @@ impl Statement for FakeStatement<'_> {
         driver.script.note(driver.id, format!("run {}", self.sql));
         match self.sql.as_str() {
             "fail" => Err(Error::database("scripted failure", "fail")),
+            "hang" => {
+                let mut state = driver.script.lock();
+                while state.released == 0 {
+                    state = driver
+                        .script
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+                state.released -= 1;
+                Ok(FakeCursor {
+                    next: 1,
+                    last: 0,
+                    in_tx: driver.in_tx,
+                })
+            }
             "block" => {
                 let before = driver.kills.load(Ordering::SeqCst);
                 let mut state = driver.script.lock();

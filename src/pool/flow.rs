@@ -154,27 +154,25 @@ impl Pool {
         Ok(session)
     }
 
-    /// Closes every connection and waits for every worker to stop.
+    /// Closes every connection and waits for every worker to stop, for at
+    /// most `close_timeout`: statements still running are interrupted a
+    /// grace before it ends, and a worker stuck even then (on a socket that
+    /// went silent) is left to end on its own when its socket fails.
     pub(crate) async fn close(&self) {
         let (idle, line) = self.lock().close();
         drop(idle);
         for waiter in line {
             waiter.closed();
         }
-        // Statements still running get `close_timeout` to finish, then are interrupted.
+        let close_timeout = self.config.close_timeout;
+        let grace = self.config.timeout_grace.min(close_timeout / 2);
         let mut idle = pin!(self.tracker.idle());
-        let mut sleep = pin!(self.timer.sleep(self.config.close_timeout));
-        let finished = poll_fn(|cx| match idle.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(true),
-            Poll::Pending => sleep.as_mut().poll(cx).map(|()| false),
-        })
-        .await;
-        if !finished {
+        if !self.until(idle.as_mut(), close_timeout - grace).await {
             let interrupters = self.lock().interrupters();
             for interrupter in interrupters {
                 interrupter.interrupt_running();
             }
-            idle.await;
+            self.until(idle, grace).await;
         }
         self.timer.stop();
         self.timer.stopped().await;
@@ -184,6 +182,16 @@ impl Pool {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         drop(keeper);
+    }
+
+    /// Waits for `done`, for at most `limit`; `true` when it came.
+    async fn until(&self, mut done: Pin<&mut impl Future<Output = ()>>, limit: Duration) -> bool {
+        let mut sleep = pin!(self.timer.sleep(limit));
+        poll_fn(|cx| match done.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(true),
+            Poll::Pending => sleep.as_mut().poll(cx).map(|()| false),
+        })
+        .await
     }
 
     /// The last engine handle was dropped: close idle connections now, and

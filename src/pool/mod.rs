@@ -44,6 +44,9 @@ pub(crate) struct PoolConfig {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) close_timeout: Duration,
+    /// How long past its statement timeout a caller waits for a statement's
+    /// answer before it gives the connection up.
+    pub(crate) timeout_grace: Duration,
     pub(crate) trace: TraceConfig,
 }
 
@@ -176,6 +179,7 @@ impl Pool {
             spawned,
             self.config.interrupt_on_drop,
             self.config.statement_timeout,
+            self.config.timeout_grace,
         ))
     }
 }

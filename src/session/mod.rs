@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use async_channel::Sender;
 use futures_channel::oneshot;
 
+use crate::timer::Timer;
 use crate::worker::{Interrupter, Reason, Request, Shared, Spawned, Ticket, TxOp};
 
 mod in_use;
@@ -54,6 +55,8 @@ pub(crate) struct Session {
     interrupt_on_drop: bool,
     /// The timeout of each statement; the engine's again when the lease ends.
     statement_timeout: Option<Duration>,
+    /// How long past a statement's timeout its caller waits for the answer.
+    timeout_grace: Duration,
     /// When the connection was opened, and when its last lease ended.
     opened: Instant,
     returned: Instant,
@@ -66,6 +69,7 @@ impl Session {
         spawned: Spawned,
         interrupt_on_drop: bool,
         statement_timeout: Option<Duration>,
+        timeout_grace: Duration,
     ) -> Session {
         let now = Instant::now();
         Session {
@@ -81,6 +85,7 @@ impl Session {
             last_seq: 0,
             interrupt_on_drop,
             statement_timeout,
+            timeout_grace,
             opened: now,
             returned: now,
         }
@@ -242,6 +247,25 @@ impl Session {
             self.shared.stopped.store(true, Ordering::SeqCst);
             self.sender.close();
         }
+    }
+
+    /// How long a caller waits for the answer to a request with this
+    /// timeout before it gives the connection up (see
+    /// `EngineBuilder::timeout_grace`), and the clock to wait on.
+    fn bound(&self, timeout: Option<Duration>) -> Option<(Arc<Timer>, Duration)> {
+        timeout.map(|timeout| {
+            (
+                self.interrupter.timer().clone(),
+                timeout + self.timeout_grace,
+            )
+        })
+    }
+
+    /// Gives the connection up: its worker is stuck past a statement's
+    /// timeout and grace, so the connection never serves again.
+    fn give_up(&mut self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        self.sender.close();
     }
 
     /// A fresh request number, and the guard that would interrupt it.

@@ -5,7 +5,10 @@
 //! (its future dropped, its timeout passed) reaches it and no other.
 
 use std::any::Any;
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
@@ -15,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::session::{InFlight, InUse, Session, Undo};
 use crate::sql::Sql;
+use crate::timer::Timer;
 use crate::worker::{self, Batch, Feed, Header, Limit, Reply, Request, Ticket, TxOp};
 
 /// A reply still to come: the receiving end of a request's reply slot, and
@@ -29,6 +33,9 @@ struct Incoming<T> {
 pub(crate) struct Started<T> {
     /// Interrupts the request if the caller's future is dropped once it was sent.
     guard: InFlight,
+    /// For a request with a timeout: the clock, and how long to wait for its
+    /// answer before giving the connection up (the timeout and its grace).
+    bound: Option<(Arc<Timer>, Duration)>,
     incoming: Incoming<T>,
     /// What could not be sent yet, the queue being full.
     unsent: Option<Unsent>,
@@ -134,11 +141,14 @@ impl InUse {
         make: impl FnOnce(Ticket, Reply<T>) -> Request,
     ) -> Result<Started<T>> {
         // One look at the session for numbering and sending.
-        let ((mut ticket, guard), out) =
-            self.with(|session| (session.number(), session.outgoing(lane)))?;
-        if let Some(timeout) = timeout {
-            ticket.timeout = timeout;
-        }
+        let ((mut ticket, guard), out, bound) = self.with(|session| {
+            let (mut ticket, guard) = session.number();
+            if let Some(timeout) = timeout {
+                ticket.timeout = timeout;
+            }
+            let bound = session.bound(ticket.timeout);
+            ((ticket, guard), session.outgoing(lane), bound)
+        })?;
         ticket.lane = lane;
         let (reply, receiver) = oneshot::channel();
         let unsent = self
@@ -150,6 +160,7 @@ impl InUse {
             });
         Ok(Started {
             guard,
+            bound,
             incoming: Incoming {
                 receiver,
                 spin: out.spin,
@@ -163,6 +174,7 @@ impl InUse {
     pub(crate) async fn finish<T>(&self, started: Started<T>) -> Result<T> {
         let Started {
             guard,
+            bound,
             incoming,
             unsent,
         } = started;
@@ -171,9 +183,27 @@ impl InUse {
                 .await?;
         }
         let guard = guard.arm();
-        let result = self.receive(incoming).await;
+        let Some((timer, limit)) = bound else {
+            let result = self.receive(incoming).await;
+            guard.disarm();
+            return result;
+        };
+        // Past its timeout the statement was interrupted; if even that does
+        // not bring its answer back within the grace (a server or network
+        // gone silent), give the connection up: it never serves again, and
+        // its worker ends once its socket fails.
+        let mut receive = pin!(self.receive(incoming));
+        let mut expired = pin!(timer.sleep(limit));
+        let answer = poll_fn(|cx| match receive.as_mut().poll(cx) {
+            Poll::Ready(result) => Poll::Ready(Some(result)),
+            Poll::Pending => expired.as_mut().poll(cx).map(|()| None),
+        })
+        .await;
         guard.disarm();
-        result
+        answer.unwrap_or_else(|| {
+            let _ = self.with(|session| session.give_up());
+            Err(Error::Timeout)
+        })
     }
 
     /// A fresh request number, and the guard that would interrupt it.

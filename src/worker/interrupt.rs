@@ -75,6 +75,11 @@ impl Interrupter {
         })
     }
 
+    /// The engine's timer, which also keeps callers' deadlines.
+    pub(crate) fn timer(&self) -> &Arc<Timer> {
+        &self.timer
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Requests> {
         self.requests.lock().unwrap_or_else(|e| e.into_inner())
     }
