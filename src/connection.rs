@@ -15,6 +15,7 @@ use crate::session::{InUse, Started};
 use crate::sql::{Dialect, IntoSql, Sql};
 use crate::trace::StatementTrace;
 use crate::transaction::Transaction;
+use crate::tx_options::{Locking, TxOptions};
 use crate::value::FromValue;
 use crate::worker::{Feed, Header, TxOp};
 
@@ -85,6 +86,9 @@ fn send_chunks<P: Params>(feed: Option<Sender<Feed>>, mut sets: impl Iterator<It
 ///
 /// No `Drop` impl here on purpose: a borrowed result's borrow ends at its
 /// last use, not at the end of its scope.
+// An owned connection stays inline: boxing it would cost an allocation per
+// engine-level transaction and result, to save stack space in one value.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum ConnRef<'c> {
     Borrowed(&'c Connection),
     Owned(Connection),
@@ -362,6 +366,38 @@ impl Connection {
         Ok(Transaction::new(ConnRef::Borrowed(self), level))
     }
 
+    /// Begins a transaction with `options`: an isolation level, read only,
+    /// PostgreSQL's `DEFERRABLE`, SQLite's locking.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use sqlaio::{ErrorKind, IsolationLevel, TxOptions};
+    ///
+    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+    /// let conn = engine.connect().await?;
+    /// conn.execute("CREATE TABLE t (x INTEGER)", ()).await?;
+    /// let tx = conn
+    ///     .begin_with(TxOptions::new().isolation(IsolationLevel::Serializable).read_only(true))
+    ///     .await?;
+    /// let err = tx.execute("INSERT INTO t VALUES (1)", ()).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::ReadOnly);
+    /// tx.rollback().await?;
+    /// conn.execute("INSERT INTO t VALUES (1)", ()).await?; // writable again
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`begin`](Connection::begin), and the database's error for an
+    /// option it refuses.
+    ///
+    /// # Cancellation
+    /// As [`begin`](Connection::begin).
+    pub async fn begin_with(&self, options: TxOptions) -> Result<Transaction<'_>> {
+        let level = self.open_transaction(Begin::With(options)).await?;
+        Ok(Transaction::new(ConnRef::Borrowed(self), level))
+    }
+
     /// Begins a nested transaction: a `SAVEPOINT`.
     ///
     /// Outside a transaction, the savepoint starts one. Committing it releases
@@ -392,8 +428,12 @@ impl Connection {
             Begin::Nested if level > 1 || in_tx => {
                 (TxOp::Savepoint(level), TxOp::RollbackTo(level))
             }
-            Begin::Deferred => (TxOp::Begin { immediate: false }, TxOp::Rollback),
-            _ => (TxOp::Begin { immediate: true }, TxOp::Rollback),
+            Begin::With(options) => (TxOp::Begin(options), TxOp::Rollback),
+            Begin::Deferred => (
+                TxOp::Begin(TxOptions::new().locking(Locking::Deferred)),
+                TxOp::Rollback,
+            ),
+            _ => (TxOp::Begin(TxOptions::new()), TxOp::Rollback),
         };
         self.session.begin(op, undo, level).await?;
         Ok(Level {
@@ -567,6 +607,8 @@ impl Level {
 pub(crate) enum Begin {
     Immediate,
     Deferred,
+    /// A transaction with these options.
+    With(TxOptions),
     /// A savepoint inside the open transaction, or a transaction if none is open.
     Nested,
 }

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::builder::EngineBuilder;
@@ -12,6 +13,7 @@ use crate::pool::{Pool, PoolStatus};
 use crate::result::CursorResult;
 use crate::sql::{Dialect, IntoSql, Sql};
 use crate::transaction::Transaction;
+use crate::tx_options::TxOptions;
 use crate::value::FromValue;
 
 /// The entry point: a pool of connections to one database, and the strategy
@@ -183,6 +185,124 @@ impl Engine {
         Ok(Transaction::new(ConnRef::Owned(conn), level))
     }
 
+    /// [`begin`](Engine::begin) with `options`: an isolation level, read
+    /// only, PostgreSQL's `DEFERRABLE`, SQLite's locking.
+    ///
+    /// # Errors
+    /// As [`connect`](Engine::connect) and [`Connection::begin_with`].
+    ///
+    /// # Cancellation
+    /// As [`Connection::begin`].
+    pub async fn begin_with(&self, options: TxOptions) -> Result<Transaction<'static>> {
+        let conn = self.connect().await?;
+        let level = conn.open_transaction(Begin::With(options)).await?;
+        Ok(Transaction::new(ConnRef::Owned(conn), level))
+    }
+
+    /// Runs `work` in a transaction of its own and commits it when `work`
+    /// returns `Ok`; `work` gets the transaction behind an `Arc`, so that its
+    /// future owns what it uses (and is `Send` when `work` is); rolls it back when `work` returns an error or panics
+    /// (a panic becomes [`Error::Panic`]). When the transaction fails with
+    /// an error that [`is_retryable`](Error::is_retryable) (a
+    /// serialization failure, a deadlock, a lock timeout: at `BEGIN`, in
+    /// `work` or at `COMMIT`), it runs again from the start, up to 3 times
+    /// in all, waiting 10 ms and then twice as long before each new attempt;
+    /// [`transaction_with`](Engine::transaction_with) changes that. `work`
+    /// must therefore be safe to run more than once: keep side effects
+    /// outside the database out of it.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+    /// engine.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER)", ()).await?;
+    /// engine.execute("INSERT INTO accounts VALUES (1, 100), (2, 0)", ()).await?;
+    ///
+    /// let moved = engine
+    ///     .transaction(|tx| async move {
+    ///         tx.execute("UPDATE accounts SET balance = balance - 30 WHERE id = 1", ()).await?;
+    ///         tx.execute("UPDATE accounts SET balance = balance + 30 WHERE id = 2", ()).await?;
+    ///         Ok(30)
+    ///     })
+    ///     .await?;
+    /// assert_eq!(moved, 30);
+    /// assert_eq!(engine.scalar::<i64>("SELECT balance FROM accounts WHERE id = 2", ()).await?, 30);
+    /// # Ok::<(), sqlaio::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// When to use which: [`begin`](Engine::begin) gives you the
+    /// transaction to commit or roll back yourself, across whatever code you
+    /// like; `transaction` is for a unit of work that should simply happen,
+    /// retried where the database asks for it.
+    ///
+    /// # Errors
+    /// The error of the last attempt: `work`'s own, or as
+    /// [`begin`](Engine::begin) and [`Transaction::commit`];
+    /// [`Error::Statement`] when `work` kept a clone of the transaction's
+    /// `Arc` past its end (the transaction is then rolled back).
+    ///
+    /// # Cancellation
+    /// Dropping the future drops the transaction, which rolls it back before
+    /// its connection serves anyone else.
+    pub async fn transaction<T, F, Fut>(&self, work: F) -> Result<T>
+    where
+        F: FnMut(Arc<Transaction<'static>>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.transaction_with(TxOptions::new(), work).await
+    }
+
+    /// [`transaction`](Engine::transaction) with `options`: how the
+    /// transaction begins, and how many attempts at most
+    /// ([`TxOptions::max_attempts`]).
+    ///
+    /// # Errors
+    /// As [`transaction`](Engine::transaction).
+    ///
+    /// # Cancellation
+    /// As [`transaction`](Engine::transaction).
+    pub async fn transaction_with<T, F, Fut>(&self, options: TxOptions, mut work: F) -> Result<T>
+    where
+        F: FnMut(Arc<Transaction<'static>>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempt = 1;
+        loop {
+            let result = match self.begin_with(options).await {
+                Ok(tx) => {
+                    let tx = Arc::new(tx);
+                    let outcome = catch_panic(work(tx.clone())).await;
+                    let Ok(tx) = Arc::try_unwrap(tx) else {
+                        // Dropping the last clone rolls the transaction back.
+                        return Err(Error::Statement(
+                            "the transaction's Arc outlived the closure given to Engine::transaction"
+                                .into(),
+                        ));
+                    };
+                    match outcome {
+                        Ok(Ok(value)) => tx.commit().await.map(|()| value),
+                        Ok(Err(e)) => {
+                            let _ = tx.rollback().await;
+                            Err(e)
+                        }
+                        Err(panic) => {
+                            let _ = tx.rollback().await;
+                            Err(Error::panic(panic))
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.is_retryable() && attempt < options.max_attempts => {
+                    attempt += 1;
+                    self.inner.pool.timer.sleep(options.backoff(attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// The names of the database's tables, sorted.
     ///
     /// # Errors
@@ -259,4 +379,17 @@ impl Engine {
     pub fn worker_count(&self) -> usize {
         self.inner.pool.tracker.live()
     }
+}
+
+/// Runs `future`, turning a panic in it into an `Err` with its payload.
+async fn catch_panic<F: Future>(future: F) -> std::thread::Result<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(value)) => std::task::Poll::Ready(Ok(value)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    })
+    .await
 }

@@ -135,6 +135,7 @@ mod timer;
 mod trace;
 mod tracker;
 mod transaction;
+mod tx_options;
 mod types;
 mod url;
 mod value;
@@ -174,6 +175,7 @@ pub use sql::{Dialect, IntoSql, Sql};
 pub use strategy::{Job, Strategy};
 pub use trace::MAX_STATEMENT_LEN;
 pub use transaction::Transaction;
+pub use tx_options::{IsolationLevel, Locking, TxOptions};
 pub use value::{FromValue, Value};
 
 pub use thread_strategy::ThreadStrategy;

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::row::{ColumnNames, Values};
 use crate::sql::Dialect;
+use crate::tx_options::TxOptions;
 
 /// A blocking driver, as the worker loop sees it. Every method runs on the
 /// connection's worker thread.
@@ -102,6 +103,30 @@ pub(crate) trait Driver: Sized + 'static {
     /// # Errors
     /// The database's error.
     fn execute_batch(&mut self, sql: &str) -> Result<()>;
+    /// Begins a transaction with `options`. Defaults to standard SQL:
+    /// `BEGIN ISOLATION LEVEL ..., READ ONLY, DEFERRABLE` (PostgreSQL's
+    /// spelling), leaving out what is not asked for.
+    ///
+    /// # Errors
+    /// The database's error.
+    fn begin(&mut self, options: &TxOptions) -> Result<()> {
+        let mut sql = String::from("BEGIN");
+        let mut modes = Vec::new();
+        if let Some(level) = options.isolation {
+            modes.push(format!("ISOLATION LEVEL {}", level.sql()));
+        }
+        if options.read_only {
+            modes.push("READ ONLY".to_owned());
+        }
+        if options.deferrable {
+            modes.push("DEFERRABLE".to_owned());
+        }
+        if !modes.is_empty() {
+            sql.push(' ');
+            sql.push_str(&modes.join(", "));
+        }
+        self.execute_batch(&sql)
+    }
     /// Prepares `sql` and binds `params`, ready to [`run`](Statement::run).
     ///
     /// # Errors

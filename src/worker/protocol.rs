@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::packed::Packed;
 use crate::params::Parameters;
 use crate::row::{ColumnNames, Row};
+use crate::tx_options::TxOptions;
 
 /// The one-shot answer to a request.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -110,10 +111,8 @@ pub(crate) enum Feed {
 /// Transaction control statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TxOp {
-    /// `BEGIN`; `true` takes SQLite's write lock at once (`BEGIN IMMEDIATE`).
-    Begin {
-        immediate: bool,
-    },
+    /// `BEGIN`, with its options (rendered by the driver: see `Driver::begin_sql`).
+    Begin(TxOptions),
     Commit,
     Rollback,
     /// `SAVEPOINT` at this nesting depth (1 for the first nested level).
@@ -127,8 +126,7 @@ pub(crate) enum TxOp {
 impl TxOp {
     pub(crate) fn sql(self) -> String {
         match self {
-            TxOp::Begin { immediate: true } => "BEGIN IMMEDIATE".into(),
-            TxOp::Begin { immediate: false } => "BEGIN".into(),
+            TxOp::Begin(_) => "BEGIN".into(),
             TxOp::Commit => "COMMIT".into(),
             TxOp::Rollback => "ROLLBACK".into(),
             TxOp::Savepoint(d) => format!("SAVEPOINT sqlaio_sp_{d}"),

@@ -279,8 +279,10 @@ fn transaction<'g, D: Driver>(
     session: &mut Session<'g>,
     op: TxOp,
 ) -> Result<()> {
-    if let (TxOp::Begin { immediate: true }, None) = (op, &session.held) {
-        session.held = WriteGate::permit(cx.gate, WRITE_PATIENCE)?;
+    if let (TxOp::Begin(options), None) = (op, &session.held) {
+        if options.takes_write_lock() {
+            session.held = WriteGate::permit(cx.gate, WRITE_PATIENCE)?;
+        }
     }
     let depth = session.depth;
     let result = match op {
@@ -298,9 +300,9 @@ fn transaction<'g, D: Driver>(
         op => control(driver, op),
     };
     session.depth = match (op, &result) {
-        (TxOp::Begin { .. }, Ok(())) => 1,
+        (TxOp::Begin(_), Ok(())) => 1,
         (TxOp::Savepoint(level), Ok(())) => level,
-        (TxOp::Begin { .. } | TxOp::Savepoint(_), Err(_)) => depth,
+        (TxOp::Begin(_) | TxOp::Savepoint(_), Err(_)) => depth,
         (TxOp::Commit | TxOp::Rollback, _) => 0,
         (TxOp::Release(level) | TxOp::RollbackTo(level), _) => level - 1,
     };
@@ -316,13 +318,10 @@ fn transaction<'g, D: Driver>(
 /// Runs a transaction statement; a failed `COMMIT` or `RELEASE` rolls back so
 /// the connection is never left inside a transaction nobody owns.
 fn control<D: Driver>(driver: &mut D, op: TxOp) -> Result<()> {
-    let op = match op {
-        TxOp::Begin { immediate } => TxOp::Begin {
-            immediate: immediate && D::HAS_IMMEDIATE,
-        },
-        op => op,
+    let result = match op {
+        TxOp::Begin(options) => driver.begin(&options),
+        op => driver.execute_batch(&op.sql()),
     };
-    let result = driver.execute_batch(&op.sql());
     if result.is_err() {
         match op {
             TxOp::Commit if driver.in_transaction() => {

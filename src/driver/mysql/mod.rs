@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::row::ColumnNames;
 use crate::sql::Dialect;
+use crate::tx_options::TxOptions;
 
 /// ER_UNSUPPORTED_PS: the statement cannot be prepared; it runs as text.
 const UNSUPPORTED_PS: u16 = 1295;
@@ -301,6 +302,19 @@ impl Driver for MysqlDriver {
             }
             Err(e) => Err(state.fail(e)),
         }
+    }
+
+    /// `SET TRANSACTION ISOLATION LEVEL ...` for the next transaction, then
+    /// `START TRANSACTION [READ ONLY]`.
+    fn begin(&mut self, options: &TxOptions) -> Result<()> {
+        if let Some(level) = options.isolation {
+            self.execute_batch(&format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql()))?;
+        }
+        self.execute_batch(if options.read_only {
+            "START TRANSACTION READ ONLY"
+        } else {
+            "START TRANSACTION"
+        })
     }
 
     fn prepare<'c>(&'c mut self, sql: &str, params: Parameters) -> Result<MyStatement<'c>> {

@@ -17,12 +17,24 @@ use crate::error::{DatabaseDetails, Error, ErrorKind, Result};
 use crate::params::Parameters;
 use crate::row::{ColumnNames, Values};
 use crate::sql::Dialect;
+use crate::tx_options::{Locking, TxOptions};
 use crate::value::Value;
 
 
 pub(crate) struct SqliteDriver {
     conn: rusqlite::Connection,
     keys: Keys,
+    /// `PRAGMA query_only` is on for a read-only transaction, until it ends.
+    query_only: bool,
+}
+
+impl SqliteDriver {
+    /// Turns `query_only` off once the read-only transaction that set it ended.
+    fn settle_query_only(&mut self) {
+        if self.query_only && self.conn.is_autocommit() {
+            self.query_only = self.conn.execute_batch("PRAGMA query_only = OFF").is_err();
+        }
+    }
 }
 
 /// Statements whose column names are kept, at most.
@@ -144,6 +156,7 @@ impl Driver for SqliteDriver {
             .map(|conn| SqliteDriver {
                 conn,
                 keys: Keys::default(),
+                query_only: false,
             })
             .map_err(|e| Error::Connect {
                 url,
@@ -168,10 +181,36 @@ impl Driver for SqliteDriver {
     }
 
     fn execute_batch(&mut self, sql: &str) -> Result<()> {
-        self.conn.execute_batch(sql).map_err(convert)
+        let result = self.conn.execute_batch(sql).map_err(convert);
+        self.settle_query_only();
+        result
+    }
+
+    /// `BEGIN DEFERRED`, `IMMEDIATE` or `EXCLUSIVE`; a read-only transaction
+    /// is deferred and sets `PRAGMA query_only` until it ends. SQLite's
+    /// transactions are serializable whatever the isolation asked for.
+    fn begin(&mut self, options: &TxOptions) -> Result<()> {
+        let lock = match options.locking {
+            _ if options.read_only => "DEFERRED",
+            Locking::Deferred => "DEFERRED",
+            Locking::Exclusive => "EXCLUSIVE",
+            _ => "IMMEDIATE",
+        };
+        self.conn
+            .execute_batch(&format!("BEGIN {lock}"))
+            .map_err(convert)?;
+        if options.read_only {
+            if let Err(e) = self.conn.execute_batch("PRAGMA query_only = ON") {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(convert(e));
+            }
+            self.query_only = true;
+        }
+        Ok(())
     }
 
     fn prepare<'c>(&'c mut self, sql: &str, params: Parameters) -> Result<SqliteStatement<'c>> {
+        self.settle_query_only();
         let conn = &self.conn;
         let mut stmt = conn.prepare_cached(sql).map_err(convert)?;
         bind(&mut stmt, &params)?;
