@@ -527,6 +527,12 @@ impl Connection {
         self.session.run_in_thread(f).await?
     }
 
+    /// Runs a script of several statements (a migration file) as the
+    /// driver's script call does; `true` when a transaction is open after it.
+    pub(crate) async fn execute_script(&self, sql: String) -> Result<bool> {
+        self.session.script(sql).await
+    }
+
     /// The names of the tables visible to this connection, sorted.
     ///
     /// # Errors

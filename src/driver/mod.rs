@@ -103,6 +103,16 @@ pub(crate) trait Driver: Sized + 'static {
     /// # Errors
     /// The database's error.
     fn execute_batch(&mut self, sql: &str) -> Result<()>;
+    /// Runs a script of several statements (a migration file). Afterwards
+    /// [`in_transaction`](Driver::in_transaction) must tell whether the
+    /// script left a transaction open, whatever statements it held.
+    /// Defaults to [`execute_batch`](Driver::execute_batch).
+    ///
+    /// # Errors
+    /// The database's error.
+    fn execute_script(&mut self, sql: &str) -> Result<()> {
+        self.execute_batch(sql)
+    }
     /// Begins a transaction with `options`. Defaults to standard SQL:
     /// `BEGIN ISOLATION LEVEL ..., READ ONLY, DEFERRABLE` (PostgreSQL's
     /// spelling), leaving out what is not asked for.

@@ -18,6 +18,8 @@ pub(crate) const LOCK_CLASS: i32 = 0x7371_6c61;
 
 /// The SQL a migrator sends, for one dialect and one table name.
 struct Statements {
+    /// The database commits DDL on its own (MySQL): see [`apply_one`].
+    implicit_commits: bool,
     create: String,
     select: String,
     insert: String,
@@ -36,6 +38,12 @@ impl Statements {
                  applied_at TIMESTAMPTZ NOT NULL DEFAULT now()",
                 "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
             ),
+            Dialect::MySql => (
+                "version BIGINT PRIMARY KEY, name VARCHAR(255) NOT NULL, \
+                 checksum VARCHAR(64) NOT NULL, \
+                 applied_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)",
+                "DATE_FORMAT(applied_at, '%Y-%m-%dT%H:%i:%s.%fZ')",
+            ),
             #[allow(unreachable_patterns)]
             other => {
                 return Err(Error::Config(format!(
@@ -44,12 +52,14 @@ impl Statements {
             }
         };
         Ok(Statements {
+            implicit_commits: dialect == Dialect::MySql,
             create: format!("CREATE TABLE IF NOT EXISTS {table} ({columns})"),
             select: format!(
                 "SELECT version, name, checksum, {applied_at} AS applied_at FROM {table} ORDER BY version"
             ),
-            // `$n` placeholders: SQLite binds them by position too.
-            insert: format!("INSERT INTO {table} (version, name, checksum) VALUES ($1, $2, $3)"),
+            insert: format!(
+                "INSERT INTO {table} (version, name, checksum) VALUES (:version, :name, :checksum)"
+            ),
         })
     }
 }
@@ -78,6 +88,22 @@ impl Session {
             conn: Some(conn),
             unlock: None,
         };
+        if engine.dialect() == Dialect::MySql {
+            // A named lock held by this session until released (or the session ends).
+            let name = format!("sqlaio_migrations.{}", table.to_ascii_lowercase());
+            session.unlock = Some(format!("SELECT RELEASE_LOCK('{name}')"));
+            let lock = format!("SELECT GET_LOCK('{name}', 600)");
+            let locked = session
+                .conn()
+                .scalar::<Option<i64>>(lock.as_str(), ())
+                .await;
+            if !matches!(locked, Ok(Some(1))) {
+                session.unlock = None;
+                return Err(locked.err().unwrap_or_else(|| {
+                    Error::Config("another run held the migration lock for 10 minutes".into())
+                }));
+            }
+        }
         if engine.dialect() == Dialect::Postgres {
             let conn = session.conn();
             let qualified = if table.contains('.') {
@@ -146,9 +172,7 @@ impl Migrator {
         let dialect = engine.dialect();
         let statements = Statements::new(dialect, &self.table)?;
         let session = Session::open(engine, &self.table).await?;
-        let outcome = self
-            .apply_pending(session.conn(), dialect, &statements)
-            .await;
+        let outcome = self.apply_pending(session.conn(), &statements).await;
         let released = session.release().await;
         let report = outcome?;
         released?;
@@ -164,7 +188,6 @@ impl Migrator {
     async fn apply_pending(
         &self,
         conn: &Connection,
-        dialect: Dialect,
         statements: &Statements,
     ) -> Result<Report, MigrateError> {
         conn.execute(statements.create.as_str(), ()).await?;
@@ -184,7 +207,11 @@ impl Migrator {
                 tx.rollback().await?;
                 return Ok(report);
             };
-            apply_one(tx, next, dialect, statements).await?;
+            if apply_one(tx, next, statements).await? == Applied::Committed {
+                // MySQL committed the migration's DDL on its own: record it now.
+                conn.execute(statements.insert.as_str(), record(next))
+                    .await?;
+            }
             report.applied.push(next.version);
         }
     }
@@ -247,6 +274,15 @@ impl Migrator {
                 conn.scalar("SELECT to_regclass($1) IS NOT NULL", (self.table.as_ref(),))
                     .await?
             }
+            Dialect::MySql => {
+                conn.scalar::<i64>(
+                    "SELECT count(*) FROM information_schema.tables \
+                     WHERE table_schema = DATABASE() AND table_name = ?",
+                    (self.table.as_ref(),),
+                )
+                .await?
+                    > 0
+            }
             _ => {
                 conn.scalar::<i64>(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1 COLLATE NOCASE",
@@ -263,20 +299,44 @@ impl Migrator {
     }
 }
 
-/// Applies one migration and records it, in the transaction `tx`.
+/// What became of a migration that [`apply_one`] applied.
+#[derive(Debug, PartialEq, Eq)]
+enum Applied {
+    /// Applied and recorded in one transaction.
+    Recorded,
+    /// Applied, and committed by the database on its own (MySQL's DDL):
+    /// not recorded yet.
+    Committed,
+}
+
+/// The values of a migration's row in the migrations table.
+fn record(migration: &Migration) -> crate::Parameters {
+    crate::named_params! {
+        ":version": migration.version,
+        ":name": migration.name(),
+        ":checksum": migration.checksum(),
+    }
+}
+
+/// Applies one migration and records it, in the transaction `tx`. Where
+/// DDL commits on its own (MySQL), a script that ended the transaction is
+/// taken as applied, to be recorded by the caller.
 async fn apply_one(
     tx: Transaction<'_>,
     migration: &Migration,
-    dialect: Dialect,
     statements: &Statements,
-) -> Result<(), MigrateError> {
+) -> Result<Applied, MigrateError> {
     let failed = |source| MigrateError::Failed {
         version: migration.version,
         name: migration.name().to_owned(),
         source,
     };
-    match run_script(&tx, dialect, migration.sql().to_owned()).await {
+    match run_script(&tx, migration.sql().to_owned()).await {
         Ok(After::InTransaction) => {}
+        Ok(After::Autocommit) if statements.implicit_commits => {
+            let _ = tx.rollback().await;
+            return Ok(Applied::Committed);
+        }
         Ok(After::Autocommit) => {
             // Nothing left to roll back; the rollback only settles the handle.
             let _ = tx.rollback().await;
@@ -293,16 +353,14 @@ async fn apply_one(
         }
     }
     let recorded = tx
-        .execute(
-            statements.insert.as_str(),
-            (migration.version, migration.name(), migration.checksum()),
-        )
+        .execute(statements.insert.as_str(), record(migration))
         .await;
     if let Err(e) = recorded {
         let _ = tx.rollback().await;
         return Err(e.into());
     }
-    tx.commit().await.map_err(failed)
+    tx.commit().await.map_err(failed)?;
+    Ok(Applied::Recorded)
 }
 
 /// Reads the migrations table with `select`.

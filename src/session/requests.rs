@@ -289,6 +289,16 @@ impl InUse {
     }
 
     /// The names of the tables visible to the connection.
+    /// Runs a script of statements; answers whether a transaction is open afterwards.
+    pub(crate) async fn script(&self, sql: String) -> Result<bool> {
+        self.statement(None, false, |ticket, reply| Request::Script {
+            ticket,
+            sql,
+            reply,
+        })
+        .await
+    }
+
     pub(crate) async fn table_names(&self) -> Result<Vec<String>> {
         self.request(|reply| Request::TableNames { reply }).await
     }

@@ -211,8 +211,7 @@ impl TestDatabaseBuilder {
             engine,
             place: Some(place),
         };
-        db.prepare(dialect, self.migrator.as_ref(), self.fixtures)
-            .await?;
+        db.prepare(self.migrator.as_ref(), self.fixtures).await?;
         Ok(db)
     }
 
@@ -327,7 +326,6 @@ impl TestDatabase {
     /// Applies the migrations and runs the fixtures.
     async fn prepare(
         &self,
-        dialect: Dialect,
         migrator: Option<&Migrator>,
         fixtures: Vec<String>,
     ) -> Result<(), MigrateError> {
@@ -342,7 +340,7 @@ impl TestDatabase {
         if !fixtures.is_empty() {
             let conn = self.engine.connect().await?;
             for (index, sql) in fixtures.into_iter().enumerate() {
-                run_script(&conn, dialect, sql)
+                run_script(&conn, sql)
                     .await
                     .map_err(|source| MigrateError::Fixture { index, source })?;
             }

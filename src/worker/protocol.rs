@@ -95,6 +95,13 @@ pub(crate) enum Request {
     Call { ticket: Ticket, call: Call },
     /// The names of the tables visible to the connection.
     TableNames { reply: Reply<Vec<String>> },
+    /// Run a script of statements without parameters or results (a
+    /// migration); answers whether a transaction is open afterwards.
+    Script {
+        ticket: Ticket,
+        sql: String,
+        reply: Reply<bool>,
+    },
     /// A cheap liveness check, before the pool hands the connection out.
     Ping { reply: Reply<()> },
 }

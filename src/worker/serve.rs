@@ -259,6 +259,15 @@ fn serve<D: Driver>(driver: &mut D, cx: &Context<'_>) {
                 }
                 run_call(driver, cx, call);
             }
+            Request::Script { ticket, sql, reply } => {
+                if reply.is_canceled() {
+                    continue;
+                }
+                let result = cx.interrupter.run(ticket, || driver.execute_script(&sql));
+                let in_tx = driver.in_transaction();
+                shared.in_tx.store(in_tx, Ordering::SeqCst);
+                let _ = reply.send(result.map(|()| in_tx));
+            }
             Request::TableNames { reply } => {
                 if !reply.is_canceled() {
                     let _ = reply.send(driver.table_names());

@@ -220,6 +220,30 @@ impl Driver for PostgresDriver {
         self.in_tx
     }
 
+    /// Runs the script, then asks the server whether a transaction is open:
+    /// the client does not report it, and a script may begin or end one
+    /// anywhere (a savepoint can only be taken inside one).
+    fn execute_script(&mut self, sql: &str) -> Result<()> {
+        let result = self.client.batch_execute(sql);
+        let result = result.map_err(|e| self.seen.convert(e));
+        let result = self.failing(result);
+        let probe = self
+            .client
+            .batch_execute("SAVEPOINT sqlaio_script_check; RELEASE SAVEPOINT sqlaio_script_check");
+        match probe {
+            Ok(()) => self.in_tx = true,
+            Err(e) if e.code() == Some(&postgres::error::SqlState::NO_ACTIVE_SQL_TRANSACTION) => {
+                (self.in_tx, self.failed) = (false, false)
+            }
+            // Inside a failed transaction: still one, awaiting its rollback.
+            Err(e) if e.code() == Some(&postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION) => {
+                (self.in_tx, self.failed) = (true, true)
+            }
+            Err(e) => return result.and(Err(self.seen.convert(e))),
+        }
+        result
+    }
+
     fn worn_out(&mut self) -> bool {
         self.seen.worn
     }
