@@ -118,6 +118,7 @@ mod packed;
 mod params;
 mod placeholders;
 mod pool;
+mod read;
 mod result;
 mod row;
 #[cfg(test)]
@@ -125,6 +126,7 @@ mod scripted_tests;
 #[cfg(feature = "sea-query")]
 #[path = "sea_query.rs"]
 mod sea_query_sql;
+mod server;
 mod session;
 mod sql;
 mod strategy;
@@ -157,7 +159,7 @@ mod smol_strategy;
 
 pub use builder::{
     EngineBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME, DEFAULT_REPLICA_ACQUIRE_TIMEOUT,
 };
 pub use connection::Connection;
 pub use de::FromRow;
@@ -165,11 +167,13 @@ pub use engine::Engine;
 pub use error::{BoxError, DatabaseDetails, DecodeError, Error, ErrorKind, Result};
 pub use params::{List, Parameters, Params};
 pub use pool::PoolStatus;
+pub use read::{ReadView, ReplicaStatus};
 pub use result::CursorResult;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use result::TypedRows;
 pub use row::{ColumnIndex, Row};
+pub use server::{ServerInfo, ServerRole};
 pub use sql::{Dialect, IntoSql, Sql};
 pub use strategy::{Job, Strategy};
 pub use trace::MAX_STATEMENT_LEN;
