@@ -282,6 +282,11 @@ mod guide {
     #[doc = include_str!("../docs/postgres.md")]
     struct Postgres;
 
+    /// Its examples need servers, so they are `no_run`: compiled only.
+    #[cfg(feature = "postgres")]
+    #[doc = include_str!("../docs/scaling.md")]
+    struct Scaling;
+
     /// Its examples need a server, so they are `no_run`: compiled only.
     #[cfg(feature = "mysql")]
     #[doc = include_str!("../docs/mysql.md")]
