@@ -167,7 +167,7 @@ pub use engine::Engine;
 pub use error::{BoxError, DatabaseDetails, DecodeError, Error, ErrorKind, Result};
 pub use params::{List, Parameters, Params};
 pub use pool::PoolStatus;
-pub use read::{ReadView, ReplicaStatus};
+pub use read::{ReadView, ReplicaStatus, WalPosition};
 pub use result::CursorResult;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]

@@ -42,6 +42,24 @@ const LAG_SQL: &str = "SELECT CASE \
      ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) \
      END::float8";
 
+/// The replay position of a server, in bytes of WAL since `0/0`: the
+/// primary's write position on a primary.
+const REPLAYED_SQL: &str = "SELECT (CASE WHEN pg_is_in_recovery() \
+     THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::int8";
+
+/// A position in the primary's write-ahead log, from
+/// [`Engine::wal_position`]: a read view from
+/// [`Engine::read_after`] only uses replicas that have replayed up to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WalPosition(pub u64);
+
+impl fmt::Display for WalPosition {
+    /// PostgreSQL's `pg_lsn` form, `16/B374D848`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
 /// The replicas of an engine, and what to do when none is available.
 pub(crate) struct Reads {
     pub(crate) replicas: Vec<Replica>,
@@ -65,6 +83,8 @@ struct Health {
     lag: Option<Duration>,
     /// When the lag was last measured (or a measure started).
     measured: Option<Instant>,
+    /// The highest replay position seen.
+    replayed: u64,
 }
 
 impl Replica {
@@ -107,6 +127,19 @@ impl Replica {
         }
         Ok(self.health().lag.is_some_and(|lag| lag > max))
     }
+
+    /// `true` once the replica has replayed up to `position` (asked on
+    /// `conn` unless an earlier answer already said so).
+    async fn replayed(&self, conn: &Connection, position: WalPosition) -> Result<bool> {
+        if self.health().replayed >= position.0 {
+            return Ok(true);
+        }
+        let replayed: Option<i64> = conn.scalar(REPLAYED_SQL, ()).await?;
+        let replayed = replayed.map_or(0, |r| r.max(0) as u64);
+        let mut h = self.health();
+        h.replayed = h.replayed.max(replayed);
+        Ok(h.replayed >= position.0)
+    }
 }
 
 /// `true` for an error that says the replica cannot be reached now.
@@ -132,7 +165,7 @@ impl Reads {
     }
 
     /// A connection on a healthy replica, or on the fallback.
-    async fn connect(&self) -> Result<Connection> {
+    async fn connect(&self, after: Option<WalPosition>) -> Result<Connection> {
         let n = self.replicas.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut why = Vec::new();
@@ -156,6 +189,23 @@ impl Reads {
                     Ok(false) => {}
                     Ok(true) => {
                         why.push(format!("{}: lagging over {max:?}", replica.engine.url()));
+                        continue;
+                    }
+                    Err(e) => {
+                        replica.mark_down(&e);
+                        why.push(format!("{}: {e}", replica.engine.url()));
+                        continue;
+                    }
+                }
+            }
+            if let Some(position) = after {
+                match replica.replayed(&conn, position).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        why.push(format!(
+                            "{}: not replayed up to {position}",
+                            replica.engine.url()
+                        ));
                         continue;
                     }
                     Err(e) => {
@@ -243,6 +293,36 @@ impl Engine {
         ReadView::new(self.clone())
     }
 
+    /// The primary's current write position, to pass to
+    /// [`read_after`](Engine::read_after) after a write: read-your-writes.
+    /// Without replicas (and on SQLite and MySQL) no query runs and the
+    /// position is 0.
+    ///
+    /// # Errors
+    /// As [`Engine::scalar`].
+    ///
+    /// # Cancellation
+    /// Dropping the future only discards the answer.
+    pub async fn wal_position(&self) -> Result<WalPosition> {
+        if self.reads().is_none() {
+            return Ok(WalPosition(0));
+        }
+        let position: i64 = self.scalar(REPLAYED_SQL, ()).await?;
+        Ok(WalPosition(position.max(0) as u64))
+    }
+
+    /// A read view that only uses replicas that have replayed up to
+    /// `position` (from [`wal_position`](Engine::wal_position) after a
+    /// write), falling back as [`read`](Engine::read) does: the reads see
+    /// that write. A replica's replay position is asked once per call until
+    /// it has passed `position`.
+    pub fn read_after(&self, position: WalPosition) -> ReadView {
+        ReadView {
+            engine: self.clone(),
+            after: Some(position),
+        }
+    }
+
     /// Each read replica's health, last measured lag and pool; empty
     /// without replicas.
     pub fn replica_status(&self) -> Vec<ReplicaStatus> {
@@ -277,6 +357,8 @@ pub struct ReplicaStatus {
 #[derive(Clone)]
 pub struct ReadView {
     engine: Engine,
+    /// Only replicas replayed up to this position (read-your-writes).
+    after: Option<WalPosition>,
 }
 
 impl fmt::Debug for ReadView {
@@ -293,7 +375,10 @@ impl fmt::Debug for ReadView {
 
 impl ReadView {
     pub(crate) fn new(engine: Engine) -> ReadView {
-        ReadView { engine }
+        ReadView {
+            engine,
+            after: None,
+        }
     }
 
     /// A connection for reading: on a healthy replica, or on the fallback.
@@ -306,7 +391,7 @@ impl ReadView {
     /// As [`Engine::connect`].
     pub async fn connect(&self) -> Result<Connection> {
         match self.engine.reads() {
-            Some(reads) => reads.connect().await,
+            Some(reads) => reads.connect(self.after).await,
             None => self.engine.connect().await,
         }
     }

@@ -213,6 +213,22 @@ async fn reads_reach_the_standby_and_writes_the_primary(primary: &str, standby: 
         },
     )
     .await;
+    // Read-your-writes: a view after the write's position sees it at once.
+    engine
+        .execute(
+            "INSERT INTO scaling_t VALUES (3, 'ryw') ON CONFLICT DO NOTHING",
+            (),
+        )
+        .await
+        .unwrap();
+    let position = engine.wal_position().await.unwrap();
+    assert!(position.0 > 0, "{position}");
+    let seen: Option<(String,)> = engine
+        .read_after(position)
+        .fetch_optional_as("SELECT v FROM scaling_t WHERE id = 3", ())
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(("ryw".to_owned(),)));
     // A write through the view fails clearly, on the replica ...
     let e = engine
         .read()
@@ -332,6 +348,20 @@ async fn a_lag_bound_leaves_out_a_paused_replica(primary: &str, standby: &str) {
         .await;
         let lag = engine.replica_status()[0].lag.unwrap();
         assert!(lag > Duration::from_millis(500), "{lag:?}");
+        // Without a lag bound the paused replica still serves reads, but not
+        // the reads that must see a write it has not replayed.
+        let unbounded = Engine::builder().url(primary).replica(standby).build()?;
+        assert!(on_standby(unbounded.clone()).await);
+        let position = engine.wal_position().await?;
+        let after = unbounded
+            .read_after(position)
+            .scalar::<bool>("SELECT pg_is_in_recovery()", ())
+            .await?;
+        assert!(
+            !after,
+            "read_after used a replica that had not replayed the write"
+        );
+        unbounded.close().await?;
         Ok::<(), sqlaio::Error>(())
     }
     .await;
