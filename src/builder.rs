@@ -626,6 +626,60 @@ mod tests {
     }
 
     #[test]
+    fn pg_options_are_added_to_postgres_urls_only() {
+        assert_eq!(
+            with_pg_option("postgres://u@h/db", "read_only", "true"),
+            "postgres://u@h/db?read_only=true"
+        );
+        assert_eq!(
+            with_pg_option("postgresql://u@a,b/db?sslmode=disable", "k", "v"),
+            "postgresql://u@a,b/db?sslmode=disable&k=v"
+        );
+        assert_eq!(
+            with_pg_option("host=h user=u", "k", "v"),
+            "host=h user=u k=v"
+        );
+        assert_eq!(
+            with_pg_option("sqlite::memory:", "k", "v"),
+            "sqlite::memory:"
+        );
+        assert_eq!(with_pg_option("mysql://u@h/db", "k", "v"), "mysql://u@h/db");
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn replicas_are_refused_on_sqlite_and_read_is_the_same_pool() {
+        let e = Engine::builder()
+            .url("sqlite::memory:")
+            .replica("postgres://u@h/db")
+            .build()
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("read replicas apply to PostgreSQL"),
+            "{e}"
+        );
+        futures::executor::block_on(async {
+            let engine = Engine::builder().url("sqlite::memory:").build()?;
+            engine.execute("CREATE TABLE t (x)", ()).await?;
+            engine
+                .read()
+                .execute("INSERT INTO t VALUES (1)", ())
+                .await?;
+            assert_eq!(
+                engine
+                    .read()
+                    .scalar::<i64>("SELECT count(*) FROM t", ())
+                    .await?,
+                1
+            );
+            assert!(engine.replica_status().is_empty());
+            assert_eq!(engine.wal_position().await?.0, 0);
+            engine.close().await
+        })
+        .unwrap();
+    }
+
+    #[test]
     fn a_builder_from_the_environment_names_the_variable_it_missed() {
         // The variable itself is shared with other tests: only the message is checked.
         let builder = EngineBuilder {

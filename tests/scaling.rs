@@ -434,6 +434,21 @@ async fn a_transaction_pooler_serves_unprepared_statements() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 80);
+    // Parameters go as text of unspecified type: the server infers each.
+    let row: (i32, Vec<u8>, bool, f64, bool) = engine
+        .fetch_one_as(
+            "SELECT $1::int4 + 1, $2::bytea, $3::bool, $4::float8 * 2, $5::text IS NULL",
+            (41, vec![0u8, 255], true, 0.25, None::<String>),
+        )
+        .await
+        .unwrap();
+    assert_eq!(row, (42, vec![0, 255], true, 0.5, true));
+    let n = engine
+        .execute("UPDATE scaling_pool SET v = $1 WHERE task = $2", ("y", 0))
+        .await
+        .unwrap()
+        .rowcount();
+    assert_eq!(n, 10);
     // An empty result still reads as a query.
     let none = engine.fetch_all("SELECT 1 WHERE false", ()).await.unwrap();
     assert!(none.is_empty());
