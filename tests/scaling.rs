@@ -480,6 +480,7 @@ async fn failover_under_writes(set: &ReplicaSet) {
         let (engine, stop, next) = (engine.clone(), stop.clone(), next.clone());
         writers.push(tokio::spawn(async move {
             let mut acked = Vec::new();
+            let mut at = Vec::new();
             let mut failed = 0u32;
             for _ in 0..5000 {
                 if stop.load(Ordering::SeqCst) {
@@ -490,7 +491,10 @@ async fn failover_under_writes(set: &ReplicaSet) {
                     .execute("INSERT INTO scaling_fo VALUES ($1)", (id,))
                     .await
                 {
-                    Ok(_) => acked.push(id),
+                    Ok(_) => {
+                        acked.push(id);
+                        at.push(Instant::now());
+                    }
                     Err(e) => {
                         let clear = matches!(
                             e.kind(),
@@ -506,7 +510,7 @@ async fn failover_under_writes(set: &ReplicaSet) {
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            (acked, failed)
+            (acked, at, failed)
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -539,12 +543,21 @@ async fn failover_under_writes(set: &ReplicaSet) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::SeqCst);
     let mut acked = Vec::new();
+    let mut times = Vec::new();
     let mut failed = 0;
     for w in writers {
-        let (a, f) = w.await.unwrap();
+        let (a, t, f) = w.await.unwrap();
         acked.extend(a);
+        times.extend(t);
         failed += f;
     }
+    times.sort();
+    let gap = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    eprintln!("failover: longest time without an acknowledged write: {gap:?}");
     eprintln!(
         "failover: script {promoted:?}, first write after it {first_write:?}, \
          {} writes acknowledged, {failed} failed clearly",

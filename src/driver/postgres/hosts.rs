@@ -391,6 +391,27 @@ mod tests {
     }
 
     #[test]
+    fn no_fitting_host_names_each_and_is_transient() {
+        use crate::driver::Driver;
+        // Nothing listens on ports 1 and 2 of the loopback address.
+        let url = "postgres://u@127.0.0.1:1,127.0.0.1:2/db?target_session_attrs=read-write&connect_timeout=1";
+        let config = PgConfig::parse(url).unwrap();
+        let Err(e) = super::super::PostgresDriver::open(&config) else {
+            panic!("connected to nothing");
+        };
+        let shown = e.to_string();
+        assert!(shown.contains("127.0.0.1:1,127.0.0.1:2"), "{shown}");
+        let crate::error::Error::Connect { source, .. } = &e else {
+            panic!("{e:?}");
+        };
+        let source = source.to_string();
+        assert!(source.contains("no host fits target_session_attrs=read-write"), "{source}");
+        assert!(source.contains("127.0.0.1:2 failed"), "{source}");
+        assert!(super::super::PostgresDriver::is_transient(&e));
+        assert!(avoid("db", &endpoints(&config)[0], SessionAttrs::Any));
+    }
+
+    #[test]
     fn a_shuffle_keeps_every_host() {
         let mut v: Vec<u32> = (0..10).collect();
         shuffle(&mut v);
