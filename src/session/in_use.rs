@@ -123,6 +123,10 @@ impl InUse {
             Some(loan) => d
                 .field("id", &loan.session_ref().id)
                 .field("url", &loan.home.url())
+                .field(
+                    "server",
+                    &loan.session_ref().server().map(ToString::to_string),
+                )
                 .field("in_transaction", &loan.session_ref().in_transaction()),
             None => d.field("closed", &true),
         };
