@@ -323,8 +323,15 @@ async fn a_lag_bound_leaves_out_a_paused_replica(primary: &str, standby: &str) {
             .unwrap()
     };
     // Caught up and idle: not lagged, however old its last replayed transaction.
+    // (Polled: WAL the primary writes on its own is received a moment
+    // before it is replayed.)
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(on_standby(engine.clone()).await);
+    eventually(
+        "the idle standby taken",
+        Duration::from_secs(5),
+        async || on_standby(engine.clone()).await,
+    )
+    .await;
     let admin = Engine::builder().url(standby).build().unwrap();
     admin
         .execute("SELECT pg_wal_replay_pause()::text", ())
