@@ -472,7 +472,7 @@ impl EngineBuilder {
         let url = if self.prepared_statements {
             url
         } else {
-            with_pg_option(&url, "prepared_statements", "false")
+            crate::url::with_pg_option(&url, "prepared_statements", "false")
         };
         let target = Target::parse(&url)?;
         let facts = target.facts();
@@ -515,9 +515,9 @@ impl EngineBuilder {
 
     /// A builder for a read-only pool on `url` with this builder's settings.
     fn read_only(&self, url: &str) -> EngineBuilder {
-        let mut url = with_pg_option(url, "read_only", "true");
+        let mut url = crate::url::with_pg_option(url, "read_only", "true");
         if !self.prepared_statements {
-            url = with_pg_option(&url, "prepared_statements", "false");
+            url = crate::url::with_pg_option(&url, "prepared_statements", "false");
         }
         EngineBuilder {
             url: Some(url),
@@ -562,7 +562,7 @@ impl EngineBuilder {
             let mut builder = self.read_only(&replica);
             builder.acquire_timeout = builder.acquire_timeout.min(DEFAULT_REPLICA_ACQUIRE_TIMEOUT);
             let mut builder = setup(builder);
-            builder.url = Some(with_pg_option(&replica, "read_only", "true"));
+            builder.url = Some(crate::url::with_pg_option(&replica, "read_only", "true"));
             if !self.prepared_statements {
                 builder.prepared_statements = false;
             }
@@ -580,21 +580,6 @@ impl EngineBuilder {
             None
         };
         Ok(Some(Reads::new(engines, fallback, self.max_replica_lag)))
-    }
-}
-
-/// `url` with a sqlaio PostgreSQL option added: to the query of a URL, or
-/// to a `key=value` connection string. Any other URL is returned as it is
-/// (the option only applies to PostgreSQL).
-fn with_pg_option(url: &str, key: &str, value: &str) -> String {
-    let lower = url.trim_start().to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}{key}={value}")
-    } else if !url.contains("://") && !lower.starts_with("sqlite") && url.contains('=') {
-        format!("{url} {key}={value}")
-    } else {
-        url.to_owned()
     }
 }
 
@@ -623,27 +608,6 @@ mod tests {
         })
         .unwrap();
         assert!(path.exists(), "no file at {}", path.display());
-    }
-
-    #[test]
-    fn pg_options_are_added_to_postgres_urls_only() {
-        assert_eq!(
-            with_pg_option("postgres://u@h/db", "read_only", "true"),
-            "postgres://u@h/db?read_only=true"
-        );
-        assert_eq!(
-            with_pg_option("postgresql://u@a,b/db?sslmode=disable", "k", "v"),
-            "postgresql://u@a,b/db?sslmode=disable&k=v"
-        );
-        assert_eq!(
-            with_pg_option("host=h user=u", "k", "v"),
-            "host=h user=u k=v"
-        );
-        assert_eq!(
-            with_pg_option("sqlite::memory:", "k", "v"),
-            "sqlite::memory:"
-        );
-        assert_eq!(with_pg_option("mysql://u@h/db", "k", "v"), "mysql://u@h/db");
     }
 
     #[cfg(feature = "sqlite")]
