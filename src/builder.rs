@@ -9,6 +9,7 @@ use crate::driver::Target;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::pool::{Pool, PoolConfig};
+use crate::read::{Reads, Replica};
 use crate::strategy::Strategy;
 use crate::trace::TraceConfig;
 use crate::worker::{Hook, Setup};
@@ -55,7 +56,18 @@ pub struct EngineBuilder {
     close_timeout: Duration,
     timeout_grace: Duration,
     trace: TraceConfig,
+    prepared_statements: bool,
+    replicas: Vec<(String, ReplicaSetup)>,
+    replica_fallback: bool,
+    max_replica_lag: Option<Duration>,
 }
+
+/// What a replica's builder gets beyond the engine's settings.
+type ReplicaSetup = Box<dyn FnOnce(EngineBuilder) -> EngineBuilder + Send>;
+
+/// The default [`EngineBuilder::acquire_timeout`] of a replica's pool: it
+/// bounds what an unreachable replica costs a read before the view moves on.
+pub const DEFAULT_REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Default for EngineBuilder {
     fn default() -> Self {
@@ -76,6 +88,10 @@ impl Default for EngineBuilder {
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             timeout_grace: DEFAULT_TIMEOUT_GRACE,
             trace: TraceConfig::default(),
+            prepared_statements: true,
+            replicas: Vec::new(),
+            replica_fallback: true,
+            max_replica_lag: None,
         }
     }
 }
@@ -98,6 +114,17 @@ impl fmt::Debug for EngineBuilder {
             .field("close_timeout", &self.close_timeout)
             .field("timeout_grace", &self.timeout_grace)
             .field("trace", &self.trace)
+            .field("prepared_statements", &self.prepared_statements)
+            .field(
+                "replicas",
+                &self
+                    .replicas
+                    .iter()
+                    .map(|(url, _)| crate::url::redact(url))
+                    .collect::<Vec<_>>(),
+            )
+            .field("replica_fallback", &self.replica_fallback)
+            .field("max_replica_lag", &self.max_replica_lag)
             .finish()
     }
 }
@@ -185,7 +212,7 @@ impl EngineBuilder {
     /// on the database and its call fails with [`Error::Timeout`]. Applies to
     /// each execute, each fetch of more rows, and each `run_in_thread`
     /// closure; never to `COMMIT` or `ROLLBACK`. Connections can override it
-    /// with [`Connection::set_statement_timeout`]. Defaults to no limit.
+    /// with [`Connection::set_statement_timeout`](crate::Connection::set_statement_timeout). Defaults to no limit.
     pub fn statement_timeout(mut self, timeout: Duration) -> Self {
         self.statement_timeout = Some(timeout);
         self
@@ -280,7 +307,7 @@ impl EngineBuilder {
     }
 
     /// SQLite only: lets one connection of the engine write at a time. A
-    /// transaction from [`begin`](Connection::begin) holds the engine's write
+    /// transaction from [`begin`](crate::Connection::begin) holds the engine's write
     /// permit until it ends, and an autocommit write or an `execute_many`
     /// holds it for its statement; other writers wait for it in their worker,
     /// first come, first served (up to 5 s, then "database is locked"), while
@@ -329,6 +356,55 @@ impl EngineBuilder {
                 }),
             }
         }));
+        self
+    }
+
+    /// Whether PostgreSQL statements are prepared (named, cached per
+    /// connection). `false` runs each statement unnamed in one round trip,
+    /// keeps no session state, and sends no pid-targeted cancel: the mode
+    /// for a transaction pooler (PgBouncer `pool_mode=transaction`). Sets
+    /// the URL option `prepared_statements=false` on the engine's URLs
+    /// (which a URL may also carry itself); no effect on other databases.
+    /// Defaults to `true`.
+    pub fn prepared_statements(mut self, prepared: bool) -> Self {
+        self.prepared_statements = prepared;
+        self
+    }
+
+    /// Adds a PostgreSQL read replica (a streaming standby, or a multi-host
+    /// URL of several) for [`Engine::read`]; may be called more than once.
+    /// Its pool takes the engine's settings, with an
+    /// [`acquire_timeout`](EngineBuilder::acquire_timeout) of at most
+    /// [`DEFAULT_REPLICA_ACQUIRE_TIMEOUT`]. Defaults to no replica.
+    pub fn replica(self, url: impl Into<String>) -> Self {
+        self.replica_with(url, |b| b)
+    }
+
+    /// [`replica`](EngineBuilder::replica), with its pool's settings
+    /// changed by `setup` (`|b| b.max_connections(4)`); the URL and the
+    /// replica settings themselves are the engine's. Defaults to no replica.
+    pub fn replica_with(
+        mut self,
+        url: impl Into<String>,
+        setup: impl FnOnce(EngineBuilder) -> EngineBuilder + Send + 'static,
+    ) -> Self {
+        self.replicas.push((url.into(), Box::new(setup)));
+        self
+    }
+
+    /// Whether [`Engine::read`] falls back to the primary, in read-only
+    /// sessions, when no replica is available; with `false` it fails with
+    /// [`Error::Connect`] naming each replica's state. Defaults to `true`.
+    pub fn replica_fallback(mut self, fallback: bool) -> Self {
+        self.replica_fallback = fallback;
+        self
+    }
+
+    /// Leaves out of [`Engine::read`] a replica whose replay lags more than
+    /// `lag` behind what it received; measured at most once a second per
+    /// replica. Defaults to no bound.
+    pub fn max_replica_lag(mut self, lag: Duration) -> Self {
+        self.max_replica_lag = Some(lag);
         self
     }
 
@@ -389,8 +465,9 @@ impl EngineBuilder {
     ///
     /// # Errors
     /// [`Error::Config`] for a missing or malformed URL or `max_connections` of 0.
-    pub fn build(self) -> Result<Engine> {
-        let url = self.url.ok_or_else(|| {
+    pub fn build(mut self) -> Result<Engine> {
+        let replicas = std::mem::take(&mut self.replicas);
+        let url = self.url.clone().ok_or_else(|| {
             Error::Config(if self.url_from_env {
                 "no database URL: the DATABASE_URL environment variable is not set".into()
             } else {
@@ -411,8 +488,14 @@ impl EngineBuilder {
                 "acquire_timeout must be more than zero".into(),
             ));
         }
+        let url = if self.prepared_statements {
+            url
+        } else {
+            crate::url::with_pg_option(&url, "prepared_statements", "false")
+        };
         let target = Target::parse(&url)?;
         let facts = target.facts();
+        let reads = self.reads(replicas, &url, facts.name)?;
         let single_writer = match (facts.single_writer, self.single_writer) {
             (None, Some(true)) => {
                 return Err(Error::Config(format!(
@@ -425,25 +508,99 @@ impl EngineBuilder {
         };
         let keeper = target.keeper();
         let setup = Setup::new(target, self.after_connect, single_writer);
-        Ok(Engine::new(Pool::new(
-            setup,
-            crate::url::redact(&url),
-            self.strategy,
-            self.max_connections,
-            PoolConfig {
-                interrupt_on_drop: self.interrupt_on_drop,
-                statement_timeout: self.statement_timeout,
-                acquire_timeout: self.acquire_timeout,
-                test_before_acquire: self.test_before_acquire,
-                min_connections: self.min_connections,
-                idle_timeout: self.idle_timeout,
-                max_lifetime: self.max_lifetime,
-                close_timeout: self.close_timeout,
-                timeout_grace: self.timeout_grace,
-                trace: self.trace,
-            },
-            keeper,
-        )))
+        let reads = reads.map(|r| Arc::new(r) as Arc<dyn crate::engine::ReadSide>);
+        Ok(Engine::with_reads(
+            Pool::new(
+                setup,
+                crate::url::redact(&url),
+                self.strategy,
+                self.max_connections,
+                PoolConfig {
+                    interrupt_on_drop: self.interrupt_on_drop,
+                    statement_timeout: self.statement_timeout,
+                    acquire_timeout: self.acquire_timeout,
+                    test_before_acquire: self.test_before_acquire,
+                    min_connections: self.min_connections,
+                    idle_timeout: self.idle_timeout,
+                    max_lifetime: self.max_lifetime,
+                    close_timeout: self.close_timeout,
+                    timeout_grace: self.timeout_grace,
+                    trace: self.trace,
+                },
+                keeper,
+            ),
+            reads,
+        ))
+    }
+
+    /// A builder for a read-only pool on `url` with this builder's settings.
+    fn read_only(&self, url: &str) -> EngineBuilder {
+        let mut url = crate::url::with_pg_option(url, "read_only", "true");
+        if !self.prepared_statements {
+            url = crate::url::with_pg_option(&url, "prepared_statements", "false");
+        }
+        EngineBuilder {
+            url: Some(url),
+            url_from_env: false,
+            strategy: self.strategy.clone(),
+            max_connections: self.max_connections,
+            interrupt_on_drop: self.interrupt_on_drop,
+            statement_timeout: self.statement_timeout,
+            acquire_timeout: self.acquire_timeout,
+            test_before_acquire: self.test_before_acquire,
+            single_writer: None,
+            after_connect: self.after_connect.clone(),
+            min_connections: 0,
+            idle_timeout: self.idle_timeout,
+            max_lifetime: self.max_lifetime,
+            close_timeout: self.close_timeout,
+            timeout_grace: self.timeout_grace,
+            trace: self.trace,
+            prepared_statements: self.prepared_statements,
+            replicas: Vec::new(),
+            replica_fallback: false,
+            max_replica_lag: None,
+        }
+    }
+
+    /// The replica engines and the read-only fallback on the primary.
+    fn reads(
+        &self,
+        replicas: Vec<(String, ReplicaSetup)>,
+        url: &str,
+        driver: &str,
+    ) -> Result<Option<Reads>> {
+        if replicas.is_empty() {
+            return Ok(None);
+        }
+        if driver != "postgres" {
+            return Err(Error::Config(format!(
+                "read replicas apply to PostgreSQL engines, not {driver}"
+            )));
+        }
+        let mut engines = Vec::with_capacity(replicas.len());
+        for (replica, setup) in replicas {
+            let mut builder = self.read_only(&replica);
+            builder.acquire_timeout = builder.acquire_timeout.min(DEFAULT_REPLICA_ACQUIRE_TIMEOUT);
+            let mut builder = setup(builder);
+            builder.url = Some(crate::url::with_pg_option(&replica, "read_only", "true"));
+            if !self.prepared_statements {
+                builder.prepared_statements = false;
+            }
+            builder.replicas = Vec::new();
+            if Target::parse(&replica)?.facts().name != "postgres" {
+                return Err(Error::Config(
+                    "a read replica must be a PostgreSQL URL".into(),
+                ));
+            }
+            engines.push(Replica::new(builder.build()?));
+        }
+        let fallback = if self.replica_fallback {
+            Some(self.read_only(url).build()?)
+        } else {
+            None
+        };
+        Ok(Some(Reads::new(engines, fallback, self.max_replica_lag)))
     }
 }
 
@@ -472,6 +629,39 @@ mod tests {
         })
         .unwrap();
         assert!(path.exists(), "no file at {}", path.display());
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn replicas_are_refused_on_sqlite_and_read_is_the_same_pool() {
+        let e = Engine::builder()
+            .url("sqlite::memory:")
+            .replica("postgres://u@h/db")
+            .build()
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("read replicas apply to PostgreSQL"),
+            "{e}"
+        );
+        futures::executor::block_on(async {
+            let engine = Engine::builder().url("sqlite::memory:").build()?;
+            engine.execute("CREATE TABLE t (x)", ()).await?;
+            engine
+                .read()
+                .execute("INSERT INTO t VALUES (1)", ())
+                .await?;
+            assert_eq!(
+                engine
+                    .read()
+                    .scalar::<i64>("SELECT count(*) FROM t", ())
+                    .await?,
+                1
+            );
+            assert!(engine.replica_status().is_empty());
+            assert_eq!(engine.wal_position().await?.0, 0);
+            engine.close().await
+        })
+        .unwrap();
     }
 
     #[test]

@@ -180,6 +180,14 @@ impl Connection {
         Connection { session }
     }
 
+    /// The server this connection reached: its host, port and role
+    /// (PostgreSQL, where a multi-host URL may reach any of its hosts);
+    /// `None` for databases that are not servers (SQLite), drivers that do
+    /// not report it, or after [`close`](Connection::close).
+    pub fn server(&self) -> Option<crate::ServerInfo> {
+        self.session.server()
+    }
+
     /// Runs one statement on this connection.
     pub(crate) async fn run(&self, sql: Sql) -> Result<(Header, u64)> {
         self.session.execute(sql, false).await

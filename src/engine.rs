@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::builder::EngineBuilder;
@@ -44,6 +45,17 @@ pub struct Engine {
 /// idle connections close at once, and in-use ones as they are returned.
 struct Handle {
     pool: Arc<Pool>,
+    /// The read replicas, when the engine has any.
+    reads: Option<Arc<dyn ReadSide>>,
+}
+
+/// What an engine keeps of its read replicas (`crate::read`): closed with
+/// the engine, and read back by the read view.
+pub(crate) trait ReadSide: Any + Send + Sync {
+    /// Closes the replicas' pools.
+    fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// For the read view to downcast.
+    fn as_any(&self) -> &dyn Any;
 }
 
 impl Drop for Handle {
@@ -63,13 +75,19 @@ impl fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// The engine over `pool`.
-    pub(crate) fn new(pool: Pool) -> Engine {
+    /// The engine over `pool`, with read replicas.
+    pub(crate) fn with_reads(pool: Pool, reads: Option<Arc<dyn ReadSide>>) -> Engine {
         Engine {
             inner: Arc::new(Handle {
                 pool: Arc::new(pool),
+                reads,
             }),
         }
+    }
+
+    /// The read replicas, when the engine has any.
+    pub(crate) fn read_side(&self) -> Option<&dyn ReadSide> {
+        self.inner.reads.as_deref()
     }
 
     /// A builder with every setting at its default.
@@ -361,8 +379,16 @@ impl Engine {
     /// Dropping the future stops the waiting only; the engine stays closed
     /// and its workers still stop.
     pub async fn close(&self) -> Result<()> {
+        if let Some(reads) = self.read_side() {
+            reads.close().await;
+        }
         self.inner.pool.close().await;
         Ok(())
+    }
+
+    /// Closes this engine's own pool (a replica's, which has no replicas).
+    pub(crate) async fn close_pool(&self) {
+        self.inner.pool.close().await;
     }
 
     /// `true` after [`close`](Engine::close).

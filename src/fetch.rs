@@ -13,6 +13,7 @@ use crate::de::FromRow;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::params::Params;
+use crate::read::ReadView;
 use crate::row::Row;
 use crate::sql::IntoSql;
 
@@ -145,6 +146,18 @@ assert!(matches!(err, sqlaio::Error::NoRows));
 
 let all: Vec<(i64, String)> = engine.fetch_all_as("SELECT id, name FROM users", ()).await?;
 assert_eq!(all.len(), 1);
+# Ok::<(), sqlaio::Error>(())
+# }).unwrap();
+```"#
+);
+
+one_call_fetches!(
+    ReadView,
+    r#"```
+# futures::executor::block_on(async {
+let engine = sqlaio::Engine::builder().url("sqlite::memory:").build()?;
+let (one,): (i64,) = engine.read().fetch_one_as("SELECT 1", ()).await?;
+assert_eq!(one, 1);
 # Ok::<(), sqlaio::Error>(())
 # }).unwrap();
 ```"#

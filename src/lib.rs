@@ -118,6 +118,7 @@ mod packed;
 mod params;
 mod placeholders;
 mod pool;
+mod read;
 mod result;
 mod row;
 #[cfg(test)]
@@ -125,6 +126,7 @@ mod scripted_tests;
 #[cfg(feature = "sea-query")]
 #[path = "sea_query.rs"]
 mod sea_query_sql;
+mod server;
 mod session;
 mod sql;
 mod strategy;
@@ -158,7 +160,8 @@ mod smol_strategy;
 
 pub use builder::{
     EngineBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME, DEFAULT_TIMEOUT_GRACE,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME, DEFAULT_REPLICA_ACQUIRE_TIMEOUT,
+    DEFAULT_TIMEOUT_GRACE,
 };
 pub use connection::Connection;
 pub use de::FromRow;
@@ -166,11 +169,13 @@ pub use engine::Engine;
 pub use error::{BoxError, DatabaseDetails, DecodeError, Error, ErrorKind, Result};
 pub use params::{List, Parameters, Params};
 pub use pool::PoolStatus;
+pub use read::{ReadView, ReplicaStatus, WalPosition};
 pub use result::CursorResult;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use result::TypedRows;
 pub use row::{ColumnIndex, Row};
+pub use server::{ServerInfo, ServerRole};
 pub use sql::{Dialect, IntoSql, Sql};
 pub use strategy::{Job, Strategy};
 pub use trace::MAX_STATEMENT_LEN;
@@ -283,6 +288,11 @@ mod guide {
     #[cfg(feature = "postgres")]
     #[doc = include_str!("../docs/postgres.md")]
     struct Postgres;
+
+    /// Its examples need servers, so they are `no_run`: compiled only.
+    #[cfg(feature = "postgres")]
+    #[doc = include_str!("../docs/scaling.md")]
+    struct Scaling;
 
     /// Its examples need a server, so they are `no_run`: compiled only.
     #[cfg(feature = "mysql")]

@@ -48,6 +48,21 @@ fn redact_key_value(s: &str) -> String {
     out
 }
 
+/// `url` with a sqlaio PostgreSQL option added: to the query of a URL, or
+/// to a `key=value` connection string. Any other URL is returned as it is
+/// (the option only applies to PostgreSQL).
+pub(crate) fn with_pg_option(url: &str, key: &str, value: &str) -> String {
+    let lower = url.trim_start().to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}{key}={value}")
+    } else if !url.contains("://") && !lower.starts_with("sqlite") && url.contains('=') {
+        format!("{url} {key}={value}")
+    } else {
+        url.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +87,26 @@ mod tests {
             redact("postgres://db/app?user=x&password=s3cret&sslmode=require"),
             "postgres://db/app?user=x&password=***&sslmode=require"
         );
+    }
+
+    #[test]
+    fn pg_options_are_added_to_postgres_urls_only() {
+        assert_eq!(
+            with_pg_option("postgres://u@h/db", "read_only", "true"),
+            "postgres://u@h/db?read_only=true"
+        );
+        assert_eq!(
+            with_pg_option("postgresql://u@a,b/db?sslmode=disable", "k", "v"),
+            "postgresql://u@a,b/db?sslmode=disable&k=v"
+        );
+        assert_eq!(
+            with_pg_option("host=h user=u", "k", "v"),
+            "host=h user=u k=v"
+        );
+        assert_eq!(
+            with_pg_option("sqlite::memory:", "k", "v"),
+            "sqlite::memory:"
+        );
+        assert_eq!(with_pg_option("mysql://u@h/db", "k", "v"), "mysql://u@h/db");
     }
 }

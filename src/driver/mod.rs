@@ -19,6 +19,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::row::{ColumnNames, Values};
+use crate::server::ServerInfo;
 use crate::sql::Dialect;
 use crate::tx_options::TxOptions;
 
@@ -70,6 +71,10 @@ pub(crate) trait Driver: Sized + 'static {
     fn open(config: &Self::Config) -> Result<Self>;
     /// How to interrupt the statement running on this connection from another thread.
     fn kill(&self) -> Kill;
+    /// The server this connection reached, where the driver knows it.
+    fn server(&self) -> Option<ServerInfo> {
+        None
+    }
     /// The raw driver connection, for `run_in_thread`.
     fn raw(&mut self) -> &mut dyn Any;
     /// `true` while a transaction is open.
@@ -199,6 +204,12 @@ pub(crate) trait Cursor {
     }
     /// `true` while a transaction is open, as of the statement's start.
     fn in_transaction(&self) -> bool;
+    /// The result's column names as running the statement found them, when
+    /// the statement could not say before it ran ([`Statement::keys`]);
+    /// `None` to keep the statement's.
+    fn keys(&self) -> Option<Option<ColumnNames>> {
+        None
+    }
 }
 
 /// How a driver interrupts the statement running on its connection.

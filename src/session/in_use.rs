@@ -101,6 +101,11 @@ impl InUse {
         self.lock().as_ref().map(|loan| f(loan.session_ref()))
     }
 
+    /// The server the connection reached, where the driver knows it.
+    pub(crate) fn server(&self) -> Option<crate::server::ServerInfo> {
+        self.peek(|s| s.server().cloned()).flatten()
+    }
+
     /// The dialect of the session's database.
     pub(crate) fn dialect(&self) -> Dialect {
         self.dialect
@@ -118,6 +123,10 @@ impl InUse {
             Some(loan) => d
                 .field("id", &loan.session_ref().id)
                 .field("url", &loan.home.url())
+                .field(
+                    "server",
+                    &loan.session_ref().server().map(ToString::to_string),
+                )
                 .field("in_transaction", &loan.session_ref().in_transaction()),
             None => d.field("closed", &true),
         };

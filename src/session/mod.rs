@@ -60,6 +60,8 @@ pub(crate) struct Session {
     /// When the connection was opened, and when its last lease ended.
     opened: Instant,
     returned: Instant,
+    /// The server the connection reached, where the driver knows it.
+    server: Option<Box<crate::server::ServerInfo>>,
 }
 
 impl Session {
@@ -88,12 +90,18 @@ impl Session {
             timeout_grace,
             opened: now,
             returned: now,
+            server: spawned.server.map(Box::new),
         }
     }
 
     /// What the worker shares with this side.
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// The server the connection reached, where the driver knows it.
+    pub(crate) fn server(&self) -> Option<&crate::server::ServerInfo> {
+        self.server.as_deref()
     }
 
     /// When the connection was opened.

@@ -63,6 +63,7 @@ pub(super) fn execute<D: Driver>(
             Ok(cursor) => cursor,
             Err(e) => break 'run (interrupter.end(Err(e)), true),
         };
+        let keys = cursor.keys().unwrap_or(keys);
         let first = match &keys {
             Some(keys) => read_batch(keys, Limit::First(BATCH_ROWS), &mut cursor),
             None => drain(&mut cursor).map(|()| Batch::new(Vec::new(), true)),

@@ -65,6 +65,8 @@ pub(crate) struct Spawned {
     pub(crate) sender: async_channel::Sender<Request>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) interrupter: Arc<Interrupter>,
+    /// The server the connection reached, where the driver knows it.
+    pub(crate) server: Option<crate::server::ServerInfo>,
 }
 
 /// Code run on each new connection's worker, with the raw driver connection.

@@ -61,6 +61,7 @@ pub(super) fn run<D: Driver>(
         sender,
         shared: shared.clone(),
         interrupter: interrupter.clone(),
+        server: driver.server(),
     };
     if opened(Ok(spawned)) {
         let cx = Context {

@@ -6,28 +6,31 @@
 
 mod connect;
 mod errors;
+mod hosts;
 mod options;
 mod tls;
+mod statement;
 mod types;
+mod unnamed;
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::error::Error as StdError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{Client, RowIter};
+use postgres::Client;
 
 use self::errors::classify;
-use self::connect::{cancel, cancel_backend, connect, Backend, Cancel};
+use self::connect::{cancel, cancel_backend, Backend, Cancel};
+use self::statement::PgStatement;
+use self::unnamed::Unnamed;
 pub(crate) use self::options::PgConfig;
-use self::types::{is_text, TextRef};
-use super::{Cursor, Driver, Kill, Statement};
+use super::{Driver, Kill};
 use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::row::{ColumnNames, Values};
+use crate::server::ServerInfo;
 use crate::sql::Dialect;
 use crate::value::Value;
 
@@ -45,6 +48,8 @@ pub(crate) struct PostgresDriver {
     config: Arc<PgConfig>,
     /// This connection's server process, as its own session reported it.
     backend: Option<Backend>,
+    /// The host the connection reached, and its role then.
+    server: ServerInfo,
     /// The last cancel went out as a cancel request, which the server may act
     /// on after the statement it was meant for (see [`cancel_backend`]).
     unconfirmed: Arc<AtomicBool>,
@@ -165,21 +170,45 @@ impl Driver for PostgresDriver {
     fn is_transient(error: &Error) -> bool {
         use postgres::error::SqlState;
         super::is_transient_connect(error, |err| {
+            if err.is::<hosts::NoHost>() {
+                // No host in the wanted role: a promotion may be under way.
+                return Some(true);
+            }
             let db = err.downcast_ref::<postgres::Error>()?.as_db_error()?;
             Some([SqlState::TOO_MANY_CONNECTIONS, SqlState::CANNOT_CONNECT_NOW].contains(db.code()))
         })
     }
 
     fn open(config: &PgConfig) -> Result<Self> {
-        let mut client = connect(config).map_err(|e| Error::Connect {
-            url: config.describe(),
-            source: Box::new(e),
+        let reached = hosts::open(config).map_err(|failed| Error::Connect {
+            url: config.describe_host(&failed.host),
+            source: failed.error,
         })?;
-        let backend = Backend::of(&mut client);
+        let hosts::Reached {
+            mut client,
+            config: narrowed,
+            server,
+        } = reached;
+        if narrowed.read_only {
+            client
+                .batch_execute("SET default_transaction_read_only = on")
+                .map_err(|e| Error::Connect {
+                    url: narrowed.describe(),
+                    source: Box::new(e),
+                })?;
+        }
+        // Through a pooler the pid is the pooler's choice of the moment: no
+        // pid-targeted cancel (see `kill`).
+        let backend = if narrowed.prepared {
+            Backend::of(&mut client)
+        } else {
+            None
+        };
         Ok(PostgresDriver {
             client,
-            config: Arc::new(config.clone()),
+            config: Arc::new(narrowed),
             backend,
+            server,
             unconfirmed: Arc::new(AtomicBool::new(false)),
             statements: HashMap::new(),
             in_tx: false,
@@ -196,6 +225,8 @@ impl Driver for PostgresDriver {
         let unconfirmed = self.unconfirmed.clone();
         Kill {
             run: Box::new(move || {
+                // No backend through a pooler (`prepared_statements=false`):
+                // only the protocol's cancel request, which the pooler forwards.
                 let outcome = match &backend {
                     Some(backend) => cancel_backend(&config, backend),
                     None => Cancel::Refused,
@@ -209,6 +240,9 @@ impl Driver for PostgresDriver {
         }
     }
 
+    fn server(&self) -> Option<ServerInfo> {
+        Some(self.server.clone())
+    }
 
     fn raw(&mut self) -> &mut dyn Any {
         // User code may change anything: forget cached statements.
@@ -321,20 +355,34 @@ impl Driver for PostgresDriver {
                 "empty statement",
             ));
         }
-        let prepared = self.statement(sql);
-        let (stmt, keys) = self.failing(prepared)?;
-        check(&stmt, &params)?;
-        self.seen.note_size(&params.positional);
         // As on SQLite: rows inserted, updated or deleted; 0 for queries.
         let counts_rows = !matches!(
             first_keyword(sql).to_ascii_uppercase().as_str(),
             "SELECT" | "VALUES" | "SHOW" | "TABLE" | "FETCH" | "EXPLAIN"
         );
+        if !self.config.prepared {
+            if !params.named.is_empty() {
+                return Err(named_params());
+            }
+            self.seen.note_size(&params.positional);
+            return Ok(PgStatement {
+                keys: None,
+                control: control(sql),
+                driver: self,
+                stmt: Err(sql.to_owned()),
+                params,
+                counts_rows,
+            });
+        }
+        let prepared = self.statement(sql);
+        let (stmt, keys) = self.failing(prepared)?;
+        check(&stmt, &params)?;
+        self.seen.note_size(&params.positional);
         Ok(PgStatement {
             keys: (!stmt.columns().is_empty()).then_some(keys),
             control: control(sql),
             driver: self,
-            stmt,
+            stmt: Ok(stmt),
             params,
             counts_rows,
         })
@@ -347,6 +395,20 @@ impl Driver for PostgresDriver {
 
     fn execute_many(&mut self, sql: &str, params: &[Parameters]) -> Result<u64> {
         self.seen.cancelled = false;
+        if !self.config.prepared {
+            let mut total = 0;
+            for set in params {
+                if !set.named.is_empty() {
+                    return Err(named_params());
+                }
+                self.seen.note_size(&set.positional);
+                let owned = Unnamed::params(&set.positional);
+                let refs: Vec<_> = owned.iter().map(|(v, t)| (v.as_dyn(), t.clone())).collect();
+                let done = self.client.execute_typed(sql, &refs);
+                total += done.map_err(|e| self.seen.convert(e))?;
+            }
+            return Ok(total);
+        }
         let (stmt, _) = self.statement(sql)?;
         let mut total = 0;
         for set in params {
@@ -375,92 +437,6 @@ impl Driver for PostgresDriver {
             )
             .map_err(|e| self.seen.convert(e))?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-}
-
-/// A prepared PostgreSQL statement with its parameters, checked against it.
-pub(crate) struct PgStatement<'c> {
-    driver: &'c mut PostgresDriver,
-    stmt: postgres::Statement,
-    keys: Option<ColumnNames>,
-    params: Parameters,
-    /// What the statement does to the transaction, if anything.
-    control: Option<Control>,
-    /// `rowcount` applies (not a query).
-    counts_rows: bool,
-}
-
-impl Statement for PgStatement<'_> {
-    type Cursor<'s>
-        = PgCursor<'s>
-    where
-        Self: 's;
-
-    fn keys(&self) -> Option<ColumnNames> {
-        self.keys.clone()
-    }
-
-    fn run(&mut self) -> Result<PgCursor<'_>> {
-        self.driver.note_transaction_sql(self.control);
-        let in_tx = self.driver.in_tx;
-        let PostgresDriver { client, seen, .. } = &mut *self.driver;
-        let rows = match client.query_raw(&self.stmt, self.params.positional.iter()) {
-            Ok(rows) => rows,
-            Err(e) => return Err(seen.convert(e)),
-        };
-        Ok(PgCursor {
-            rows,
-            seen,
-            in_tx,
-            counts_rows: self.counts_rows,
-        })
-    }
-}
-
-/// The rows of a running PostgreSQL statement.
-pub(crate) struct PgCursor<'s> {
-    rows: RowIter<'s>,
-    seen: &'s mut Seen,
-    in_tx: bool,
-    counts_rows: bool,
-}
-
-impl Cursor for PgCursor<'_> {
-    fn next_into(&mut self, values: &mut Values) -> Result<bool> {
-        let row = match self.rows.next() {
-            Ok(Some(row)) => row,
-            Ok(None) => return Ok(false),
-            Err(e) => return Err(self.seen.convert(e)),
-        };
-        for (i, column) in row.columns().iter().enumerate() {
-            let failed = |e: postgres::Error| {
-                let reason = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
-                Error::decode(column.name(), crate::error::DecodeError::new(reason))
-            };
-            if is_text(column.type_()) {
-                // Into the text the row being read already holds, if any.
-                match row.try_get::<_, Option<TextRef<'_>>>(i).map_err(failed)? {
-                    Some(TextRef(text)) => values.set_text(i, text),
-                    None => values.set(i, Value::Null),
-                }
-            } else {
-                values.set(i, row.try_get::<_, Value>(i).map_err(failed)?);
-            }
-        }
-        self.seen.note_size(values);
-        Ok(true)
-    }
-
-    fn rowcount(&mut self, done: bool) -> u64 {
-        if self.counts_rows && done {
-            self.rows.rows_affected().unwrap_or(0)
-        } else {
-            0
-        }
-    }
-
-    fn in_transaction(&self) -> bool {
-        self.in_tx
     }
 }
 
@@ -514,12 +490,14 @@ fn first_keyword(sql: &str) -> &str {
     &s[..end]
 }
 
+fn named_params() -> Error {
+    Error::Parameter("PostgreSQL takes positional parameters ($1, $2, ...), not named ones".into())
+}
+
 /// Checks the parameters against the statement before anything is sent.
 fn check(stmt: &postgres::Statement, params: &Parameters) -> Result<()> {
     if !params.named.is_empty() {
-        return Err(Error::Parameter(
-            "PostgreSQL takes positional parameters ($1, $2, ...), not named ones".into(),
-        ));
+        return Err(named_params());
     }
     let expected = stmt.params().len();
     if params.positional.len() != expected {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use percent_encoding::percent_decode_str;
 use tokio_postgres::config::Host;
 
+use super::hosts::{Endpoint, SessionAttrs};
 use super::tls::{SslMode, Tls, TlsFiles};
 use crate::error::{Error, Result};
 
@@ -46,6 +47,16 @@ pub(crate) struct PgConfig {
     pub(super) client: tokio_postgres::Config,
     /// The sslmode and the connector that carries it out.
     pub(super) tls: Tls,
+    /// `target_session_attrs`, walked by sqlaio (see `hosts`).
+    pub(super) attrs: SessionAttrs,
+    /// `load_balance_hosts=random`: try the hosts in a random order.
+    pub(super) random_hosts: bool,
+    /// sqlaio's `prepared_statements` (default `true`): `false` runs every
+    /// statement unnamed, in one round trip, for transaction poolers.
+    pub(super) prepared: bool,
+    /// sqlaio's `read_only` (default `false`): every transaction of the
+    /// session is read-only (`default_transaction_read_only`).
+    pub(super) read_only: bool,
 }
 
 impl fmt::Debug for PgConfig {
@@ -54,6 +65,10 @@ impl fmt::Debug for PgConfig {
         f.debug_struct("PgConfig")
             .field("client", &self.client)
             .field("tls", &self.tls)
+            .field("target_session_attrs", &self.attrs)
+            .field("random_hosts", &self.random_hosts)
+            .field("prepared_statements", &self.prepared)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -65,6 +80,10 @@ struct Own {
     files: TlsFiles,
     /// libpq's `tcp_user_timeout`, in milliseconds.
     tcp_user_timeout: Option<String>,
+    target_session_attrs: Option<String>,
+    load_balance_hosts: Option<String>,
+    prepared_statements: Option<String>,
+    read_only: Option<String>,
     /// Which of [`DEFAULTED`] the string sets.
     given: Vec<&'static str>,
 }
@@ -79,6 +98,10 @@ impl Own {
             "sslcert" => &mut self.files.cert,
             "sslkey" => &mut self.files.key,
             "tcp_user_timeout" => &mut self.tcp_user_timeout,
+            "target_session_attrs" => &mut self.target_session_attrs,
+            "load_balance_hosts" => &mut self.load_balance_hosts,
+            "prepared_statements" => &mut self.prepared_statements,
+            "read_only" => &mut self.read_only,
             _ => {
                 if let Some(known) = DEFAULTED.iter().find(|k| **k == key) {
                     self.given.push(known);
@@ -132,8 +155,89 @@ impl PgConfig {
             client.tcp_user_timeout(TCP_USER_TIMEOUT);
         }
         defaults(&mut client, &own.given);
+        let attrs = match own.target_session_attrs.as_deref() {
+            None => SessionAttrs::Any,
+            Some(v) => SessionAttrs::parse(v).ok_or_else(|| {
+                invalid(&"target_session_attrs must be any, read-write, read-only, primary, standby or prefer-standby")
+            })?,
+        };
+        let random_hosts = match own.load_balance_hosts.as_deref() {
+            None | Some("disable") => false,
+            Some("random") => true,
+            Some(_) => return Err(invalid(&"load_balance_hosts must be disable or random")),
+        };
+        let flag = |name: &str, value: &Option<String>, default: bool| match value.as_deref() {
+            None => Ok(default),
+            Some("true" | "on" | "1" | "yes") => Ok(true),
+            Some("false" | "off" | "0" | "no") => Ok(false),
+            Some(_) => Err(invalid(&format!("{name} must be true or false"))),
+        };
+        let prepared = flag("prepared_statements", &own.prepared_statements, true)?;
+        let read_only = flag("read_only", &own.read_only, false)?;
         let tls = Tls::new(mode, own.files)?;
-        Ok(PgConfig { client, tls })
+        Ok(PgConfig {
+            client,
+            tls,
+            attrs,
+            random_hosts,
+            prepared,
+            read_only,
+        })
+    }
+
+    /// This configuration with `endpoint` as its only host.
+    pub(super) fn narrowed(&self, endpoint: &Endpoint) -> PgConfig {
+        let c = &self.client;
+        let mut n = tokio_postgres::Config::new();
+        match &endpoint.host {
+            Host::Tcp(h) => n.host(h),
+            #[cfg(unix)]
+            Host::Unix(p) => n.host_path(p),
+        };
+        if let Some(addr) = endpoint.addr {
+            n.hostaddr(addr);
+        }
+        n.port(endpoint.port);
+        if let Some(v) = c.get_user() {
+            n.user(v);
+        }
+        if let Some(v) = c.get_password() {
+            n.password(v);
+        }
+        if let Some(v) = c.get_dbname() {
+            n.dbname(v);
+        }
+        if let Some(v) = c.get_options() {
+            n.options(v);
+        }
+        if let Some(v) = c.get_application_name() {
+            n.application_name(v);
+        }
+        n.ssl_mode(c.get_ssl_mode());
+        n.ssl_negotiation(c.get_ssl_negotiation());
+        if let Some(v) = c.get_connect_timeout() {
+            n.connect_timeout(*v);
+        }
+        if let Some(v) = c.get_tcp_user_timeout() {
+            n.tcp_user_timeout(*v);
+        }
+        n.keepalives(c.get_keepalives());
+        n.keepalives_idle(c.get_keepalives_idle());
+        if let Some(v) = c.get_keepalives_interval() {
+            n.keepalives_interval(v);
+        }
+        if let Some(v) = c.get_keepalives_retries() {
+            n.keepalives_retries(v);
+        }
+        n.channel_binding(c.get_channel_binding());
+        PgConfig {
+            client: n,
+            tls: self.tls.clone(),
+            attrs: SessionAttrs::Any,
+            random_hosts: false,
+            prepared: self.prepared,
+            read_only: self.read_only,
+        }
     }
 
     /// The settings for the `postgres` crate's client, with `mode`'s wire
@@ -142,6 +246,15 @@ impl PgConfig {
         let mut client = self.client.clone();
         client.ssl_mode(mode);
         postgres::Config::from(client)
+    }
+
+    /// [`describe`](PgConfig::describe) with `hosts` (`host:port,...`) for the hosts.
+    pub(super) fn describe_host(&self, hosts: &str) -> String {
+        format!(
+            "postgres://{}@{hosts}/{}",
+            self.client.get_user().unwrap_or(""),
+            self.client.get_dbname().unwrap_or("")
+        )
     }
 
     /// `postgres://user@host:port/db` for messages, never with the password.

@@ -1,0 +1,149 @@
+//! A PostgreSQL statement ready to run, and the cursor over its rows.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::RowIter;
+
+use super::types::{is_text, TextRef};
+use super::unnamed::Unnamed;
+use super::{Control, PostgresDriver, Seen};
+use crate::driver::{Cursor, Statement};
+use crate::error::{Error, Result};
+use crate::params::Parameters;
+use crate::row::{ColumnNames, Values};
+use crate::value::Value;
+
+/// A prepared PostgreSQL statement with its parameters, checked against it.
+pub(crate) struct PgStatement<'c> {
+    pub(super) driver: &'c mut PostgresDriver,
+    /// The prepared statement, or the SQL to run unnamed (`prepared_statements=false`).
+    pub(super) stmt: std::result::Result<postgres::Statement, String>,
+    pub(super) keys: Option<ColumnNames>,
+    pub(super) params: Parameters,
+    /// What the statement does to the transaction, if anything.
+    pub(super) control: Option<Control>,
+    /// `rowcount` applies (not a query).
+    pub(super) counts_rows: bool,
+}
+
+impl Statement for PgStatement<'_> {
+    type Cursor<'s>
+        = PgCursor<'s>
+    where
+        Self: 's;
+
+    fn keys(&self) -> Option<ColumnNames> {
+        self.keys.clone()
+    }
+
+    fn run(&mut self) -> Result<PgCursor<'_>> {
+        self.driver.note_transaction_sql(self.control);
+        let in_tx = self.driver.in_tx;
+        let PostgresDriver { client, seen, .. } = &mut *self.driver;
+        let rows = match &self.stmt {
+            Ok(stmt) => client.query_raw(stmt, self.params.positional.iter()),
+            Err(sql) => client.query_typed_raw(sql, Unnamed::params(&self.params.positional)),
+        };
+        let mut rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => return Err(seen.convert(e)),
+        };
+        // Unnamed, the columns are known from the first row only.
+        let mut ended = false;
+        let (pending, keys) = match &self.stmt {
+            Ok(_) => (None, None),
+            Err(_) => match rows.next() {
+                Ok(Some(row)) => {
+                    let names: ColumnNames =
+                        Arc::new(row.columns().iter().map(|c| c.name().to_owned()).collect());
+                    (Some(row), Some(Some(names)))
+                }
+                // No row: a query has no column names to show; anything else returns none.
+                Ok(None) => (
+                    {
+                        ended = true;
+                        None
+                    },
+                    Some((!self.counts_rows).then(|| Arc::new(std::iter::empty().collect()))),
+                ),
+                Err(e) => return Err(seen.convert(e)),
+            },
+        };
+        Ok(PgCursor {
+            rows,
+            pending,
+            ended,
+            keys,
+            seen,
+            in_tx,
+            counts_rows: self.counts_rows,
+        })
+    }
+}
+
+/// The rows of a running PostgreSQL statement.
+pub(crate) struct PgCursor<'s> {
+    rows: RowIter<'s>,
+    /// The first row, read to learn the columns of an unnamed statement.
+    pending: Option<postgres::Row>,
+    /// The rows ended (polling the iterator again would fail).
+    ended: bool,
+    /// The columns found by running an unnamed statement.
+    keys: Option<Option<ColumnNames>>,
+    seen: &'s mut Seen,
+    in_tx: bool,
+    counts_rows: bool,
+}
+
+impl Cursor for PgCursor<'_> {
+    fn next_into(&mut self, values: &mut Values) -> Result<bool> {
+        let next = match self.pending.take() {
+            Some(row) => Ok(Some(row)),
+            None if self.ended => Ok(None),
+            None => self.rows.next(),
+        };
+        if matches!(next, Ok(None)) {
+            self.ended = true;
+        }
+        let row = match next {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(false),
+            Err(e) => return Err(self.seen.convert(e)),
+        };
+        for (i, column) in row.columns().iter().enumerate() {
+            let failed = |e: postgres::Error| {
+                let reason = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
+                Error::decode(column.name(), crate::error::DecodeError::new(reason))
+            };
+            if is_text(column.type_()) {
+                // Into the text the row being read already holds, if any.
+                match row.try_get::<_, Option<TextRef<'_>>>(i).map_err(failed)? {
+                    Some(TextRef(text)) => values.set_text(i, text),
+                    None => values.set(i, Value::Null),
+                }
+            } else {
+                values.set(i, row.try_get::<_, Value>(i).map_err(failed)?);
+            }
+        }
+        self.seen.note_size(values);
+        Ok(true)
+    }
+
+    fn rowcount(&mut self, done: bool) -> u64 {
+        if self.counts_rows && done {
+            self.rows.rows_affected().unwrap_or(0)
+        } else {
+            0
+        }
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.in_tx
+    }
+
+    fn keys(&self) -> Option<Option<ColumnNames>> {
+        self.keys.clone()
+    }
+}
