@@ -164,7 +164,12 @@ impl Pool {
 
     /// Closes every connection and waits for every worker to stop.
     pub(crate) async fn close(&self) {
-        let (idle, line) = self.lock().close();
+        let (idle, line, counts) = {
+            let mut state = self.lock();
+            let (idle, line) = state.close();
+            (idle, line, Counts::of(&state))
+        };
+        self.publish(counts);
         drop(idle);
         for waiter in line {
             waiter.closed();
