@@ -57,7 +57,8 @@ pub(crate) struct TraceConfig {
     pub(crate) pool_name: Option<String>,
 }
 
-/// The OpenTelemetry `db.system.name` of a dialect. MariaDB reports `mysql`.
+/// The OpenTelemetry `db.system.name` of a dialect (MariaDB is told apart
+/// by its URL scheme in [`Telemetry::new`]).
 fn system(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => "sqlite",
@@ -125,7 +126,18 @@ impl Telemetry {
     /// Reads the database and server off the engine's `url` once.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn new(config: TraceConfig, dialect: Dialect, url: &str, max: usize) -> Telemetry {
-        let system = system(dialect);
+        let system = match system(dialect) {
+            // Told apart by the URL's scheme only: the server is not asked.
+            "mysql"
+                if url
+                    .trim_start()
+                    .get(..8)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("mariadb:")) =>
+            {
+                "mariadb"
+            }
+            system => system,
+        };
         let peer = Peer::from_url(system, url);
         #[cfg(feature = "metrics")]
         let metrics = {
@@ -542,7 +554,17 @@ impl AcquireTrace<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::capped;
+    use super::{capped, Telemetry, TraceConfig};
+    use crate::sql::Dialect;
+
+    #[test]
+    fn mariadb_is_told_apart_by_its_url_scheme() {
+        let system =
+            |url: &str| Telemetry::new(TraceConfig::default(), Dialect::MySql, url, 1).system;
+        assert_eq!(system("mariadb://u@db/app"), "mariadb");
+        assert_eq!(system("MariaDB://u@db/app"), "mariadb");
+        assert_eq!(system("mysql://u@db/app"), "mysql");
+    }
 
     #[test]
     fn statements_are_capped_on_a_char_boundary() {

@@ -18,12 +18,12 @@ pub(crate) struct Peer {
 
 impl Peer {
     /// Reads `url` (passwords already redacted or not: they are skipped)
-    /// for a database of `system` (`sqlite`, `postgresql`, `mysql`).
+    /// for a database of `system` (`sqlite`, `postgresql`, `mysql`, `mariadb`).
     pub(crate) fn from_url(system: &str, url: &str) -> Peer {
         let url = url.trim();
         let default_port = match system {
             "postgresql" => Some(5432),
-            "mysql" => Some(3306),
+            "mysql" | "mariadb" => Some(3306),
             _ => None,
         };
         if system == "sqlite" {
