@@ -296,13 +296,26 @@ impl EngineBuilder {
         self
     }
 
-    /// Whether statement spans record parameter values (field
-    /// `db.parameters`). They may hold personal data or secrets, so they are
-    /// never recorded unless this is `true`. Defaults to `false`.
+    /// Whether statement spans record parameter values (fields
+    /// `db.query.parameter.0`, `db.query.parameter.1`, ...: the first twelve
+    /// values; named ones follow the positional ones as `name=value`). They
+    /// may hold personal data or secrets, so they are never recorded unless
+    /// this is `true`. Defaults to `false`.
     #[cfg(feature = "tracing")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
     pub fn log_parameters(mut self, log: bool) -> Self {
         self.trace.log_parameters = log;
+        self
+    }
+
+    /// The pool's name in metrics (label `db.client.connection.pool.name`),
+    /// to tell the pools of several engines apart. Defaults to the URL
+    /// without credentials or options: `postgresql://db.internal:5432/app`,
+    /// `sqlite:app.db`.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn pool_name(mut self, name: impl Into<String>) -> Self {
+        self.trace.pool_name = Some(name.into());
         self
     }
 
@@ -555,7 +568,7 @@ impl EngineBuilder {
             max_lifetime: self.max_lifetime,
             close_timeout: self.close_timeout,
             timeout_grace: self.timeout_grace,
-            trace: self.trace,
+            trace: self.trace.clone(),
             prepared_statements: self.prepared_statements,
             replicas: Vec::new(),
             replica_fallback: false,

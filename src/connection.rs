@@ -13,7 +13,7 @@ use crate::pool::Lane;
 use crate::result::CursorResult;
 use crate::session::{InUse, Started};
 use crate::sql::{Dialect, IntoSql, Sql};
-use crate::trace::StatementTrace;
+use crate::trace::{RowsTrace, StatementTrace};
 use crate::transaction::Transaction;
 use crate::tx_options::{Locking, TxOptions};
 use crate::value::FromValue;
@@ -60,10 +60,12 @@ fn rename_sets(dialect: Dialect, sql: &str, sets: &mut [Parameters]) -> Result<S
 /// Sends the rest of an `execute_many`'s parameter sets (if `feed` is there
 /// to take them) in chunks, then their end; stops early when the worker
 /// stopped the statement (its reply says why).
-fn send_chunks<P: Params>(feed: Option<Sender<Feed>>, mut sets: impl Iterator<Item = P>) {
+/// Returns the number of sets sent.
+fn send_chunks<P: Params>(feed: Option<Sender<Feed>>, mut sets: impl Iterator<Item = P>) -> usize {
     let Some(feed) = feed else {
-        return;
+        return 0;
     };
+    let mut sent = 0;
     let mut size = FIRST_CHUNK;
     loop {
         size = (size * 2).min(MAX_CHUNK);
@@ -73,10 +75,14 @@ fn send_chunks<P: Params>(feed: Option<Sender<Feed>>, mut sets: impl Iterator<It
         } else {
             Feed::Sets(chunk)
         };
-        let end = matches!(message, Feed::End);
+        let (end, count) = match &message {
+            Feed::End => (true, 0),
+            Feed::Sets(chunk) => (false, chunk.len()),
+        };
         if feed.try_send(message).is_err() || end {
-            return;
+            return sent;
         }
+        sent += count;
     }
 }
 
@@ -189,7 +195,7 @@ impl Connection {
     }
 
     /// Runs one statement on this connection.
-    pub(crate) async fn run(&self, sql: Sql) -> Result<(Header, u64)> {
+    pub(crate) async fn run(&self, sql: Sql) -> Result<(Header, u64, RowsTrace)> {
         self.session.execute(sql, false).await
     }
 
@@ -223,8 +229,13 @@ impl Connection {
         params: impl Params,
     ) -> Result<CursorResult<'_>> {
         let sql = prepare(self.session.dialect(), sql, params.into_parameters())?;
-        let (header, cursor) = self.run(sql).await?;
-        Ok(CursorResult::new(ConnRef::Borrowed(self), header, cursor))
+        let (header, cursor, trace) = self.run(sql).await?;
+        Ok(CursorResult::new(
+            ConnRef::Borrowed(self),
+            header,
+            cursor,
+            trace,
+        ))
     }
 
     /// Runs one statement once for each parameter set, on the worker, in one request.
@@ -257,7 +268,7 @@ impl Connection {
             Ok(started) => self.session.finish(started).await,
             Err(e) => Err(e),
         };
-        trace.finish(&rowcount, |n| *n);
+        drop(trace.finish(&rowcount, |_| None));
         let rowcount = rowcount?;
         Ok(CursorResult::done(ConnRef::Borrowed(self), rowcount))
     }
@@ -273,7 +284,7 @@ impl Connection {
         &self,
         sql: impl IntoSql,
         params: impl IntoIterator<Item = P>,
-    ) -> Result<(StatementTrace, Result<Started<u64>>)> {
+    ) -> Result<(StatementTrace<'_>, Result<Started<u64>>)> {
         let sql = checked(sql.into_sql(self.session.dialect())?)?;
         if sql.params.is_some() {
             return Err(Error::Parameter(
@@ -303,8 +314,10 @@ impl Connection {
             None => (None, None),
         };
         let trace = self.session.trace(&sql.text, None);
+        let count = first.len();
         let started = self.session.start_many(sql.text, sql.timeout, first, more);
-        send_chunks(feed, next.into_iter().chain(sets));
+        let count = count + send_chunks(feed, next.into_iter().chain(sets));
+        trace.batch_size(count);
         Ok((trace, started))
     }
 

@@ -151,13 +151,18 @@ impl Engine {
         let session = lane.session();
         let sql = prepare(session.dialect(), sql, params.into_parameters())?;
         let timeout = sql.timeout;
-        let (mut header, cursor) = session.execute(sql, true).await?;
+        let (mut header, cursor, trace) = session.execute(sql, true).await?;
         match header.bounced.take() {
             None => {
                 if !header.batch.done || lane.in_transaction() {
                     lane.pin();
                 }
-                Ok(CursorResult::new(ConnRef::Lane(lane), header, cursor))
+                Ok(CursorResult::new(
+                    ConnRef::Lane(lane),
+                    header,
+                    cursor,
+                    trace,
+                ))
             }
             Some(bounced) => {
                 lane.pin();
@@ -169,8 +174,13 @@ impl Engine {
                     params: Some(params),
                     timeout,
                 };
-                let (header, cursor) = conn.run(sql).await?;
-                Ok(CursorResult::new(ConnRef::Owned(conn), header, cursor))
+                let (header, cursor, trace) = conn.run(sql).await?;
+                Ok(CursorResult::new(
+                    ConnRef::Owned(conn),
+                    header,
+                    cursor,
+                    trace,
+                ))
             }
         }
     }

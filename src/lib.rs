@@ -61,7 +61,8 @@
 //! | `mysql` | no | MySQL and MariaDB through the sync `mysql` crate (pure-Rust compression, no TLS yet); `pub use mysql` |
 //! | `tls` | no | TLS for PostgreSQL through rustls: `sslmode` up to `verify-full`, `sslrootcert`, client certificates |
 //! | `chrono`, `uuid`, `json`, `decimal` | no | wider [`Value`] variants: dates and times, UUIDs, JSON, exact decimals |
-//! | `tracing` | no | a span per statement and per pool wait, slow-statement warnings |
+//! | `tracing` | no | spans after OpenTelemetry's database conventions: per statement, transaction statement, `run_in_thread` and pool wait; slow-statement warnings |
+//! | `metrics` | no | OpenTelemetry's database client metrics through the `metrics` facade: operation durations, the pool's connections, waits and timeouts |
 //! | `tokio` | no | `TokioStrategy` |
 //! | `async-std` | no | `AsyncStdStrategy` (async-std is deprecated upstream in favour of smol) |
 //! | `smol` | no | `SmolStrategy` |
@@ -283,6 +284,11 @@ mod guide {
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/limitations.md")]
     struct Limitations;
+
+    /// The exporters' blocks are `ignore`: they are not dependencies.
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/observability.md")]
+    struct Observability;
 
     /// Its examples need a server, so they are `no_run`: compiled only.
     #[cfg(feature = "postgres")]

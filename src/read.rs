@@ -415,8 +415,13 @@ impl ReadView {
         let dialect = self.engine.dialect();
         let sql = prepare(dialect, sql.into_sql(dialect)?, params.into_parameters())?;
         let conn = self.connect().await?;
-        let (header, cursor) = conn.run(sql).await?;
-        Ok(CursorResult::new(ConnRef::Owned(conn), header, cursor))
+        let (header, cursor, rows) = conn.run(sql).await?;
+        Ok(CursorResult::new(
+            ConnRef::Owned(conn),
+            header,
+            cursor,
+            rows,
+        ))
     }
 
     /// Runs a query on a read connection and returns the first column of its first row.

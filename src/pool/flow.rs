@@ -12,9 +12,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::pool::lane::{Lane, LaneInfo};
 use crate::pool::state::{Found, Handoff, Waiter};
-use crate::pool::Pool;
+use crate::pool::{Counts, Pool};
 use crate::session::{InUse, Session};
-use crate::trace::AcquireTrace;
 use crate::worker;
 
 /// What a caller gets from the pool: a connection of its own, or a place on a lane.
@@ -63,7 +62,7 @@ impl Pool {
     /// As [`acquire`](Pool::acquire); `lane` callers may be handed a place
     /// on a lane instead, formed by the caller ahead of them in line.
     async fn acquire_as(self: &Arc<Self>, lane: bool) -> Result<Acquired> {
-        let trace = AcquireTrace::start(self.dialect());
+        let trace = self.telemetry.acquire();
         let result = self.acquire_timed(lane).await;
         trace.finish(&result);
         result
@@ -88,7 +87,12 @@ impl Pool {
 
     async fn acquire_untimed(self: &Arc<Self>, lane: bool) -> Result<Acquired> {
         loop {
-            let found = self.lock().take(lane)?;
+            let (found, counts) = {
+                let mut state = self.lock();
+                (state.take(lane), Counts::of(&state))
+            };
+            self.publish(counts);
+            let found = found?;
             let session = match found {
                 Found::Idle(session) => session,
                 Found::Room => self.open().await?,
@@ -130,6 +134,8 @@ impl Pool {
     async fn open(self: &Arc<Self>) -> Result<Session> {
         let room = Room(self);
         let mut backoff = Duration::from_millis(10);
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
         let spawned = loop {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             match worker::spawn(&self.setup, &*self.strategy, &self.tracker, id).await {
@@ -149,6 +155,8 @@ impl Pool {
         let Some(session) = self.adopt(id, spawned) else {
             return Err(Error::Closed("engine"));
         };
+        #[cfg(feature = "metrics")]
+        self.telemetry.metrics().created(started.elapsed());
         self.start_reaper();
         room.filled();
         Ok(session)
@@ -159,7 +167,12 @@ impl Pool {
     /// grace before it ends, and a worker stuck even then (on a socket that
     /// went silent) is left to end on its own when its socket fails.
     pub(crate) async fn close(&self) {
-        let (idle, line) = self.lock().close();
+        let (idle, line, counts) = {
+            let mut state = self.lock();
+            let (idle, line) = state.close();
+            (idle, line, Counts::of(&state))
+        };
+        self.publish(counts);
         drop(idle);
         for waiter in line {
             waiter.closed();

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::pool::Pool;
+use crate::pool::{Counts, Pool};
 use crate::worker;
 
 impl Pool {
@@ -63,9 +63,14 @@ impl Pool {
     /// `min_connections` open, then schedules the next round.
     fn reap(self: &Arc<Self>) {
         let now = Instant::now();
-        let Some(gone) = self.lock().reap(now) else {
+        let (gone, counts) = {
+            let mut state = self.lock();
+            (state.reap(now), Counts::of(&state))
+        };
+        let Some(gone) = gone else {
             return;
         };
+        self.publish(counts);
         drop(gone);
         self.schedule_reaper();
     }

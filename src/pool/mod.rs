@@ -23,7 +23,7 @@ use crate::session::{Home, InUse, Session};
 use crate::sql::Dialect;
 use crate::strategy::Strategy;
 use crate::timer::Timer;
-use crate::trace::TraceConfig;
+use crate::trace::{Telemetry, TraceConfig};
 use crate::worker::{Setup, Spawned, Tracker};
 
 mod flow;
@@ -75,6 +75,8 @@ pub(crate) struct Pool {
     pub(crate) config: PoolConfig,
     pub(crate) tracker: Arc<Tracker>,
     pub(crate) timer: Arc<Timer>,
+    /// What the engine records (spans, metrics), and where its connections go.
+    pub(crate) telemetry: Arc<Telemetry>,
     state: Mutex<State>,
     next_id: AtomicU64,
     /// The reaper runs (see `maintenance.rs`), from the first connection opened on.
@@ -110,7 +112,14 @@ impl Pool {
             max_lifetime: config.max_lifetime,
             statement_timeout: config.statement_timeout,
         };
+        let telemetry = Arc::new(Telemetry::new(
+            config.trace.clone(),
+            setup.facts.dialect,
+            &url,
+            max,
+        ));
         Pool {
+            telemetry,
             state: Mutex::new(State::new(limits, setup.clone())),
             setup,
             url,
@@ -152,20 +161,43 @@ impl Pool {
 
     /// Lends a session out; it comes back through [`Home::take_back`].
     fn lend(self: &Arc<Self>, session: Session) -> InUse {
-        InUse::new(session, self.clone(), self.dialect(), self.config.trace)
+        InUse::new(
+            session,
+            self.clone(),
+            self.dialect(),
+            self.telemetry.clone(),
+        )
     }
 
     /// Takes a session back: clean ones go to the first caller in line or
     /// idle, dirty ones are reset first, dead ones are closed.
     fn release(&self, session: Session) {
-        let gone = self.lock().put_back(session);
+        let mut state = self.lock();
+        let gone = state.put_back(session);
+        let counts = Counts::of(&state);
+        drop(state);
+        self.publish(counts);
         drop(gone);
     }
 
     /// A connection was dropped, or failed to open: its room goes to the
     /// first caller in line, to open a new one.
     fn discard(&self) {
-        self.lock().discard();
+        let mut state = self.lock();
+        state.discard();
+        let counts = Counts::of(&state);
+        drop(state);
+        self.publish(counts);
+    }
+
+    /// Hands the pool's counts to the metrics recorder (feature `metrics`),
+    /// once the lock is released.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn publish(&self, counts: Counts) {
+        #[cfg(feature = "metrics")]
+        self.telemetry
+            .metrics()
+            .counts(counts.size, counts.idle, counts.waiting);
     }
 
     /// The session of a newly opened connection; `None` if the engine was
@@ -181,6 +213,31 @@ impl Pool {
             self.config.statement_timeout,
             self.config.timeout_grace,
         ))
+    }
+}
+
+/// The pool's counts, read under its lock for the metrics; nothing without them.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    #[cfg(feature = "metrics")]
+    size: usize,
+    #[cfg(feature = "metrics")]
+    idle: usize,
+    #[cfg(feature = "metrics")]
+    waiting: usize,
+}
+
+impl Counts {
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn of(state: &State) -> Counts {
+        Counts {
+            #[cfg(feature = "metrics")]
+            size: state.size(),
+            #[cfg(feature = "metrics")]
+            idle: state.idle(),
+            #[cfg(feature = "metrics")]
+            waiting: state.waiting(),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use futures_core::Stream;
 use crate::connection::ConnRef;
 use crate::error::{Error, Result};
 use crate::row::{ColumnNames, Row};
+use crate::trace::RowsTrace;
 use crate::value::FromValue;
 use crate::worker::{Batch, Header, Limit, Sink, BATCH_ROWS, STREAM_ROWS};
 
@@ -86,6 +87,9 @@ pub struct CursorResult<'c> {
     stream_rows: usize,
     /// The size of every streaming batch, once set by [`CursorResult::yield_per`].
     yield_per: Option<usize>,
+    /// The statement's span while rows are read: counts them, and records
+    /// the count once the result is drained, closed or dropped.
+    trace: RowsTrace,
 }
 
 impl fmt::Debug for CursorResult<'_> {
@@ -103,7 +107,12 @@ impl fmt::Debug for CursorResult<'_> {
 }
 
 impl<'c> CursorResult<'c> {
-    pub(crate) fn new(conn: ConnRef<'c>, header: Header, cursor: u64) -> CursorResult<'c> {
+    pub(crate) fn new(
+        conn: ConnRef<'c>,
+        header: Header,
+        cursor: u64,
+        trace: RowsTrace,
+    ) -> CursorResult<'c> {
         let done = header.batch.done;
         let mut buffer = VecDeque::new();
         header.batch.append_to(&mut buffer);
@@ -120,6 +129,7 @@ impl<'c> CursorResult<'c> {
             closed: false,
             stream_rows: BATCH_ROWS,
             yield_per: None,
+            trace,
         };
         if done {
             result.exhausted();
@@ -142,6 +152,7 @@ impl<'c> CursorResult<'c> {
             closed: false,
             stream_rows: BATCH_ROWS,
             yield_per: None,
+            trace: RowsTrace::none(),
         };
         result.exhausted();
         result
@@ -157,6 +168,8 @@ impl<'c> CursorResult<'c> {
                 session.cursor_done(cursor);
             }
         }
+        // The statement's span ends with its rows.
+        self.trace = RowsTrace::none();
         self.conn.release();
     }
 
@@ -313,18 +326,34 @@ impl<'c> CursorResult<'c> {
         let Some(cursor) = self.cursor else {
             return Ok(rows);
         };
+        let already = rows.len();
         let sink = Box::new(Collect { rows, decode });
         let fetch = self.fetch(cursor, Limit::Into(sink))?;
         // Closed until the rows are in: see above.
         self.closed = true;
         let batch = fetch.await;
         self.closed = false;
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                self.trace.fetch_failed(&e);
+                self.exhausted();
+                return Err(e);
+            }
+        };
+        let result = match batch
+            .sink
+            .map(|sink| sink.into_any().downcast::<Collect<T>>())
+        {
+            Some(Ok(collect)) => {
+                self.trace
+                    .fetched(collect.rows.len().saturating_sub(already));
+                Ok(collect.rows)
+            }
+            _ => Err(Error::WorkerGone),
+        };
         self.exhausted();
-        let sink = batch?.sink.ok_or(Error::WorkerGone)?;
-        match sink.into_any().downcast::<Collect<T>>() {
-            Ok(collect) => Ok(collect.rows),
-            Err(_) => Err(Error::WorkerGone),
-        }
+        result
     }
 
     /// Starts (or continues) a fetch and waits for one batch; `false` when no rows are left.
@@ -354,6 +383,7 @@ impl<'c> CursorResult<'c> {
         match batch {
             Ok(batch) => {
                 let done = batch.done;
+                self.trace.fetched(batch.len());
                 batch.append_to(&mut self.buffer);
                 if done {
                     self.exhausted();
@@ -361,6 +391,7 @@ impl<'c> CursorResult<'c> {
                 Poll::Ready(Ok(true))
             }
             Err(e) => {
+                self.trace.fetch_failed(&e);
                 self.exhausted();
                 Poll::Ready(Err(e))
             }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::session::Session;
 use crate::sql::Dialect;
-use crate::trace::{StatementTrace, TraceConfig};
+use crate::trace::{StatementTrace, Telemetry};
 
 /// Where a session goes back once its handle is done with it: the pool.
 pub(crate) trait Home: Send + Sync {
@@ -24,6 +24,9 @@ struct Loan {
     /// Always there until dropped.
     session: Option<Session>,
     home: Arc<dyn Home>,
+    /// When the session was lent out, for `db.client.connection.use_time`.
+    #[cfg(feature = "metrics")]
+    lent: (Arc<Telemetry>, std::time::Instant),
 }
 
 impl Loan {
@@ -43,6 +46,8 @@ impl Loan {
 impl Drop for Loan {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
+            #[cfg(feature = "metrics")]
+            self.lent.0.metrics().used(self.lent.1.elapsed());
             self.home.take_back(session);
         }
     }
@@ -60,7 +65,7 @@ pub(crate) struct InUse {
     loan: Mutex<Option<Loan>>,
     /// Fixed for the session's life: read without locking.
     dialect: Dialect,
-    trace: TraceConfig,
+    telemetry: Arc<Telemetry>,
 }
 
 impl InUse {
@@ -69,15 +74,17 @@ impl InUse {
         session: Session,
         home: Arc<dyn Home>,
         dialect: Dialect,
-        trace: TraceConfig,
+        telemetry: Arc<Telemetry>,
     ) -> InUse {
         InUse {
             loan: Mutex::new(Some(Loan {
                 session: Some(session),
                 home,
+                #[cfg(feature = "metrics")]
+                lent: (telemetry.clone(), std::time::Instant::now()),
             })),
             dialect,
-            trace,
+            telemetry,
         }
     }
 
@@ -112,8 +119,13 @@ impl InUse {
     }
 
     /// Starts the trace of one statement.
-    pub(crate) fn trace(&self, sql: &str, params: Option<&Parameters>) -> StatementTrace {
-        StatementTrace::start(&self.trace, self.dialect, sql, params)
+    pub(crate) fn trace(&self, sql: &str, params: Option<&Parameters>) -> StatementTrace<'_> {
+        self.telemetry.statement(sql, params)
+    }
+
+    /// What the engine records, for spans of other kinds of request.
+    pub(crate) fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
     }
 
     /// Adds what a `Debug` output shows of the session: its connection's id,

@@ -19,6 +19,7 @@ use crate::params::Parameters;
 use crate::session::{InFlight, InUse, Session, Undo};
 use crate::sql::Sql;
 use crate::timer::Timer;
+use crate::trace::RowsTrace;
 use crate::worker::{self, Batch, Feed, Header, Limit, Reply, Request, Ticket, TxOp};
 
 /// A reply still to come: the receiving end of a request's reply slot, and
@@ -214,8 +215,9 @@ impl InUse {
     /// Runs one statement: its header and first rows, and the number of the
     /// cursor that holds the rest. A `lane` statement is an engine-level one
     /// that may share the connection with others (see `pool::Lane`): the
-    /// header's `bounced` holds it when the worker did not run it.
-    pub(crate) async fn execute(&self, sql: Sql, lane: bool) -> Result<(Header, u64)> {
+    /// header's `bounced` holds it when the worker did not run it. The
+    /// statement's trace goes on in the [`RowsTrace`] while rows are read.
+    pub(crate) async fn execute(&self, sql: Sql, lane: bool) -> Result<(Header, u64, RowsTrace)> {
         let trace = self.trace(&sql.text, sql.params.as_ref());
         let mut cursor = 0;
         let Sql {
@@ -236,20 +238,14 @@ impl InUse {
             .await;
         if matches!(&header, Ok(h) if h.bounced.is_some()) {
             trace.bounced();
-            return header.map(|h| (h, cursor));
+            return header.map(|h| (h, cursor, RowsTrace::none()));
         }
-        trace.finish(&header, |h| {
-            if h.returns_rows {
-                h.batch.len() as u64
-            } else {
-                h.rowcount
-            }
-        });
+        let rows = trace.finish(&header, |h| h.returns_rows.then_some(h.batch.len() as u64));
         let header = header?;
         if !header.batch.done {
             self.with(|session| session.open_cursor = Some(cursor))?;
         }
-        Ok((header, cursor))
+        Ok((header, cursor, rows))
     }
 
     /// Starts an `execute_many`: sends its statement with the first
@@ -279,12 +275,18 @@ impl InUse {
         E: From<Error> + Send + 'static,
         F: FnOnce(&mut R) -> Result<T, E> + Send + 'static,
     {
-        let (call, receiver) = worker::call(f);
-        let (ticket, guard) = self.number()?;
-        let spin = self.send_request(Request::Call { ticket, call }).await?;
-        let guard = guard.arm();
-        let result = self.receive(Incoming { receiver, spin }).await;
-        guard.disarm();
+        let trace = self.telemetry().operation(None);
+        let result = async {
+            let (call, receiver) = worker::call(f);
+            let (ticket, guard) = self.number()?;
+            let spin = self.send_request(Request::Call { ticket, call }).await?;
+            let guard = guard.arm();
+            let result = self.receive(Incoming { receiver, spin }).await;
+            guard.disarm();
+            result
+        }
+        .await;
+        drop(trace.finish(&result, |_| None));
         result
     }
 
@@ -312,6 +314,13 @@ impl InUse {
     /// notes the transaction open at `depth`. If this future is dropped
     /// once `op` was sent, `undo` goes ahead of the next request.
     pub(crate) async fn begin(&self, op: TxOp, undo: TxOp, depth: u32) -> Result<()> {
+        let trace = self.telemetry().operation(Some(op.name()));
+        let result = self.begin_untraced(op, undo, depth).await;
+        drop(trace.finish(&result, |_| None));
+        result
+    }
+
+    async fn begin_untraced(&self, op: TxOp, undo: TxOp, depth: u32) -> Result<()> {
         let incoming = self
             .send(|reply| Request::Tx {
                 op,
@@ -332,6 +341,13 @@ impl InUse {
 
     /// Sends `op`, which ends the transaction at `depth` (a commit or a rollback).
     pub(crate) async fn end(&self, op: TxOp, depth: u32) -> Result<()> {
+        let trace = self.telemetry().operation(Some(op.name()));
+        let result = self.end_untraced(op, depth).await;
+        drop(trace.finish(&result, |_| None));
+        result
+    }
+
+    async fn end_untraced(&self, op: TxOp, depth: u32) -> Result<()> {
         let incoming = self
             .send(|reply| Request::Tx {
                 op,

@@ -131,6 +131,17 @@ pub(crate) enum TxOp {
 }
 
 impl TxOp {
+    /// The operation's first keyword, as spans and metrics name it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            TxOp::Begin { .. } => "BEGIN",
+            TxOp::Commit => "COMMIT",
+            TxOp::Rollback | TxOp::RollbackTo(_) => "ROLLBACK",
+            TxOp::Savepoint(_) => "SAVEPOINT",
+            TxOp::Release(_) => "RELEASE",
+        }
+    }
+
     pub(crate) fn sql(self) -> String {
         match self {
             TxOp::Begin(_) => "BEGIN".into(),
