@@ -8,7 +8,8 @@
 
 #![cfg(feature = "postgres")]
 
-mod pg_support;
+mod common;
+use common::pg as pg_support;
 
 use std::time::Duration;
 

@@ -12,12 +12,9 @@
 //! under `CI=true`); see `tests/pg_support`.
 #![cfg(feature = "sqlite")]
 
-#[allow(unused_macros)]
 mod common;
-// The harness may load the same helpers as a module of its own.
 #[cfg(feature = "postgres")]
-#[allow(clippy::duplicate_mod)]
-mod pg_support;
+use common::pg as pg_support;
 
 use std::collections::BTreeMap;
 use std::future::Future;
