@@ -3,13 +3,29 @@
 
 use sqlaio::Error;
 
+#[cfg(feature = "postgres")]
+use crate::common::pg::unique;
 use crate::common::Ctx;
 use crate::support::*;
+
+// On PostgreSQL the rowcount of a batch of queries counts the rows they
+// selected (the server's command tags say so); SQLite's counts changes.
+stamp! {
+    runtimes: one, backends: sqlite;
+    execute_many_of_queries_counts_no_rows,
+}
 
 // One part runs the batch in a spawned task.
 stamp! {
     runtimes: each, backends: all;
     execute_many,
+}
+
+// Out of range for `int4`: PostgreSQL's typed parameters.
+#[cfg(feature = "postgres")]
+stamp! {
+    runtimes: one, backends: [postgres];
+    execute_many_is_atomic,
 }
 
 /// 700 `(id, name)` sets from `first_id` on, spanning several of
@@ -155,4 +171,80 @@ async fn execute_many(ctx: Ctx) {
         "{err:?}"
     );
     assert_eq!(count(&conn, "users").await, 5);
+}
+
+/// A batch of queries changes no rows, whatever the last write before it did.
+#[cfg(feature = "sqlite")]
+async fn execute_many_of_queries_counts_no_rows(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    conn.execute("CREATE TABLE t (x INTEGER)", ())
+        .await
+        .unwrap();
+    conn.execute_many(ctx.sql("INSERT INTO t VALUES ($1)"), [(1,), (2,), (3,)])
+        .await
+        .unwrap();
+    let queried = conn
+        .execute_many(ctx.sql("SELECT x FROM t WHERE x = $1"), [(1,), (2,)])
+        .await
+        .unwrap();
+    assert_eq!(queried.rowcount(), 0);
+    let deleted = conn
+        .execute_many(ctx.sql("DELETE FROM t WHERE x = $1"), [(1,), (9,)])
+        .await
+        .unwrap();
+    assert_eq!(deleted.rowcount(), 1);
+}
+
+#[cfg(feature = "postgres")]
+async fn execute_many_is_atomic(ctx: Ctx) -> sqlaio::Result<()> {
+    let t = unique("many");
+    let engine = ctx.builder().max_connections(4).build()?;
+    let conn = engine.connect().await?;
+    conn.execute(format!("CREATE TABLE {t} (id int4 PRIMARY KEY)"), ())
+        .await?;
+    let insert = format!("INSERT INTO {t} VALUES ($1)");
+    let ids_sql = format!("SELECT id FROM {t} ORDER BY id");
+
+    let done = conn.execute_many(&insert, [(1,), (2,), (3,)]).await?;
+    assert_eq!(done.rowcount(), 3);
+    drop(done);
+    assert!(!conn.in_transaction());
+
+    // A duplicate in the last set: none of the set applies.
+    let e = conn
+        .execute_many(&insert, [(10,), (11,), (1,)])
+        .await
+        .unwrap_err();
+    assert!(e.is_database(), "{e:?}");
+    assert!(!conn.in_transaction());
+    assert_eq!(read_ids(&conn, &ids_sql).await?, [1, 2, 3]);
+
+    // A value out of range for int4: nothing applies either.
+    let e = conn
+        .execute_many(&insert, [(20i64,), (3_000_000_000i64,)])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("3000000000"), "{e}");
+    assert_eq!(read_ids(&conn, &ids_sql).await?, [1, 2, 3]);
+
+    // A set with the wrong number of parameters.
+    let sets = vec![
+        vec![sqlaio::Value::from(30)],
+        vec![sqlaio::Value::from(31), sqlaio::Value::from(32)],
+    ];
+    let e = conn.execute_many(&insert, sets).await.unwrap_err();
+    assert!(matches!(e, Error::ParameterCount { .. }), "{e:?}");
+    assert_eq!(read_ids(&conn, &ids_sql).await?, [1, 2, 3]);
+
+    // Inside a transaction, a failing batch undoes only itself.
+    let tx = conn.begin().await?;
+    tx.execute(&insert, (100,)).await?;
+    assert!(tx.execute_many(&insert, [(101,), (100,)]).await.is_err());
+    assert!(tx.is_active());
+    tx.execute_many(&insert, [(102,), (103,)]).await?;
+    tx.commit().await?;
+    assert_eq!(read_ids(&conn, &ids_sql).await?, [1, 2, 3, 100, 102, 103]);
+    conn.close().await?;
+    engine.close().await
 }

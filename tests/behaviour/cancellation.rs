@@ -22,6 +22,13 @@ stamp! {
     cancelled_begin_is_rolled_back,
 }
 
+// Its rows come from SQLite (their SQL is the serde tests').
+#[cfg(all(feature = "serde", feature = "sqlite"))]
+stamp! {
+    runtimes: each, backends: [memory];
+    a_dropped_fetchall_as_interrupts_the_read_and_closes_the_result,
+}
+
 /// A statement timeout far above what a trivial statement takes, even on a
 /// loaded machine, and short enough that a few of them keep the test quick.
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -451,4 +458,33 @@ async fn cancelled_begin_is_rolled_back(ctx: Ctx) {
     }
     let other = engine.connect().await.unwrap();
     assert_eq!(count(&other, "users").await, 3);
+}
+
+#[cfg(all(feature = "serde", feature = "sqlite"))]
+async fn a_dropped_fetchall_as_interrupts_the_read_and_closes_the_result(
+    ctx: Ctx,
+) -> sqlaio::Result<()> {
+    use crate::deserialize::{counting, User};
+
+    let engine = ctx.engine();
+    let conn = engine.connect().await?;
+    // Far more rows than can be read before the timeout.
+    let mut result = conn.execute(counting(2_000_000_000), ()).await?;
+    let timed_out = matches!(
+        future::select(
+            std::pin::pin!(result.fetchall_as::<User>()),
+            std::pin::pin!(common::nap(Duration::from_millis(50))),
+        )
+        .await,
+        future::Either::Right(_)
+    );
+    assert!(timed_out, "the read did not time out");
+    assert!(matches!(
+        result.fetchone().await,
+        Err(sqlaio::Error::Closed("result"))
+    ));
+    drop(result);
+    // The read was interrupted: the connection answers its next statement.
+    assert_eq!(conn.scalar::<i64>("SELECT 7", ()).await?, 7);
+    engine.close().await
 }

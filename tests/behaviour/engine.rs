@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use sqlaio::{Connection, Engine, Error};
 
+#[cfg(feature = "postgres")]
+use crate::common::pg::{unique, Scratch};
 use crate::common::{self, Ctx};
 use crate::support::*;
 
@@ -25,6 +27,13 @@ stamp! {
     engine_close,
     engine_debug,
     failed_connect,
+}
+
+// Schemas: tables outside the search path are not listed.
+#[cfg(feature = "postgres")]
+stamp! {
+    runtimes: one, backends: [postgres];
+    table_names_see_the_current_schema_only,
 }
 
 async fn engine_execute_and_scalar(ctx: Ctx) {
@@ -326,4 +335,38 @@ fn builder_rejects_bad_configuration() {
     let engine = Engine::builder().url("sqlite::memory:").build().unwrap();
     assert_eq!(engine.max_connections(), sqlaio::DEFAULT_MAX_CONNECTIONS);
     assert_eq!(engine.worker_count(), 0, "connections open lazily");
+}
+
+#[cfg(feature = "postgres")]
+async fn table_names_see_the_current_schema_only(ctx: Ctx) -> sqlaio::Result<()> {
+    let url = ctx.url().to_owned();
+    let scratch = Scratch::new(&url);
+    let other = scratch.schema("other");
+    let t = scratch.table("listed");
+    let hidden = unique("hidden");
+    let engine = ctx.builder().max_connections(4).build()?;
+    assert!(!engine.has_table(&t).await?);
+    engine
+        .execute(format!("CREATE TABLE {t} (x int4)"), ())
+        .await?;
+    engine.execute(format!("CREATE SCHEMA {other}"), ()).await?;
+    engine
+        .execute(format!("CREATE TABLE {other}.{hidden} (x int4)"), ())
+        .await?;
+
+    let names = engine.table_names().await?;
+    assert!(names.contains(&t), "{t} missing from {names:?}");
+    assert!(!names.contains(&hidden), "{hidden} listed in {names:?}");
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "table_names is sorted");
+    assert!(engine.has_table(&t).await?);
+    assert!(!engine.has_table(&hidden).await?);
+    assert!(!engine.has_table(&unique("no_such_table")).await?);
+
+    let conn = engine.connect().await?;
+    assert!(conn.has_table(&t).await?);
+    assert!(conn.table_names().await?.contains(&t));
+    conn.close().await?;
+    engine.close().await
 }

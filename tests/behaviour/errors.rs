@@ -5,6 +5,8 @@ use std::error::Error as _;
 
 use sqlaio::Error;
 
+#[cfg(feature = "postgres")]
+use crate::common::pg::unique;
 use crate::common::{Ctx, Family};
 use crate::support::*;
 
@@ -13,6 +15,13 @@ stamp! {
     row_get_errors,
     bad_sql,
     bad_parameters,
+}
+
+// PostgreSQL's own messages and SQLSTATE behaviour.
+#[cfg(feature = "postgres")]
+stamp! {
+    runtimes: one, backends: [postgres];
+    errors_are_clear_and_the_connection_survives_them,
 }
 
 async fn row_get_errors(ctx: Ctx) {
@@ -298,4 +307,141 @@ async fn bad_parameters(ctx: Ctx) {
     }
     assert!(!conn.in_transaction());
     assert_eq!(conn.scalar::<i64>(ctx.sql(ECHO), (7,)).await.unwrap(), 7);
+}
+
+#[cfg(feature = "postgres")]
+async fn errors_are_clear_and_the_connection_survives_them(ctx: Ctx) -> sqlaio::Result<()> {
+    let t = unique("errs");
+    let engine = ctx.builder().max_connections(4).build()?;
+    let conn = engine.connect().await?;
+    conn.execute(format!("CREATE TABLE {t} (id int4 PRIMARY KEY)"), ())
+        .await?;
+
+    let e = conn.execute("SELEC 1", ()).await.unwrap_err();
+    assert!(e.is_database(), "{e:?}");
+    assert!(
+        e.to_string().contains("syntax error at or near \"SELEC\""),
+        "{e}"
+    );
+    assert_eq!(conn.scalar::<i32>("SELECT 1", ()).await?, 1);
+
+    let e = conn
+        .execute("SELECT $1::int4 + $2::int4", (1,))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::ParameterCount {
+                expected: 2,
+                given: 1
+            }
+        ),
+        "{e:?}"
+    );
+    let e = conn
+        .execute("SELECT $1::int4", (1, 2, 3))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::ParameterCount {
+                expected: 1,
+                given: 3
+            }
+        ),
+        "{e:?}"
+    );
+    let e = conn.execute("SELECT 1", (1,)).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::ParameterCount {
+                expected: 0,
+                given: 1
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(conn.scalar::<i32>("SELECT 2", ()).await?, 2);
+
+    let e = conn
+        .execute("SELECT $1::text", [(":name", "Dana")])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("named"), "{e}");
+    assert!(e.to_string().contains("positional"), "{e}");
+    assert_eq!(conn.scalar::<i32>("SELECT 3", ()).await?, 3);
+
+    let e = conn.execute("SELECT 1; SELECT 2", ()).await.unwrap_err();
+    assert!(e.is_database(), "{e:?}");
+    assert_eq!(conn.scalar::<i32>("SELECT 4", ()).await?, 4);
+
+    let e = conn
+        .execute(format!("SELECT nope FROM {t}"), ())
+        .await
+        .unwrap_err();
+    assert!(e.is_database(), "{e:?}");
+    assert!(e.to_string().contains("nope"), "{e}");
+
+    // A constraint violation carries the server's message and detail.
+    conn.execute(format!("INSERT INTO {t} VALUES (1)"), ())
+        .await?;
+    let e = conn
+        .execute(format!("INSERT INTO {t} VALUES ($1)"), (1,))
+        .await
+        .unwrap_err();
+    assert!(e.is_database(), "{e:?}");
+    assert!(e.to_string().contains("duplicate key"), "{e}");
+
+    // An error inside a transaction, then a rollback.
+    let tx = conn.begin().await?;
+    tx.execute(format!("INSERT INTO {t} VALUES (2)"), ())
+        .await?;
+    let e = tx.execute("SELECT 1 / 0", ()).await.unwrap_err();
+    assert!(e.is_database(), "{e:?}");
+    assert!(e.to_string().contains("division by zero"), "{e}");
+    // The failed transaction refuses statements until rolled back.
+    let e = tx.execute("SELECT 1", ()).await.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("aborted") || text.contains("rolled back"),
+        "{text}"
+    );
+    tx.rollback().await?;
+    assert!(!conn.in_transaction());
+    assert_eq!(conn.scalar::<i32>("SELECT 5", ()).await?, 5);
+    let ids: i64 = conn.scalar(format!("SELECT count(*) FROM {t}"), ()).await?;
+    assert_eq!(ids, 1, "the rolled back insert is gone");
+
+    // An error inside a transaction that is then dropped.
+    {
+        let tx = conn.begin().await?;
+        tx.execute(format!("INSERT INTO {t} VALUES (3)"), ())
+            .await?;
+        assert!(tx.execute("SELEC", ()).await.is_err());
+    }
+    assert_eq!(conn.scalar::<i32>("SELECT 6", ()).await?, 6);
+    assert!(!conn.in_transaction());
+    let ids: i64 = conn.scalar(format!("SELECT count(*) FROM {t}"), ()).await?;
+    assert_eq!(ids, 1);
+
+    // A savepoint that failed, rolled back: the outer transaction goes on.
+    let tx = conn.begin().await?;
+    tx.execute(format!("INSERT INTO {t} VALUES (4)"), ())
+        .await?;
+    let nested = tx.begin_nested().await?;
+    assert!(nested
+        .execute(format!("INSERT INTO {t} VALUES (1)"), ())
+        .await
+        .is_err());
+    nested.rollback().await?;
+    tx.execute(format!("INSERT INTO {t} VALUES (5)"), ())
+        .await?;
+    tx.commit().await?;
+    let ids: i64 = conn.scalar(format!("SELECT count(*) FROM {t}"), ()).await?;
+    assert_eq!(ids, 3);
+    conn.close().await?;
+    engine.close().await
 }

@@ -23,10 +23,18 @@ mod support;
 mod batches;
 mod cancellation;
 mod concurrency;
+#[cfg(all(feature = "serde", feature = "sqlite"))]
+mod deserialize;
 mod engine;
 mod errors;
+#[cfg(feature = "postgres")]
+mod lost_connections;
 mod migrations;
+#[cfg(all(feature = "tracing", feature = "sqlite"))]
+mod observability;
 mod pool;
+#[cfg(feature = "sea-query")]
+mod query_builder;
 mod results;
 mod run_in_thread;
 mod strategies;

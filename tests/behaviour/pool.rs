@@ -8,12 +8,20 @@ use futures::future;
 use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
 use sqlaio::Engine;
 
+#[cfg(feature = "postgres")]
+use crate::common::pg::with_option;
 use crate::common::{self, Ctx};
 use crate::support::*;
 
 stamp! {
     runtimes: one, backends: all;
     pooled_connections_share_one_database,
+}
+
+// It registers an `after_connect` hook on the SQLite driver's connection.
+stamp! {
+    runtimes: one, backends: [memory];
+    a_shared_connection_takes_no_more_statements_after_max_lifetime,
 }
 
 stamp! {
@@ -24,6 +32,13 @@ stamp! {
     engine_statement_waits_for_an_open_result,
     engine_statement_never_joins_a_transaction,
     engine_statements_in_line_share_the_connection_that_comes_back,
+}
+
+// The PostgreSQL client keeps its buffers as large as the largest row read.
+#[cfg(feature = "postgres")]
+stamp! {
+    runtimes: one, backends: [postgres];
+    a_connection_that_read_a_huge_row_is_replaced_in_the_pool,
 }
 
 async fn min_connections_open_ahead_of_demand(ctx: Ctx) {
@@ -346,4 +361,91 @@ async fn pooled_connections_share_one_database(ctx: Ctx) {
             .unwrap(),
         2
     );
+}
+
+/// A connection that engine statements keep busy (they queue on it, and
+/// one of them is always still to be answered) stops taking more once it is
+/// past `max_lifetime`: later statements wait for it to go back to the pool,
+/// which replaces it.
+#[cfg(feature = "sqlite")]
+async fn a_shared_connection_takes_no_more_statements_after_max_lifetime(ctx: Ctx) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let opened = Arc::new(AtomicUsize::new(0));
+    let counter = opened.clone();
+    let engine = ctx
+        .builder()
+        .max_connections(1)
+        .max_lifetime(Duration::from_millis(100))
+        .after_connect(move |_: &mut sqlaio::rusqlite::Connection| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    assert_eq!(engine.scalar::<i64>("SELECT 0", ()).await.unwrap(), 0);
+    // Sent, and left unanswered: it keeps its place on the connection.
+    // (Its caller may find the answer before its first poll returns;
+    // then it holds nothing, and is sent again.)
+    let mut tries = 0;
+    let held = loop {
+        let mut held = Box::pin(engine.scalar::<i64>("SELECT 1", ()));
+        if futures::poll!(held.as_mut()).is_pending() {
+            break held;
+        }
+        tries += 1;
+        assert!(
+            tries < 100,
+            "every statement was answered within its first poll"
+        );
+    };
+    assert_eq!(engine.scalar::<i64>("SELECT 2", ()).await.unwrap(), 2);
+    assert_eq!(engine.pool_status().waiting, 0);
+    std::thread::sleep(Duration::from_millis(150));
+    let mut late = Box::pin(engine.scalar::<i64>("SELECT 3", ()));
+    assert!(futures::poll!(late.as_mut()).is_pending());
+    assert_eq!(engine.pool_status().waiting, 1);
+    assert_eq!(held.await.unwrap(), 1);
+    assert_eq!(late.await.unwrap(), 3);
+    assert_eq!(opened.load(Ordering::SeqCst), 2);
+    engine.close().await.unwrap();
+}
+
+#[cfg(feature = "postgres")]
+/// A connection that read a row over 8 MiB keeps serving its holder, and is
+/// replaced once it is back in the pool (its client buffers stay that large);
+/// one that read small rows is kept.
+async fn a_connection_that_read_a_huge_row_is_replaced_in_the_pool(ctx: Ctx) -> sqlaio::Result<()> {
+    let url = ctx.url().to_owned();
+    // Without TLS: over TLS the big read itself is slow (see docs/limitations.md).
+    let url = with_option(&url, "sslmode=disable");
+    let engine = Engine::builder().url(&url).max_connections(1).build()?;
+    let pid: i32 = engine.scalar("SELECT pg_backend_pid()", ()).await?;
+    let small: Vec<u8> = engine
+        .scalar("SELECT decode(repeat('ab', 1024 * 1024), 'hex')", ())
+        .await?;
+    assert_eq!(small.len(), 1024 * 1024);
+    assert_eq!(
+        engine.scalar::<i32>("SELECT pg_backend_pid()", ()).await?,
+        pid
+    );
+
+    let conn = engine.connect().await?;
+    let huge: Vec<u8> = conn
+        .scalar("SELECT decode(repeat('ab', 9 * 1024 * 1024), 'hex')", ())
+        .await?;
+    assert_eq!(huge.len(), 9 * 1024 * 1024);
+    // Its holder keeps it.
+    assert_eq!(
+        conn.scalar::<i32>("SELECT pg_backend_pid()", ()).await?,
+        pid
+    );
+    drop(conn);
+    let next: i32 = engine.scalar("SELECT pg_backend_pid()", ()).await?;
+    assert_ne!(next, pid, "the worn connection went back into use");
+    assert_eq!(engine.pool_status().size, 1);
+    engine.close().await?;
+    assert_eq!(engine.worker_count(), 0);
+    Ok(())
 }

@@ -4,6 +4,8 @@
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use sqlaio::Error;
 
+#[cfg(feature = "postgres")]
+use crate::common::pg::unique;
 use crate::common::{Ctx, Family};
 use crate::support::*;
 
@@ -17,6 +19,7 @@ stamp! {
     returns_rows,
     rowcount,
     last_insert_id,
+    a_stale_fetch_does_not_close_the_newer_result,
 }
 
 // These drop streams and waits for rows, or wait for the pool's only
@@ -26,6 +29,15 @@ stamp! {
     first,
     stream_large_result,
     dropped_result_releases_its_connection,
+}
+
+// PostgreSQL's own SQL: serial keys, RETURNING several rows, generate_series.
+#[cfg(feature = "postgres")]
+stamp! {
+    runtimes: one, backends: [postgres];
+    result_metadata,
+    large_results_stream_complete_and_in_order,
+    fetchmany_fetches_in_chunks,
 }
 
 async fn fetchone(ctx: Ctx) {
@@ -655,4 +667,197 @@ async fn dropped_result_releases_its_connection(ctx: Ctx) {
     assert!(result.next().await.is_none());
     drop(result);
     assert_eq!(conn.scalar::<i64>("SELECT 4", ()).await.unwrap(), 4);
+}
+
+/// A fetch from an older, closed result fails alone; the newer result keeps its rows.
+async fn a_stale_fetch_does_not_close_the_newer_result(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    let series = ctx.sql(SERIES);
+    let mut older = conn.execute(&series, (1000,)).await.unwrap();
+    assert_eq!(older.fetchmany(10).await.unwrap().len(), 10);
+    // Leaves about 744 rows unread in the first batch of 256 plus more on the worker.
+    let mut newer = conn.execute(&series, (1000,)).await.unwrap();
+    assert_eq!(newer.fetchmany(300).await.unwrap().len(), 300);
+    let stale = older.fetchall().await;
+    assert!(matches!(stale, Err(Error::Closed(_))), "{stale:?}");
+    let rest = newer.fetchall().await.unwrap();
+    assert_eq!(rest.len(), 700);
+    assert_eq!(rest[0].get::<i64>(0).unwrap(), 301);
+}
+
+#[cfg(feature = "postgres")]
+async fn result_metadata(ctx: Ctx) -> sqlaio::Result<()> {
+    let t = unique("meta");
+    let engine = ctx.builder().max_connections(4).build()?;
+    let conn = engine.connect().await?;
+    let created = conn
+        .execute(
+            format!("CREATE TABLE {t} (id serial PRIMARY KEY, x int4, y text)"),
+            (),
+        )
+        .await?;
+    assert!(!created.returns_rows());
+    assert!(created.keys().is_empty());
+    assert_eq!(created.rowcount(), 0);
+    drop(created);
+
+    let inserted = conn
+        .execute(
+            format!("INSERT INTO {t} (x, y) VALUES (1, 'a'), (2, 'b'), (3, 'c')"),
+            (),
+        )
+        .await?;
+    assert_eq!(inserted.rowcount(), 3);
+    assert!(!inserted.returns_rows());
+    assert_eq!(inserted.last_insert_id(), None);
+    drop(inserted);
+
+    let updated = conn
+        .execute(format!("UPDATE {t} SET y = 'z' WHERE x >= $1"), (2,))
+        .await?;
+    assert_eq!(updated.rowcount(), 2);
+    drop(updated);
+    let none = conn
+        .execute(format!("UPDATE {t} SET y = 'z' WHERE x > 100"), ())
+        .await?;
+    assert_eq!(none.rowcount(), 0);
+    drop(none);
+
+    let select = conn
+        .execute(format!("SELECT x, y AS why FROM {t} WHERE false"), ())
+        .await?;
+    assert!(select.returns_rows());
+    assert_eq!(select.keys(), ["x", "why"]);
+    drop(select);
+
+    let id: i32 = conn
+        .scalar(
+            format!("INSERT INTO {t} (x, y) VALUES ($1, $2) RETURNING id"),
+            (4, "d"),
+        )
+        .await?;
+    assert_eq!(id, 4);
+    let returning = conn
+        .execute(
+            format!("INSERT INTO {t} (x) VALUES (5), (6) RETURNING id, x"),
+            (),
+        )
+        .await?;
+    assert!(returning.returns_rows());
+    assert_eq!(returning.keys(), ["id", "x"]);
+    assert_eq!(returning.last_insert_id(), None);
+    let ids: Vec<i32> = {
+        let mut returning = returning;
+        returning
+            .fetchall()
+            .await?
+            .iter()
+            .map(|r| r.get("id"))
+            .collect::<sqlaio::Result<_>>()?
+    };
+    assert_eq!(ids, [5, 6]);
+
+    let deleted = conn.execute(format!("DELETE FROM {t}"), ()).await?;
+    assert_eq!(deleted.rowcount(), 6);
+    drop(deleted);
+    conn.close().await?;
+    engine.close().await
+}
+
+#[cfg(feature = "postgres")]
+async fn large_results_stream_complete_and_in_order(ctx: Ctx) -> sqlaio::Result<()> {
+    const N: i64 = 200_000;
+    let engine = ctx.builder().max_connections(4).build()?;
+    let mut result = engine
+        .execute(format!("SELECT generate_series(1, {N}) AS n"), ())
+        .await?;
+    assert_eq!(result.keys(), ["n"]);
+    let mut expected = 1;
+    while let Some(row) = result.try_next().await? {
+        assert_eq!(row.get::<i64>("n")?, expected);
+        expected += 1;
+    }
+    assert_eq!(expected, N + 1, "every row arrived");
+    assert!(result.try_next().await?.is_none());
+    drop(result);
+
+    // The same on a borrowed connection, which is usable afterwards.
+    let conn = engine.connect().await?;
+    let mut result = conn
+        .execute("SELECT generate_series(1, 20000)::int8 AS n", ())
+        .await?;
+    let mut count = 0i64;
+    let mut last = 0;
+    while let Some(row) = result.try_next().await? {
+        let n: i64 = row.get(0)?;
+        assert_eq!(n, last + 1);
+        last = n;
+        count += 1;
+    }
+    assert_eq!(count, 20_000);
+    drop(result);
+
+    // A stream dropped half way leaves the connection usable.
+    let mut result = conn
+        .execute("SELECT generate_series(1, 20000) AS n", ())
+        .await?;
+    for want in 1..=1000 {
+        let row = result.try_next().await?.expect("a row");
+        assert_eq!(row.get::<i64>(0)?, want);
+    }
+    drop(result);
+    assert_eq!(conn.scalar::<i32>("SELECT 7", ()).await?, 7);
+    conn.close().await?;
+    engine.close().await
+}
+
+#[cfg(feature = "postgres")]
+async fn fetchmany_fetches_in_chunks(ctx: Ctx) -> sqlaio::Result<()> {
+    let engine = ctx.builder().max_connections(4).build()?;
+    let conn = engine.connect().await?;
+    let mut result = conn
+        .execute("SELECT generate_series(1, 10000) AS n", ())
+        .await?;
+    let mut next = 1i64;
+    let mut sizes = Vec::new();
+    loop {
+        let chunk = result.fetchmany(3000).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        sizes.push(chunk.len());
+        for row in chunk {
+            assert_eq!(row.get::<i64>("n")?, next);
+            next += 1;
+        }
+    }
+    assert_eq!(sizes, [3000, 3000, 3000, 1000]);
+    assert_eq!(next, 10_001);
+    drop(result);
+
+    // Mixed fetches keep their place.
+    let mut result = conn
+        .execute("SELECT generate_series(1, 1000) AS n", ())
+        .await?;
+    let first = result.fetchone().await?.expect("a row");
+    assert_eq!(first.get::<i64>(0)?, 1);
+    let small = result.fetchmany(5).await?;
+    let small: Vec<i64> = small
+        .iter()
+        .map(|r| r.get(0))
+        .collect::<sqlaio::Result<_>>()?;
+    assert_eq!(small, [2, 3, 4, 5, 6]);
+    let big = result.fetchmany(300).await?;
+    assert_eq!(big.len(), 300);
+    assert_eq!(big[0].get::<i64>(0)?, 7);
+    assert_eq!(big[299].get::<i64>(0)?, 306);
+    let rest = result.fetchall().await?;
+    assert_eq!(rest.len(), 694);
+    assert_eq!(rest.last().expect("a row").get::<i64>(0)?, 1000);
+    assert!(result.fetchmany(10).await?.is_empty());
+    assert!(result.fetchone().await?.is_none());
+    drop(result);
+    conn.close().await?;
+    engine.close().await
 }

@@ -162,3 +162,15 @@ macro_rules! with_raw {
         }
     };
 }
+
+#[cfg(feature = "postgres")]
+/// The integers in the first column of `sql`'s rows.
+pub(crate) async fn read_ids(conn: &sqlaio::Connection, sql: &str) -> sqlaio::Result<Vec<i32>> {
+    conn.execute(sql, ())
+        .await?
+        .fetchall()
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use sqlaio::Error;
 
+#[cfg(feature = "postgres")]
+use crate::common::pg::unique;
 use crate::common::{Ctx, Family};
 use crate::support::*;
 
@@ -19,6 +21,7 @@ stamp! {
     transactions_are_isolated,
     ddl_is_transactional,
     failed_commit_leaves_the_connection_usable,
+    a_savepoint_inside_a_sql_transaction_ends_only_itself,
 }
 
 // These drop futures, or wait for the pool's only connection to come back.
@@ -28,6 +31,13 @@ stamp! {
     engine_begin,
     closing_a_connection_in_a_transaction_rolls_back,
     dropped_connection_in_sql_transaction_rolls_back,
+}
+
+// `txid_current_if_assigned()` shows that no transaction is left open.
+#[cfg(feature = "postgres")]
+stamp! {
+    runtimes: one, backends: [postgres];
+    nested_transactions_and_rollback_on_drop,
 }
 
 async fn in_transaction(ctx: Ctx) {
@@ -452,4 +462,132 @@ async fn failed_commit_leaves_the_connection_usable(ctx: Ctx) {
     tx.commit().await.unwrap();
     let other = engine.connect().await.unwrap();
     assert_eq!(count(&other, "child").await, 1);
+}
+
+/// `begin_nested` inside a transaction begun with SQL is a savepoint: ending
+/// it leaves the outer transaction alone.
+async fn a_savepoint_inside_a_sql_transaction_ends_only_itself(ctx: Ctx) {
+    let engine = ctx.engine();
+    let conn = engine.connect().await.unwrap();
+    conn.execute("CREATE TABLE t (x INTEGER)", ())
+        .await
+        .unwrap();
+    conn.execute("BEGIN", ()).await.unwrap();
+    conn.execute("INSERT INTO t VALUES (1)", ()).await.unwrap();
+    let nested = conn.begin_nested().await.unwrap();
+    nested
+        .execute("INSERT INTO t VALUES (2)", ())
+        .await
+        .unwrap();
+    nested.rollback().await.unwrap();
+    assert!(
+        conn.in_transaction(),
+        "the outer transaction must still be open"
+    );
+    let nested = conn.begin_nested().await.unwrap();
+    nested
+        .execute("INSERT INTO t VALUES (3)", ())
+        .await
+        .unwrap();
+    nested.commit().await.unwrap();
+    assert!(
+        conn.in_transaction(),
+        "releasing the savepoint must not commit"
+    );
+    conn.execute("COMMIT", ()).await.unwrap();
+    let mut result = conn
+        .execute("SELECT x FROM t ORDER BY x", ())
+        .await
+        .unwrap();
+    let xs: Vec<i64> = result
+        .fetchall()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0).unwrap())
+        .collect();
+    assert_eq!(xs, [1, 3]);
+}
+
+#[cfg(feature = "postgres")]
+async fn nested_transactions_and_rollback_on_drop(ctx: Ctx) -> sqlaio::Result<()> {
+    let url = ctx.url().to_owned();
+    let t = unique("nested");
+    let engine = ctx.builder().max_connections(4).build()?;
+    let conn = engine.connect().await?;
+    conn.execute(format!("CREATE TABLE {t} (id int4 PRIMARY KEY)"), ())
+        .await?;
+    let insert = format!("INSERT INTO {t} VALUES ($1)");
+    let ids_sql = format!("SELECT id FROM {t} ORDER BY id");
+
+    // begin_nested: inner rollback, outer commit.
+    let tx = conn.begin().await?;
+    tx.execute(&insert, (1,)).await?;
+    let inner = tx.begin_nested().await?;
+    inner.execute(&insert, (2,)).await?;
+    inner.rollback().await?;
+    assert!(tx.is_active());
+    tx.execute(&insert, (3,)).await?;
+    let inner = tx.begin_nested().await?;
+    inner.execute(&insert, (4,)).await?;
+    inner.commit().await?;
+    {
+        let dropped = tx.begin_nested().await?;
+        dropped.execute(&insert, (5,)).await?;
+    }
+    tx.execute(&insert, (6,)).await?;
+    tx.commit().await?;
+    let got = read_ids(&conn, &ids_sql).await?;
+    assert_eq!(got, [1, 3, 4, 6]);
+
+    // begin_nested outside a transaction begins one.
+    let outer = conn.begin_nested().await?;
+    outer.execute(&insert, (7,)).await?;
+    outer.rollback().await?;
+    assert_eq!(read_ids(&conn, &ids_sql).await?, [1, 3, 4, 6]);
+
+    // A dropped transaction rolls back before anything else runs.
+    {
+        let tx = conn.begin().await?;
+        tx.execute(&insert, (8,)).await?;
+    }
+    assert!(
+        // The insert gave the dropped transaction an id; a new one has none.
+        conn.scalar::<bool>("SELECT txid_current_if_assigned() IS NULL", ())
+            .await?,
+        "the next statement runs outside the dropped transaction"
+    );
+    assert!(!conn.in_transaction());
+    assert_eq!(read_ids(&conn, &ids_sql).await?, [1, 3, 4, 6]);
+    conn.close().await?;
+
+    // An engine transaction dropped uncommitted: its connection goes back
+    // to the pool rolled back.
+    let single = sqlaio::Engine::builder()
+        .url(&url)
+        .max_connections(1)
+        .build()?;
+    {
+        let tx = single.begin().await?;
+        tx.execute(&insert, (9,)).await?;
+    }
+    assert!(
+        single
+            .scalar::<bool>("SELECT txid_current_if_assigned() IS NULL", ())
+            .await?,
+        "the pooled connection came back outside the dropped transaction"
+    );
+    let count: i64 = single
+        .scalar(format!("SELECT count(*) FROM {t} WHERE id = 9"), ())
+        .await?;
+    assert_eq!(count, 0);
+    let tx = single.begin().await?;
+    tx.execute(&insert, (10,)).await?;
+    tx.commit().await?;
+    let count: i64 = engine
+        .scalar(format!("SELECT count(*) FROM {t} WHERE id = 10"), ())
+        .await?;
+    assert_eq!(count, 1);
+    single.close().await?;
+    engine.close().await
 }

@@ -1,17 +1,28 @@
-//! Statement spans: their fields, and that parameter values stay out of them
-//! unless the engine opts in.
-#![cfg(feature = "tracing")]
+//! Observability: statement spans, their fields, and that parameter
+//! values stay out of them unless the engine opts in.
+//!
+//! A body sets its subscriber as the default of the thread that polls it,
+//! which is the test's own thread on the `thread` runtime: one runtime is
+//! enough, and one backend (the spans name it).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlaio::Engine;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
+
+use crate::common::Ctx;
+
+stamp! {
+    runtimes: one, backends: [memory];
+    statement_spans_carry_system_text_rows_and_outcome,
+    parameters_are_recorded_only_when_asked,
+    slow_statements_warn_and_long_statements_are_capped,
+}
 
 /// A span's name and its recorded fields, as text.
 type SpanFields = (String, HashMap<String, String>);
@@ -69,16 +80,16 @@ impl Capture {
     }
 }
 
-fn run<F: std::future::Future<Output = ()>>(capture: &Capture, body: F) {
-    let subscriber = tracing_subscriber::registry().with(capture.clone());
-    tracing::subscriber::with_default(subscriber, || futures::executor::block_on(body));
+/// Makes `capture` the default subscriber of this thread until the guard goes.
+fn capturing(capture: &Capture) -> tracing::subscriber::DefaultGuard {
+    tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()))
 }
 
-#[test]
-fn statement_spans_carry_system_text_rows_and_outcome() {
+async fn statement_spans_carry_system_text_rows_and_outcome(ctx: Ctx) {
     let capture = Capture::default();
-    run(&capture, async {
-        let engine = Engine::builder().url("sqlite::memory:").build().unwrap();
+    let default = capturing(&capture);
+    {
+        let engine = ctx.engine();
         engine
             .execute("CREATE TABLE t (id INTEGER PRIMARY KEY, secret TEXT)", ())
             .await
@@ -100,7 +111,8 @@ fn statement_spans_carry_system_text_rows_and_outcome() {
         assert_eq!(rows.len(), 2);
         assert!(engine.execute("SELEC nonsense", ()).await.is_err());
         engine.close().await.unwrap();
-    });
+    }
+    drop(default);
     let statements = capture.statements();
     let insert = statements
         .iter()
@@ -128,21 +140,18 @@ fn statement_spans_carry_system_text_rows_and_outcome() {
     assert!(!everything.contains("swordfish-value"), "{everything}");
 }
 
-#[test]
-fn parameters_are_recorded_only_when_asked() {
+async fn parameters_are_recorded_only_when_asked(ctx: Ctx) {
     let capture = Capture::default();
-    run(&capture, async {
-        let engine = Engine::builder()
-            .url("sqlite::memory:")
-            .log_parameters(true)
-            .build()
-            .unwrap();
+    let default = capturing(&capture);
+    {
+        let engine = ctx.builder().log_parameters(true).build().unwrap();
         let v: String = engine
             .scalar("SELECT ?1", ("visible-value",))
             .await
             .unwrap();
         assert_eq!(v, "visible-value");
-    });
+    }
+    drop(default);
     let statements = capture.statements();
     assert!(
         statements.iter().any(|f| f
@@ -152,19 +161,20 @@ fn parameters_are_recorded_only_when_asked() {
     );
 }
 
-#[test]
-fn slow_statements_warn_and_long_statements_are_capped() {
+async fn slow_statements_warn_and_long_statements_are_capped(ctx: Ctx) {
     let capture = Capture::default();
-    run(&capture, async {
-        let engine = Engine::builder()
-            .url("sqlite::memory:")
+    let default = capturing(&capture);
+    {
+        let engine = ctx
+            .builder()
             .slow_statement_threshold(Duration::ZERO)
             .build()
             .unwrap();
         let long = format!("SELECT 1 {}", " ".repeat(3 * sqlaio::MAX_STATEMENT_LEN));
         let one: i64 = engine.scalar(long.as_str(), ()).await.unwrap();
         assert_eq!(one, 1);
-    });
+    }
+    drop(default);
     let statements = capture.statements();
     assert!(statements
         .iter()
