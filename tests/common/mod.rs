@@ -67,8 +67,9 @@ pub mod sqlite;
 pub mod pg;
 
 /// A test body that has not finished by then is reported as hung instead of
-/// blocking the whole run. Generous: the slowest body takes a few seconds.
-const HANG_LIMIT: Duration = Duration::from_secs(120);
+/// blocking the whole run. Generous: the slowest behaviour body takes a few
+/// seconds, the reliability load under a minute.
+const HANG_LIMIT: Duration = Duration::from_secs(180);
 
 // ---------------------------------------------------------------------------
 // Backends

@@ -325,38 +325,6 @@ pub fn on_thread<T: Send + 'static>(
     }
 }
 
-/// Runs an async test body with `futures::executor::block_on` on a thread of
-/// its own, bounded by [`LIMIT`]; skips it when no server answers.
-pub fn run<F, Fut>(name: &'static str, body: F)
-where
-    F: FnOnce(String) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<()>>,
-{
-    let Some(url) = server(name) else { return };
-    run_with_url(name, url, body);
-}
-
-/// As [`run`], for tests that need no server.
-pub fn run_offline<F, Fut>(name: &'static str, body: F)
-where
-    F: FnOnce(String) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<()>>,
-{
-    run_with_url(name, database_url(), body);
-}
-
-fn run_with_url<F, Fut>(name: &'static str, url: String, body: F)
-where
-    F: FnOnce(String) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<()>>,
-{
-    match on_thread(name, LIMIT, move || futures::executor::block_on(body(url))) {
-        Some(Ok(())) => {}
-        Some(Err(e)) => panic!("{name} failed: {e}\n{e:?}"),
-        None => panic!("{name} did not finish within {LIMIT:?}"),
-    }
-}
-
 /// Awaits `fut` on any executor, failing the test if it takes longer than [`LIMIT`].
 pub async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
     within_for(LIMIT, what, fut).await
