@@ -66,6 +66,11 @@ pub mod sqlite;
 #[cfg(feature = "postgres")]
 pub mod pg;
 
+/// Throwaway PostgreSQL clusters, a relay that can freeze its connections,
+/// and waits bounded on a tokio runtime, for the TLS and network-fault tests.
+#[cfg(all(feature = "postgres", unix))]
+pub mod net;
+
 /// A test body that has not finished by then is reported as hung instead of
 /// blocking the whole run. Generous: the slowest behaviour body takes a few
 /// seconds, the reliability load under a minute.

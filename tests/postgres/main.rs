@@ -15,4 +15,6 @@ mod common;
 
 mod client_on_worker;
 mod connecting;
+#[cfg(feature = "tls")]
+mod tls;
 mod types;

@@ -21,6 +21,8 @@ mod bad_input;
 mod cancel;
 mod fault;
 mod load;
+#[cfg(all(feature = "postgres", unix))]
+mod network;
 mod panic;
 mod timeout;
 
