@@ -326,6 +326,14 @@ fn builder_rejects_bad_configuration() {
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
+    // Without the mysql feature, a MySQL URL names what is missing.
+    #[cfg(not(feature = "mysql"))]
+    {
+        let err = Engine::builder().url("mysql://db/app").build().unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("mysql"), "{err}");
+    }
+    // A scheme that no driver has is refused by its name.
     let err = Engine::builder()
         .url("oracle://db/app")
         .build()
