@@ -7,9 +7,9 @@
 //! under `CI=true`).
 #![cfg(feature = "testing")]
 
+mod common;
 #[cfg(feature = "postgres")]
-#[path = "pg_support/mod.rs"]
-mod pg;
+use common::pg;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;

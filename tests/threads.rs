@@ -8,12 +8,17 @@
 //! assertions.
 #![cfg(all(feature = "sqlite", target_os = "linux"))]
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
 use futures::future;
 use sqlaio::{Engine, Error};
+
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+use common::Runtime;
 
 /// How long a condition may take to come true after the event that causes it.
 const SETTLE: Duration = Duration::from_secs(5);
@@ -112,9 +117,9 @@ fn no_thread_outlives_its_engine() {
     #[cfg(feature = "tokio")]
     tokio_strategy(dir.path());
     #[cfg(feature = "smol")]
-    smol_strategy(dir.path());
+    shared_pool_strategy(Runtime::Smol, dir.path());
     #[cfg(feature = "async-std")]
-    async_std_strategy(dir.path());
+    shared_pool_strategy(Runtime::AsyncStd, dir.path());
     no_memory_files("every in-memory database file is deleted");
 }
 
@@ -267,24 +272,14 @@ fn timer_thread() {
 /// process is back to its threads from before the runtime.
 #[cfg(feature = "tokio")]
 fn tokio_strategy(dir: &Path) {
-    for multi_thread in [true, false] {
+    for runtime in [Runtime::TokioMulti, Runtime::TokioCurrent] {
         let baseline = thread_count();
-        let rt = if multi_thread {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-        } else {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        }
-        .unwrap();
         let url = file_url(dir, "tokio.db");
-        rt.block_on(async {
+        // The runtime is built for this call and dropped at its end.
+        runtime.block_on(async {
             let engine = Engine::builder()
                 .url(url)
-                .strategy(sqlaio::TokioStrategy)
+                .strategy_arc(runtime.strategy())
                 .max_connections(3)
                 .build()
                 .unwrap();
@@ -299,7 +294,6 @@ fn tokio_strategy(dir: &Path) {
             engine.close().await.unwrap();
             assert_eq!(engine.worker_count(), 0);
         });
-        drop(rt);
         back_to(baseline, "tokio: closed engine, dropped runtime");
 
         // Dropped (not closed) before its runtime: the runtime's shutdown,
@@ -354,30 +348,16 @@ fn pool_cycles(cycle: impl Fn()) {
     });
 }
 
-#[cfg(feature = "smol")]
-fn smol_strategy(dir: &Path) {
-    let url = file_url(dir, "smol.db");
+/// A strategy on its runtime's shared blocking pool (smol, async-std).
+#[cfg(any(feature = "smol", feature = "async-std"))]
+fn shared_pool_strategy(runtime: Runtime, dir: &Path) {
+    let url = file_url(dir, &format!("{}.db", runtime.name()));
     pool_cycles(|| {
-        smol::block_on(async {
+        runtime.block_on(async {
             cycle(
                 Engine::builder()
                     .url(url.clone())
-                    .strategy(sqlaio::SmolStrategy),
-            )
-            .await;
-        });
-    });
-}
-
-#[cfg(feature = "async-std")]
-fn async_std_strategy(dir: &Path) {
-    let url = file_url(dir, "async-std.db");
-    pool_cycles(|| {
-        async_std::task::block_on(async {
-            cycle(
-                Engine::builder()
-                    .url(url.clone())
-                    .strategy(sqlaio::AsyncStdStrategy),
+                    .strategy_arc(runtime.strategy()),
             )
             .await;
         });

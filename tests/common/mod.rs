@@ -1,37 +1,53 @@
-//! The harness of the behavioural suite: one list of `async fn name(ctx: Ctx)`
-//! test bodies, stamped into a `#[test]` per runtime and per backend, as
-//! tokio's `tests/rt_common.rs` does.
+//! The test harness shared by every test binary: one way to stamp a test
+//! body into a `#[test]` per runtime and per backend, as tokio's
+//! `tests/rt_common.rs` does.
 //!
 //! ```text
-//! stamp! { commit, rollback, ... }
-//! // => thread::memory::commit, thread::file::commit, thread::postgres::commit,
-//! //    tokio_multi::memory::commit, ..., smol::postgres::rollback, ...
+//! stamp! {
+//!     runtimes: each, backends: all;
+//!     statement_timeout,
+//! }
+//! // => statement_timeout::thread::memory, statement_timeout::thread::file,
+//! //    statement_timeout::thread::postgres, statement_timeout::tokio_multi::memory,
+//! //    ..., statement_timeout::smol::postgres
 //! ```
 //!
-//! Two dimensions:
-//! - [`Runtime`]: the executor that awaits the test body and the strategy the
-//!   engine uses. Runtimes behind a cargo feature are stamped only when it is
-//!   enabled, so `--no-default-features --features sqlite` still runs the
-//!   `thread` modules.
-//! - [`Backend`]: the database. Every test gets a fresh one: a SQLite
-//!   database in memory or in a file, or (with the `postgres` feature) a
-//!   schema of its own on the PostgreSQL server of `DATABASE_URL` (see
-//!   `pg_support`), dropped after the test even when it fails. Without a
-//!   server the PostgreSQL stamps print that they were skipped, or fail
-//!   under `CI=true`.
+//! A body is an `async fn name(ctx: Ctx)` returning `()` or a `Result`. Two
+//! dimensions:
+//! - [`Runtime`]: the executor that awaits the body and the strategy its
+//!   engines use. `runtimes: each` stamps every runtime whose cargo feature
+//!   is on (`thread` always, so `--no-default-features --features sqlite`
+//!   still runs it); `runtimes: one` stamps `thread` only, for bodies whose
+//!   outcome cannot depend on the runtime; `runtimes: [tokio_multi]` names
+//!   runtimes. A body belongs on every runtime when it drops futures before
+//!   they finish, times out, spawns tasks, or waits for a connection or a
+//!   worker that another handle gives back.
+//! - [`Backend`]: the database. Every stamp gets a fresh one: a SQLite
+//!   database in memory or in a file, or a PostgreSQL schema of its own.
+//!   `backends: all` stamps every backend whose feature is on; `sqlite` the
+//!   SQLite ones; `[postgres]` names them. A backend that is not available
+//!   here (no server) skips its stamps with a notice, or fails them under
+//!   `CI=true`.
 //!
-//! Shared test bodies write placeholders as `$1`, `$2`, ... in order of first
-//! appearance: SQLite binds those by position just like PostgreSQL does.
-//! Where the SQL itself differs (an auto-numbered key, the blob type) they
-//! ask [`Ctx`] for it; bodies that rely on one database's semantics check
-//! [`Ctx::backend`].
+//! # Adding a backend
+//!
+//! 1. Its [`Backend`] entry and the function that makes a fresh database
+//!    for one test, in a file of its own next to this one (see `sqlite.rs`
+//!    and `pg.rs`), declared below behind its cargo feature.
+//! 2. One arm in `for_backends!` (its module name, its cargo feature, its
+//!    entry), and its name in the `all` group there.
+//! 3. A [`Family`] when its SQL differs from the others': the compiler then
+//!    lists every body that matches on the family.
+//!
+//! Bodies shared by every backend write their SQL through [`Ctx::sql`],
+//! with placeholders `$1`, `$2`, ... that each backend turns into its own.
 
 // Each test binary uses its own subset of the harness.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::future::Future;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,271 +57,154 @@ use futures::FutureExt;
 use sqlaio::{Engine, EngineBuilder, Strategy};
 use tempfile::TempDir;
 
-/// Server discovery, skipping and CI failure for the PostgreSQL backend:
-/// the same helpers the PostgreSQL-specific tests use.
+/// The SQLite backends: a database in memory, and one in a file.
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// The PostgreSQL backend (a schema per test), server discovery, skipping,
+/// and the helpers the PostgreSQL-specific tests use.
 #[cfg(feature = "postgres")]
-#[path = "../pg_support/mod.rs"]
 pub mod pg;
 
-/// A test body that has not finished by then is reported as hung instead of
-/// blocking the whole run. Generous: the slowest body takes a few seconds.
-const HANG_LIMIT: Duration = Duration::from_secs(120);
+/// Throwaway PostgreSQL clusters, a relay that can freeze its connections,
+/// and waits bounded on a tokio runtime, for the TLS and network-fault tests.
+#[cfg(all(feature = "postgres", unix))]
+pub mod net;
 
-/// The database a test runs against.
+/// A test body that has not finished by then is reported as hung instead of
+/// blocking the whole run. Generous: the slowest behaviour body takes a few
+/// seconds, the reliability load under a minute.
+const HANG_LIMIT: Duration = Duration::from_secs(180);
+
+// ---------------------------------------------------------------------------
+// Backends
+// ---------------------------------------------------------------------------
+
+/// What the SQL of a body may differ by: one per database engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// `sqlite::memory:`: one in-memory database per engine.
-    Memory,
-    /// A SQLite file in a fresh temporary directory.
-    File,
-    /// A schema of its own on the PostgreSQL server of `DATABASE_URL`,
-    /// first on the connections' `search_path`.
-    #[cfg(feature = "postgres")]
+pub enum Family {
+    /// SQLite: `?1` and `:name` placeholders, rowids, PRAGMAs.
+    Sqlite,
+    /// PostgreSQL: `$1` placeholders, identity columns, `bytea`.
     Postgres,
+}
+
+/// One kind of database the stamped bodies run on: its entry in the table
+/// of `for_backends!`.
+#[derive(Debug)]
+pub struct Backend {
+    /// The module its stamps go in (`...::thread::postgres`), and its name
+    /// in notices.
+    pub name: &'static str,
+    /// The SQL family.
+    pub family: Family,
+    /// `Ok` when it can be tested here; `Err(why)` skips its stamps with a
+    /// notice, or fails them under `CI=true`.
+    pub available: fn() -> Result<(), String>,
+    /// A fresh database for one test: its URL, and whatever removes it
+    /// afterwards.
+    pub fresh: fn(&Fresh<'_>) -> Database,
+    /// The `n`th positional placeholder (from 1), as this backend writes it.
+    pub placeholder: fn(usize) -> String,
+    /// The column definition of an integer key named `id` that numbers new
+    /// rows by itself when an INSERT leaves it out, and takes explicit values.
+    pub id_column: &'static str,
+    /// The column type for byte strings.
+    pub blob_type: &'static str,
+    /// A URL of this kind that cannot be connected to (given a scratch directory).
+    pub unreachable_url: fn(&Path) -> String,
+    /// A word the connect error for `unreachable_url` contains.
+    pub unreachable_hint: &'static str,
 }
 
 impl Backend {
     /// `true` for the SQLite backends (PRAGMAs, `last_insert_id`, `:name` placeholders, ...).
-    pub fn is_sqlite(self) -> bool {
-        matches!(self, Backend::Memory | Backend::File)
+    pub fn is_sqlite(&self) -> bool {
+        self.family == Family::Sqlite
     }
 
     /// `true` for PostgreSQL.
-    pub fn is_postgres(self) -> bool {
-        !self.is_sqlite()
+    pub fn is_postgres(&self) -> bool {
+        self.family == Family::Postgres
     }
 
-    /// A fresh database for one test, or `None` when this backend is not
-    /// available here (the test is then skipped with a note on stderr).
-    /// `test` names the test in schema names and skip notices.
-    fn prepare(self, dir: &Path, test: &str, runtime: Runtime) -> Option<Database> {
-        let _ = (test, runtime);
-        match self {
-            Backend::Memory => Some(Database::plain("sqlite::memory:".to_owned())),
-            Backend::File => Some(Database::plain(sqlite_file_url(&dir.join("test.db")))),
-            #[cfg(feature = "postgres")]
-            Backend::Postgres => {
-                let server = pg::server(&format!("{}::postgres::{test}", runtime.name()))?;
-                let schema = PgSchema::create(&server, &schema_name(test, runtime));
-                Some(Database {
-                    url: schema.url(),
-                    schema: Some(schema),
-                })
+    /// `sql` with its placeholders `$1`, `$2`, ... written as this backend
+    /// writes them. (A task can take `ctx.backend`, which is `Copy`, and
+    /// call this.)
+    pub fn sql(&self, sql: &str) -> String {
+        let mut out = String::with_capacity(sql.len());
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            if digits == 0 {
+                out.push('$');
+            } else {
+                let n: usize = after[..digits].parse().expect("a placeholder number");
+                out.push_str(&(self.placeholder)(n));
             }
+            rest = &after[digits..];
         }
-    }
-
-    /// A URL of this backend's kind that cannot be connected to.
-    pub fn unreachable_url(self, dir: &Path) -> String {
-        match self {
-            Backend::Memory | Backend::File => {
-                sqlite_file_url(&dir.join("no-such-dir").join("nested").join("test.db"))
-            }
-            #[cfg(feature = "postgres")]
-            Backend::Postgres => {
-                pg::with_option(&pg::database_url(), &format!("dbname={NO_SUCH_DATABASE}"))
-            }
-        }
-    }
-
-    /// A word the connect error for [`Backend::unreachable_url`] contains.
-    pub fn unreachable_hint(self) -> &'static str {
-        match self {
-            Backend::Memory | Backend::File => "no-such-dir",
-            #[cfg(feature = "postgres")]
-            Backend::Postgres => NO_SUCH_DATABASE,
-        }
+        out.push_str(rest);
+        out
     }
 }
 
-/// The database name of the PostgreSQL URL that cannot be connected to.
-#[cfg(feature = "postgres")]
-const NO_SUCH_DATABASE: &str = "sqlaio_no_such_database";
+/// What a backend's `fresh` function gets.
+#[derive(Debug)]
+pub struct Fresh<'a> {
+    /// The test's full name (`transactions::commit::thread::postgres`), for
+    /// names that must not collide with another test's.
+    pub test: &'a str,
+    /// A scratch directory that lives as long as the test.
+    pub dir: &'a Path,
+}
 
-/// A test's database: its URL, and for PostgreSQL the schema dropped afterwards.
-struct Database {
-    url: String,
-    #[cfg(feature = "postgres")]
-    schema: Option<PgSchema>,
+/// A test's database: its URL, and a guard that removes it when dropped
+/// (after the test, also when it failed).
+pub struct Database {
+    /// The URL every engine of the test connects to.
+    pub url: String,
+    /// The PostgreSQL schema the test's unqualified names land in.
+    pub schema: Option<String>,
+    /// Dropped after the test.
+    pub guard: Option<Box<dyn std::any::Any>>,
 }
 
 impl Database {
-    fn plain(url: String) -> Database {
+    /// A database that needs no cleanup beyond the scratch directory.
+    pub fn plain(url: String) -> Database {
         Database {
             url,
-            #[cfg(feature = "postgres")]
             schema: None,
+            guard: None,
         }
     }
-
-    /// The name of the test's PostgreSQL schema.
-    fn schema_name(&self) -> Option<String> {
-        #[cfg(feature = "postgres")]
-        return self.schema.as_ref().map(|s| s.name.clone());
-        #[cfg(not(feature = "postgres"))]
-        None
-    }
-}
-
-/// `sqlaio_b_<test>_<runtime>_<pid>`, within PostgreSQL's 63-byte limit on
-/// names: a long test name is cut and completed with a hash of the whole,
-/// so that names stay distinct.
-#[cfg(feature = "postgres")]
-fn schema_name(test: &str, runtime: Runtime) -> String {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    const MAX: usize = 63;
-    let rt = runtime.name();
-    let pid = std::process::id().to_string();
-    let budget = MAX - "sqlaio_b___".len() - rt.len() - pid.len();
-    let test = test.to_ascii_lowercase();
-    let test = if test.len() <= budget {
-        test
-    } else {
-        let mut hasher = DefaultHasher::new();
-        test.hash(&mut hasher);
-        let hash = format!("{:08x}", hasher.finish() as u32);
-        format!("{}_{hash}", &test[..budget - hash.len() - 1])
-    };
-    format!("sqlaio_b_{test}_{rt}_{pid}")
-}
-
-/// A test's own schema on the server: created (afresh) before the test,
-/// dropped with everything in it when this guard goes, also when the test
-/// failed. The test's connections carry the schema's name as their
-/// `application_name`, so that any a failed test left behind can be ended
-/// when they hold locks the drop waits for.
-#[cfg(feature = "postgres")]
-struct PgSchema {
-    server: String,
-    name: String,
-}
-
-#[cfg(feature = "postgres")]
-impl PgSchema {
-    /// How long creating or dropping the schema may take.
-    const LIMIT: Duration = Duration::from_secs(30);
-
-    /// Creates the schema `name` through a setup connection; panics when it cannot.
-    fn create(server: &str, name: &str) -> PgSchema {
-        let schema = PgSchema {
-            server: server.to_owned(),
-            name: name.to_owned(),
-        };
-        let (drop_schema, create_schema) = (schema.drop_sql(), format!("CREATE SCHEMA {name}"));
-        let done = setup(server, "create-schema", move |run| {
-            // Left over from an earlier run that was killed?
-            run(&drop_schema)?;
-            run(&create_schema)
-        });
-        if let Err(e) = done {
-            panic!("cannot create the test schema {name}: {e}");
-        }
-        schema
-    }
-
-    fn drop_sql(&self) -> String {
-        format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)
-    }
-
-    /// The server URL with this schema alone on the `search_path`, and its
-    /// name as the `application_name`.
-    fn url(&self) -> String {
-        let name = &self.name;
-        if self.server.contains("://") {
-            let url = pg::with_option(&self.server, &format!("options=-c%20search_path%3D{name}"));
-            pg::with_option(&url, &format!("application_name={name}"))
-        } else {
-            let url = pg::with_option(&self.server, &format!("options='-c search_path={name}'"));
-            pg::with_option(&url, &format!("application_name={name}"))
-        }
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let drop_schema = self.drop_sql();
-        // The name is ours, made of [a-z0-9_]: safe to quote as a literal.
-        let terminate = format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = '{}' AND pid <> pg_backend_pid()",
-            self.name
-        );
-        let done = setup(&self.server, "drop-schema", move |run| {
-            run("SET lock_timeout = '5s'")?;
-            if run(&drop_schema).is_err() {
-                // A connection the test left behind holds a lock: end it.
-                run(&terminate)?;
-                run(&drop_schema)?;
-            }
-            Ok(())
-        });
-        if let Err(e) = done {
-            // Not a panic: this may run while a failed test unwinds.
-            eprintln!("could not drop the test schema {}: {e}", self.name);
-        }
-    }
-}
-
-/// Runs `job` on a thread of its own (so that it works from any executor
-/// and while a failed test unwinds), bounded by [`PgSchema::LIMIT`], with a
-/// function that runs one statement on a setup connection. That is the bare
-/// `postgres` client without TLS, which opens in milliseconds, or an engine
-/// when the server requires TLS.
-#[cfg(feature = "postgres")]
-fn setup<F>(server: &str, what: &str, job: F) -> Result<(), String>
-where
-    F: FnOnce(&mut dyn FnMut(&str) -> Result<(), String>) -> Result<(), String> + Send + 'static,
-{
-    use sqlaio::postgres::{Client, NoTls};
-    let server = server.to_owned();
-    let done = pg::on_thread(what, PgSchema::LIMIT, move || {
-        if let Ok(mut client) = Client::connect(&server, NoTls) {
-            return job(&mut |sql| client.batch_execute(sql).map_err(|e| chain(&e)));
-        }
-        use futures::executor::block_on;
-        let engine = setup_engine(&server).map_err(|e| chain(&e))?;
-        let conn = block_on(engine.connect()).map_err(|e| chain(&e))?;
-        let done = job(&mut |sql| {
-            block_on(conn.execute(sql, ()))
-                .map(drop)
-                .map_err(|e| chain(&e))
-        });
-        drop(conn);
-        block_on(engine.close()).map_err(|e| chain(&e))?;
-        done
-    });
-    done.unwrap_or_else(|| Err(format!("no answer within {:?}", PgSchema::LIMIT)))
-}
-
-/// An error with its sources, for messages.
-#[cfg(feature = "postgres")]
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// An engine for creating and dropping test schemas: one connection, and a
-/// short wait when the server refuses connections.
-#[cfg(feature = "postgres")]
-fn setup_engine(server: &str) -> sqlaio::Result<Engine> {
-    Engine::builder()
-        .url(server)
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(10))
-        .build()
 }
 
 /// `sqlite://` followed by an absolute path gives `sqlite:///abs/path`.
 pub fn sqlite_file_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
+
+/// `true` when `CI` is `true`: a missing backend is then a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Prints that `test` is skipped and why, or panics under `CI=true`.
+pub fn skip_or_fail(test: &str, why: &str) {
+    if in_ci() {
+        panic!("{test}: {why} (CI=true: a missing server fails the test)");
+    }
+    // Straight to stderr: the test harness captures `eprintln!`.
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: {why}");
+}
+
+// ---------------------------------------------------------------------------
+// Runtimes
+// ---------------------------------------------------------------------------
 
 /// The executor awaiting the test body, and the strategy engines use under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -415,11 +314,15 @@ impl Runtime {
     }
 }
 
+// ---------------------------------------------------------------------------
+// What a body gets, and how it runs
+// ---------------------------------------------------------------------------
+
 /// What a test body gets: its runtime, its backend and a fresh database.
 #[derive(Debug)]
 pub struct Ctx {
     /// The database kind.
-    pub backend: Backend,
+    pub backend: &'static Backend,
     /// The executor and strategy.
     pub runtime: Runtime,
     url: String,
@@ -432,9 +335,9 @@ pub struct Ctx {
 impl Ctx {
     /// The URL of this test's database.
     ///
-    /// For [`Backend::Memory`], every engine built from it is a database of
-    /// its own; for [`Backend::File`], every engine shares the file; for
-    /// `Backend::Postgres`, every engine shares the test's schema.
+    /// On `memory`, every engine built from it is a database of its own; on
+    /// `file`, every engine shares the file; on `postgres`, every engine
+    /// shares the test's schema.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -445,28 +348,51 @@ impl Ctx {
         self.schema.as_deref()
     }
 
+    /// The SQL family of this test's backend.
+    pub fn family(&self) -> Family {
+        self.backend.family
+    }
+
+    /// `true` on the SQLite backends.
+    pub fn is_sqlite(&self) -> bool {
+        self.backend.is_sqlite()
+    }
+
+    /// `true` on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.backend.is_postgres()
+    }
+
+    /// `true` on the backend named `name` (`"memory"`, `"file"`, ...).
+    pub fn is(&self, name: &str) -> bool {
+        self.backend.name == name
+    }
+
+    /// `sql` with its placeholders `$1`, `$2`, ... written as this
+    /// backend writes them; see [`Backend::sql`].
+    pub fn sql(&self, sql: &str) -> String {
+        self.backend.sql(sql)
+    }
+
     /// The column definition of an integer key named `id` that numbers new
     /// rows by itself when an INSERT leaves it out, and takes explicit values.
     pub fn id_column(&self) -> &'static str {
-        if self.backend.is_sqlite() {
-            "id INTEGER PRIMARY KEY"
-        } else {
-            "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
-        }
+        self.backend.id_column
     }
 
     /// The column type for byte strings.
     pub fn blob_type(&self) -> &'static str {
-        if self.backend.is_sqlite() {
-            "BLOB"
-        } else {
-            "BYTEA"
-        }
+        self.backend.blob_type
+    }
+
+    /// A URL of this backend's kind that cannot be connected to.
+    pub fn unreachable_url(&self) -> String {
+        (self.backend.unreachable_url)(self.dir.path())
     }
 
     /// A word the connect error for [`Ctx::unreachable_url`] contains.
     pub fn unreachable_hint(&self) -> &'static str {
-        self.backend.unreachable_hint()
+        self.backend.unreachable_hint
     }
 
     /// A scratch directory that lives as long as the test.
@@ -477,11 +403,6 @@ impl Ctx {
     /// A path inside the scratch directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
-    }
-
-    /// A URL of this backend's kind that cannot be connected to.
-    pub fn unreachable_url(&self) -> String {
-        self.backend.unreachable_url(self.dir.path())
     }
 
     /// The strategy of this runtime.
@@ -513,60 +434,88 @@ impl Ctx {
     }
 }
 
-/// Runs one test body on `runtime` against a fresh `backend` database.
-pub fn run<F, Fut>(runtime: Runtime, backend: Backend, body: F)
-where
-    F: FnOnce(Ctx) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let test = format!("test{}", NEXT.fetch_add(1, Ordering::Relaxed));
-    run_named(&test, runtime, backend, body);
+/// What a body returns: nothing, or a `Result` whose error fails the test.
+pub trait Outcome {
+    /// Panics when the body failed.
+    fn check(self, test: &str);
 }
 
-/// As [`run`], with the test's name for its PostgreSQL schema and notices.
-pub fn run_named<F, Fut>(test: &str, runtime: Runtime, backend: Backend, body: F)
+impl Outcome for () {
+    fn check(self, _: &str) {}
+}
+
+impl<E: std::fmt::Display + std::fmt::Debug> Outcome for Result<(), E> {
+    fn check(self, test: &str) {
+        if let Err(e) = self {
+            panic!("{test} failed: {e}\n{e:?}");
+        }
+    }
+}
+
+/// Runs one stamped body on `runtime` against a fresh `backend` database.
+/// `module` is the stamp's `module_path!()`, whose last part is the runtime.
+pub fn run<F, Fut>(module: &str, runtime: Runtime, backend: &'static Backend, body: F)
 where
     F: FnOnce(Ctx) -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: Future,
+    Fut::Output: Outcome,
 {
+    // `behaviour::transactions::commit::thread` gives `transactions::commit::thread::memory`.
+    let path = module.split_once("::").map_or(module, |(_, path)| path);
+    let test = format!("{path}::{}", backend.name);
+    if let Err(why) = (backend.available)() {
+        skip_or_fail(&test, &why);
+        return;
+    }
     let dir = tempfile::Builder::new()
         .prefix("sqlaio-test-")
         .tempdir()
         .expect("a temporary directory");
-    let Some(database) = backend.prepare(dir.path(), test, runtime) else {
-        return;
-    };
+    let database = (backend.fresh)(&Fresh {
+        test: &test,
+        dir: dir.path(),
+    });
     let ctx = Ctx {
         backend,
         runtime,
         url: database.url.clone(),
-        schema: database.schema_name(),
+        schema: database.schema.clone(),
         dir,
     };
-    runtime.block_on(within(HANG_LIMIT, body(ctx)));
-    // `database` goes here, or while a failed test unwinds: that drops its schema.
+    runtime.block_on(within(HANG_LIMIT, body(ctx))).check(&test);
+    // `database` goes here, or while a failed test unwinds: that removes it.
     drop(database);
 }
+
+// ---------------------------------------------------------------------------
+// Waiting, without depending on a runtime
+// ---------------------------------------------------------------------------
 
 /// Awaits `fut`, panicking if it has not completed after `limit`.
 ///
 /// Turns a hang into a failure; it is not a performance assertion.
 pub async fn within<F: Future>(limit: Duration, fut: F) -> F::Output {
-    let (done, finished) = mpsc::channel::<()>();
+    let fut = std::pin::pin!(fut);
+    match future::select(fut, std::pin::pin!(nap(limit))).await {
+        Either::Left((output, _)) => output,
+        Either::Right(_) => panic!("the test did not finish within {limit:?}: it hangs"),
+    }
+}
+
+/// Sleeps on a thread of its own, so it works under any executor (or none).
+/// Dropping the future wakes and ends the thread at once.
+pub fn nap(duration: Duration) -> impl Future<Output = ()> + Send + 'static {
     let (fire, fired) = futures::channel::oneshot::channel::<()>();
+    let (stop, stopped) = mpsc::channel::<()>();
     std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
+        if let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(duration) {
             let _ = fire.send(());
         }
     });
-    let fut = std::pin::pin!(fut);
-    let output = match future::select(fut, fired).await {
-        Either::Left((output, _)) => output,
-        Either::Right(_) => panic!("the test did not finish within {limit:?}: it hangs"),
-    };
-    drop(done);
-    output
+    async move {
+        let _stop = stop;
+        let _ = fired.await;
+    }
 }
 
 /// Polls `condition` until it holds, for at most `limit`; returns whether it held.
@@ -586,58 +535,89 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
     }
 }
 
-/// Stamps one test per backend for one runtime.
+// ---------------------------------------------------------------------------
+// Stamping
+// ---------------------------------------------------------------------------
+
+/// Stamps each listed `async fn name(ctx: Ctx)` of the calling module into
+/// `name::<runtime>::<backend>` tests; see the module docs.
+macro_rules! stamp {
+    (runtimes: $runtimes:tt, backends: $backends:tt; $($body:ident),+ $(,)?) => {
+        $(
+            mod $body {
+                for_runtimes!($runtimes; $body; $backends);
+            }
+        )+
+    };
+}
+
+/// The runtime table: one arm per runtime (its module name, its `Runtime`
+/// variant, the `cfg` it needs), and the groups `each` and `one`.
+macro_rules! for_runtimes {
+    (each; $($then:tt)*) => {
+        for_runtimes!([thread, tokio_current, tokio_multi, async_std, smol]; $($then)*);
+    };
+    (one; $($then:tt)*) => {
+        for_runtimes!([thread]; $($then)*);
+    };
+    ([$first:ident, $($rest:ident),+]; $($then:tt)*) => {
+        for_runtimes!([$first]; $($then)*);
+        for_runtimes!([$($rest),+]; $($then)*);
+    };
+    ([thread]; $($then:tt)*) => { stamp_runtime!(thread, Thread, all(); $($then)*); };
+    ([tokio_current]; $($then:tt)*) => {
+        stamp_runtime!(tokio_current, TokioCurrent, feature = "tokio"; $($then)*);
+    };
+    ([tokio_multi]; $($then:tt)*) => {
+        stamp_runtime!(tokio_multi, TokioMulti, feature = "tokio"; $($then)*);
+    };
+    ([async_std]; $($then:tt)*) => {
+        stamp_runtime!(async_std, AsyncStd, feature = "async-std"; $($then)*);
+    };
+    ([smol]; $($then:tt)*) => { stamp_runtime!(smol, Smol, feature = "smol"; $($then)*); };
+}
+
 macro_rules! stamp_runtime {
-    ($rt:ident; $($name:ident),*) => {
-        #[cfg(feature = "sqlite")]
-        stamp_backend!(memory, Memory, $rt; $($name),*);
-        #[cfg(feature = "sqlite")]
-        stamp_backend!(file, File, $rt; $($name),*);
-        #[cfg(feature = "postgres")]
-        stamp_backend!(postgres, Postgres, $rt; $($name),*);
+    ($module:ident, $variant:ident, $cfg:meta; $body:ident; $backends:tt) => {
+        #[cfg($cfg)]
+        mod $module {
+            for_backends!($backends; $body; $variant);
+        }
+    };
+}
+
+/// The backend table: one arm per backend (its module name, the cargo
+/// feature it needs, its [`Backend`] entry), and the groups `all` and
+/// `sqlite`. A new backend is one more arm, and its name in `all`.
+macro_rules! for_backends {
+    (all; $($then:tt)*) => { for_backends!([memory, file, postgres]; $($then)*); };
+    (sqlite; $($then:tt)*) => { for_backends!([memory, file]; $($then)*); };
+    ([$first:ident, $($rest:ident),+]; $($then:tt)*) => {
+        for_backends!([$first]; $($then)*);
+        for_backends!([$($rest),+]; $($then)*);
+    };
+    ([memory]; $($then:tt)*) => {
+        stamp_backend!(memory, "sqlite", $crate::common::sqlite::MEMORY; $($then)*);
+    };
+    ([file]; $($then:tt)*) => {
+        stamp_backend!(file, "sqlite", $crate::common::sqlite::FILE; $($then)*);
+    };
+    ([postgres]; $($then:tt)*) => {
+        stamp_backend!(postgres, "postgres", $crate::common::pg::POSTGRES; $($then)*);
     };
 }
 
 macro_rules! stamp_backend {
-    ($module:ident, $backend:ident, $rt:ident; $($name:ident),*) => {
-        mod $module {
-            $(
-                #[test]
-                fn $name() {
-                    $crate::common::run_named(
-                        stringify!($name),
-                        $crate::common::Runtime::$rt,
-                        $crate::common::Backend::$backend,
-                        $crate::$name,
-                    );
-                }
-            )*
-        }
-    };
-}
-
-/// Stamps every listed `async fn name(ctx: Ctx)` of the crate root into
-/// `<runtime>::<backend>::name` tests.
-macro_rules! stamp {
-    ($($name:ident),* $(,)?) => {
-        #[cfg(feature = "tokio")]
-        mod tokio_multi {
-            stamp_runtime!(TokioMulti; $($name),*);
-        }
-        #[cfg(feature = "tokio")]
-        mod tokio_current {
-            stamp_runtime!(TokioCurrent; $($name),*);
-        }
-        #[cfg(feature = "async-std")]
-        mod async_std {
-            stamp_runtime!(AsyncStd; $($name),*);
-        }
-        #[cfg(feature = "smol")]
-        mod smol {
-            stamp_runtime!(Smol; $($name),*);
-        }
-        mod thread {
-            stamp_runtime!(Thread; $($name),*);
+    ($module:ident, $feature:literal, $entry:path; $body:ident; $variant:ident) => {
+        #[cfg(feature = $feature)]
+        #[test]
+        fn $module() {
+            $crate::common::run(
+                module_path!(),
+                $crate::common::Runtime::$variant,
+                &$entry,
+                super::super::$body,
+            );
         }
     };
 }

@@ -5,18 +5,13 @@
 //! Everything listens on loopback only, or inside a network namespace the
 //! test itself creates.
 
-#![allow(dead_code)]
-
 pub mod cluster;
 pub mod relay;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// `true` when `CI` is `true`: what would be skipped fails instead.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
+use super::in_ci;
 
 /// Prints why `test` is skipped; under `CI=true`, fails instead.
 pub fn skip(test: &str, why: &str) {
@@ -52,12 +47,4 @@ pub async fn timed<T>(limit: Duration, fut: impl Future<Output = T>) -> (Option<
     let started = Instant::now();
     let out = tokio::time::timeout(limit, fut).await.ok();
     (out, started.elapsed())
-}
-
-/// The server URL of the shared test server: `DATABASE_URL`, or the local default.
-pub fn database_url() -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => "postgres://root@127.0.0.1:5432/test".to_owned(),
-    }
 }

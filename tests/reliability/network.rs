@@ -11,16 +11,17 @@
 //! against generous "within N seconds" bounds.
 #![cfg(feature = "postgres")]
 
-mod support_net;
-
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::RwLockReadGuard;
 use std::time::{Duration, Instant};
 
 use sqlaio::Engine;
-use support_net::cluster::{is_root, pg_bin, Cluster, Setup};
-use support_net::relay::Relay;
-use support_net::{block_on_bounded, skip, skip_always, timed};
+
+use crate::common::net::cluster::{is_root, pg_bin, Cluster, Setup};
+use crate::common::net::relay::Relay;
+use crate::common::net::{block_on_bounded, skip, skip_always, timed};
+use crate::common::pg;
 
 /// Low settings for the tests: data unacknowledged for 2 s, or a silence of
 /// 2 s with keepalive probes out, fails the socket.
@@ -30,8 +31,9 @@ const FAST: &str = "tcp_user_timeout=2000&keepalives_idle=1&keepalives_interval=
 /// The shared server the relay tests put the relay in front of.
 const UPSTREAM: &str = "127.0.0.1:5432";
 
-/// `true` when the default local server answers (the relay tests need it).
-fn upstream_or_skip(test: &str) -> Option<SocketAddr> {
+/// The default local server's address when it answers (the relay tests
+/// need it), held shared so that no test restarts it meanwhile.
+fn upstream_or_skip(test: &str) -> Option<(SocketAddr, RwLockReadGuard<'static, ()>)> {
     let addr: SocketAddr = UPSTREAM.parse().unwrap();
     if let Ok(url) = std::env::var("DATABASE_URL") {
         if !url.trim().is_empty() && !url.contains("127.0.0.1:5432") {
@@ -42,8 +44,9 @@ fn upstream_or_skip(test: &str) -> Option<SocketAddr> {
             return None;
         }
     }
+    let server = pg::shared();
     match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-        Ok(_) => Some(addr),
+        Ok(_) => Some((addr, server)),
         Err(e) => {
             skip(test, &format!("no PostgreSQL server on {UPSTREAM}: {e}"));
             None
@@ -67,7 +70,7 @@ fn relay_url(relay: &Relay, options: &str) -> String {
 #[ignore = "depends on the kernel's handling of a zero receive window"]
 fn frozen_relay_a_large_write_fails_with_connection_lost_within_the_tcp_user_timeout() {
     let test = "frozen_relay_a_large_write";
-    let Some(upstream) = upstream_or_skip(test) else {
+    let Some((upstream, _server)) = upstream_or_skip(test) else {
         return;
     };
     let relay = Relay::start(upstream);
@@ -107,7 +110,7 @@ fn frozen_relay_a_large_write_fails_with_connection_lost_within_the_tcp_user_tim
 #[ignore = "fails: a frozen peer whose kernel still acknowledges looks healthy to TCP"]
 fn frozen_relay_a_waiting_call_without_a_statement_timeout_fails_in_bounded_time() {
     let test = "frozen_relay_a_waiting_call_without_a_statement_timeout";
-    let Some(upstream) = upstream_or_skip(test) else {
+    let Some((upstream, _server)) = upstream_or_skip(test) else {
         return;
     };
     let relay = Relay::start(upstream);
@@ -144,7 +147,7 @@ fn frozen_relay_a_waiting_call_without_a_statement_timeout_fails_in_bounded_time
 #[test]
 fn frozen_relay_a_call_with_a_statement_timeout_fails_in_bounded_time() {
     let test = "frozen_relay_a_call_with_a_statement_timeout";
-    let Some(upstream) = upstream_or_skip(test) else {
+    let Some((upstream, _server)) = upstream_or_skip(test) else {
         return;
     };
     let relay = Relay::start(upstream);
@@ -195,7 +198,7 @@ fn frozen_relay_a_call_with_a_statement_timeout_fails_in_bounded_time() {
 #[test]
 fn frozen_relay_a_stuck_worker_does_not_stop_a_tokio_runtime_from_shutting_down() {
     let test = "frozen_relay_a_stuck_worker_and_tokio";
-    let Some(upstream) = upstream_or_skip(test) else {
+    let Some((upstream, _server)) = upstream_or_skip(test) else {
         return;
     };
     let relay = Relay::start(upstream);
@@ -313,7 +316,7 @@ fn silent_network_calls_fail_with_connection_lost_within_the_tcp_bounds() {
         .arg(exe)
         .args([
             "--exact",
-            "helper_silent_network",
+            "network::helper_silent_network",
             "--ignored",
             "--nocapture",
         ])

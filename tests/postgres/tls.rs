@@ -8,18 +8,14 @@
 //! `verify-ca` and `verify-full` each check. The cluster is stopped and
 //! removed when the test ends, also when it fails. Skipped with a notice
 //! when the PostgreSQL server binaries are missing (a failure under `CI=true`).
-#![cfg(feature = "tls")]
-
-mod support_net;
-
 use std::time::{Duration, Instant};
 
+use crate::common::net::cluster::{pg_bin, Cluster, Setup};
+use crate::common::net::{block_on_bounded, skip};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use sqlaio::Engine;
-use support_net::cluster::{pg_bin, Cluster, Setup};
-use support_net::{block_on_bounded, skip};
 
 /// The SCRAM password of the test role: it must never show in messages.
 const SECRET: &str = "Pw-7f3c1e9a-never-shown";

@@ -8,11 +8,7 @@
 //! `DATABASE_URL` (skipped with a notice when none answers, a failure under
 //! `CI=true`).
 
-#[allow(unused_macros)]
-mod common;
-
 use std::error::Error;
-use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -21,36 +17,13 @@ use futures::future::{self, Either};
 use sqlaio::migrate::{MigrateError, Migration, Migrator, DEFAULT_TABLE};
 use sqlaio::Engine;
 
-use common::{Backend, Ctx};
+use crate::common::{nap, Ctx, Family};
 
 type TestResult = Result<(), Box<dyn Error>>;
 
-/// Stamps each listed `async fn name(ctx: Ctx) -> TestResult` into
-/// `sqlite::name` and `postgres::name`.
-macro_rules! backends {
-    ($($name:ident),* $(,)?) => {
-        #[cfg(feature = "sqlite")]
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    $crate::run(stringify!($name), $crate::Backend::File, $crate::$name);
-                }
-            )*
-        }
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    $crate::run(stringify!($name), $crate::Backend::Postgres, $crate::$name);
-                }
-            )*
-        }
-    };
-}
-
-backends! {
+// Several engines share one database: a SQLite file, or a PostgreSQL schema.
+stamp! {
+    runtimes: one, backends: [file, postgres];
     a_fresh_database_gets_every_migration,
     a_second_run_applies_only_the_new_migrations,
     a_changed_migration_is_an_error_naming_its_version,
@@ -63,19 +36,6 @@ backends! {
     badly_named_files_are_refused_before_the_database_is_touched,
     migrations_read_from_a_folder_at_run_time,
     another_table_keeps_another_set_of_migrations,
-}
-
-/// Runs `body` against a fresh database of `backend`, with no runtime.
-fn run<F, Fut>(name: &str, backend: Backend, body: F)
-where
-    F: FnOnce(Ctx) -> Fut,
-    Fut: Future<Output = TestResult>,
-{
-    common::run_named(name, common::Runtime::Thread, backend, |ctx| async move {
-        if let Err(e) = body(ctx).await {
-            panic!("{e}\n{e:?}");
-        }
-    });
 }
 
 fn engine(ctx: &Ctx) -> Engine {
@@ -111,16 +71,6 @@ fn posts() -> Migration {
 
 fn versions(applied: &[sqlaio::migrate::AppliedMigration]) -> Vec<i64> {
     applied.iter().map(|row| row.version).collect()
-}
-
-/// Sleeps without any runtime.
-async fn nap(duration: Duration) {
-    let (tx, rx) = futures::channel::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        std::thread::sleep(duration);
-        let _ = tx.send(());
-    });
-    let _ = rx.await;
 }
 
 async fn a_fresh_database_gets_every_migration(ctx: Ctx) -> TestResult {
@@ -394,13 +344,12 @@ async fn engines_racing_to_migrate_apply_each_migration_once(ctx: Ctx) -> TestRe
 }
 
 async fn a_dropped_run_rolls_back_and_releases_its_lock(ctx: Ctx) -> TestResult {
-    let slow = match ctx.backend {
-        Backend::Memory | Backend::File => {
+    let slow = match ctx.family() {
+        Family::Sqlite => {
             // Runs until it is interrupted.
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;"
         }
-        #[cfg(feature = "postgres")]
-        Backend::Postgres => "SELECT pg_sleep(60);",
+        Family::Postgres => "SELECT pg_sleep(60);",
     };
     let first = engine(&ctx);
     let migrator = Migrator::new([
