@@ -222,3 +222,61 @@ fn a_call_whose_answer_never_comes_gives_its_connection_up_after_the_grace() {
     script.release();
     block_on(engine.close()).unwrap();
 }
+
+#[test]
+fn a_connection_whose_dropped_call_never_ends_is_not_handed_out_again() {
+    let script = script("stuck-after-drop");
+    let engine = Engine::builder()
+        .url("fake://stuck-after-drop")
+        .max_connections(2)
+        .timeout_grace(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    block_on(async {
+        let conn = engine.connect().await?;
+        let mut call = Box::pin(conn.execute("hang", ()));
+        assert!(futures::poll!(call.as_mut()).is_pending());
+        script.wait_for("run hang", 1);
+        // Given up: the interrupt cannot stop it, and the connection goes back.
+        drop(call);
+        drop(conn);
+        // Past the grace, the stuck connection is passed over for a new one.
+        std::thread::sleep(Duration::from_millis(60));
+        let rows = engine.fetch_all("rows 1", ()).await?;
+        assert_eq!(rows.len(), 1);
+        Ok::<(), crate::Error>(())
+    })
+    .unwrap();
+    assert_eq!(script.count("open"), 2, "{:#?}", script.log());
+    script.release();
+    block_on(engine.close()).unwrap();
+}
+
+#[test]
+fn a_ping_that_never_answers_does_not_hang_the_acquire() {
+    let script = script("silent-ping");
+    let engine = Engine::builder()
+        .url("fake://silent-ping")
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(8))
+        .test_before_acquire(true)
+        .build()
+        .unwrap();
+    block_on(async {
+        drop(engine.fetch_all("rows 1", ()).await?);
+        // The idle connection's next ping never answers: the acquire gives
+        // it up after its bound and opens another.
+        script.silence();
+        let rows = engine
+            .fetch_all("rows 2", ())
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {:#?}", script.log()));
+        assert_eq!(rows.len(), 2);
+        Ok::<(), crate::Error>(())
+    })
+    .unwrap();
+    assert_eq!(script.count("open"), 2, "{:#?}", script.log());
+    assert!(script.count("ping") >= 1);
+    script.release();
+    block_on(engine.close()).unwrap();
+}

@@ -45,6 +45,9 @@ struct State {
     killed: Vec<u64>,
     /// `block` statements the test let finish.
     released: u64,
+    /// Pings of the connections opened so far when the test called
+    /// [`Script::silence`] go unanswered until it releases a statement.
+    silent_upto: u64,
     opened: u64,
 }
 
@@ -101,10 +104,20 @@ impl Script {
         }
     }
 
-    /// Lets one running `block` statement finish.
+    /// Lets one running `block` statement finish, and ends a silence.
     pub(crate) fn release(&self) {
-        self.lock().released += 1;
+        let mut state = self.lock();
+        state.released += 1;
+        state.silent_upto = 0;
+        drop(state);
         self.changed.notify_all();
+    }
+
+    /// Makes the pings of the connections open now go unanswered (their
+    /// server gone silent) until [`release`](Script::release).
+    pub(crate) fn silence(&self) {
+        let mut state = self.lock();
+        state.silent_upto = state.opened;
     }
 }
 
@@ -183,6 +196,14 @@ impl Driver for FakeDriver {
 
     fn ping(&mut self) -> Result<()> {
         self.script.note(self.id, "ping".into());
+        let mut state = self.script.lock();
+        while self.id <= state.silent_upto {
+            state = self
+                .script
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
         Ok(())
     }
 

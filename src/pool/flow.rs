@@ -110,18 +110,41 @@ impl Pool {
         }
     }
 
-    /// Checks a connection about to be handed out; `None` if it was dead and is discarded.
-    async fn check(&self, session: Session) -> Option<Session> {
+    /// Checks a connection about to be handed out; `None` if it was dead or
+    /// stuck and is discarded.
+    async fn check(&self, mut session: Session) -> Option<Session> {
         if session.is_stopped() {
+            self.discard();
+            return None;
+        }
+        // Its worker still runs a request whose caller gave up more than a
+        // grace ago, which the interrupt did not stop: the server or the
+        // network went silent. Never hand such a connection out again; its
+        // worker ends once its socket fails.
+        let grace = self.config.timeout_grace;
+        if session.shared().running_for(std::time::Instant::now()) > grace {
+            session.give_up();
+            drop(session);
             self.discard();
             return None;
         }
         if !self.config.test_before_acquire {
             return Some(session);
         }
-        if session.ping().await {
+        // The check itself is bounded: a silent server must not hang the acquire.
+        let alive = {
+            let mut ping = pin!(session.ping());
+            let mut expired = pin!(self.timer.sleep(grace.max(MIN_PING_BOUND)));
+            poll_fn(|cx| match ping.as_mut().poll(cx) {
+                Poll::Ready(alive) => Poll::Ready(alive),
+                Poll::Pending => expired.as_mut().poll(cx).map(|()| false),
+            })
+            .await
+        };
+        if alive {
             Some(session)
         } else {
+            session.give_up();
             drop(session);
             self.discard();
             None
@@ -214,6 +237,10 @@ impl Pool {
         drop(idle);
     }
 }
+
+/// The shortest time a `test_before_acquire` ping may take before the
+/// connection counts as dead (the engine's `timeout_grace` when longer).
+const MIN_PING_BOUND: Duration = Duration::from_secs(5);
 
 /// A caller's place in line; leaving it passes anything handed to it on.
 struct InLine<'a> {

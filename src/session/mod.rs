@@ -271,7 +271,7 @@ impl Session {
 
     /// Gives the connection up: its worker is stuck past a statement's
     /// timeout and grace, so the connection never serves again.
-    fn give_up(&mut self) {
+    pub(crate) fn give_up(&mut self) {
         self.shared.stopped.store(true, Ordering::SeqCst);
         self.sender.close();
     }
