@@ -207,11 +207,14 @@ mod rustls_tls {
             }
             // libpq: with a root certificate, `require` (and `prefer`,
             // `allow`) verify the chain as `verify-ca` does.
-            (_, Some(file)) => Arc::new(CaOnly {
-                roots: Arc::new(roots_from(file)?),
+            (_, Some(file)) => Arc::new(NameUnchecked {
+                roots: Some(Arc::new(roots_from(file)?)),
                 provider: provider.clone(),
             }),
-            (_, None) => Arc::new(Unverified(provider.clone())),
+            (_, None) => Arc::new(NameUnchecked {
+                roots: None,
+                provider: provider.clone(),
+            }),
         };
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -274,14 +277,22 @@ mod rustls_tls {
         Ok(roots)
     }
 
-    /// `verify-ca`: the chain must lead to a trusted root; the name is not checked.
+    /// Every mode but `verify-full`: the server's name is not checked.
+    ///
+    /// - With `roots` (`verify-ca`, and `allow`, `prefer` or `require` with
+    ///   `sslrootcert`, as libpq does), the chain must lead to one of them.
+    /// - Without (`allow`, `prefer` and `require` without `sslrootcert`), it
+    ///   encrypts without checking whose certificate it is, as libpq does.
+    ///
+    /// The handshake's signatures are always checked, so the peer holds the
+    /// key of the certificate it shows (which SCRAM channel binding relies on).
     #[derive(Debug)]
-    struct CaOnly {
-        roots: Arc<RootCertStore>,
+    struct NameUnchecked {
+        roots: Option<Arc<RootCertStore>>,
         provider: Arc<CryptoProvider>,
     }
 
-    impl ServerCertVerifier for CaOnly {
+    impl ServerCertVerifier for NameUnchecked {
         fn verify_server_cert(
             &self,
             end_entity: &CertificateDer<'_>,
@@ -290,14 +301,16 @@ mod rustls_tls {
             _ocsp_response: &[u8],
             now: UnixTime,
         ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-            rustls::client::verify_server_cert_signed_by_trust_anchor(
-                &cert,
-                &self.roots,
-                intermediates,
-                now,
-                self.provider.signature_verification_algorithms.all,
-            )?;
+            if let Some(roots) = &self.roots {
+                let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_cert_signed_by_trust_anchor(
+                    &cert,
+                    roots,
+                    intermediates,
+                    now,
+                    self.provider.signature_verification_algorithms.all,
+                )?;
+            }
             Ok(ServerCertVerified::assertion())
         }
 
@@ -333,58 +346,6 @@ mod rustls_tls {
             self.provider
                 .signature_verification_algorithms
                 .supported_schemes()
-        }
-    }
-
-    /// `allow`, `prefer` and `require` without `sslrootcert`: encrypts
-    /// without checking whose certificate it is, as libpq does. The
-    /// handshake's signatures are still checked, so the peer holds the
-    /// key of the certificate it shows (which SCRAM channel binding relies on).
-    #[derive(Debug)]
-    struct Unverified(Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for Unverified {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp_response: &[u8],
-            _now: UnixTime,
-        ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
         }
     }
 }
