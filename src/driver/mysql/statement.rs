@@ -50,11 +50,7 @@ impl<'c> MyStatement<'c> {
             Ok(result) => {
                 let columns = result.columns();
                 let columns = columns.as_ref();
-                let keys = (!columns.is_empty()).then(|| {
-                    Arc::new(crate::row::Names(
-                        columns.iter().map(|c| c.name_str().into_owned()).collect(),
-                    ))
-                });
+                let keys = (!columns.is_empty()).then(|| names(columns));
                 self.text = Some((result, keys));
                 Ok(())
             }
@@ -93,6 +89,7 @@ impl<'c> Statement for MyStatement<'c> {
                 returning: false,
                 read: 0,
                 in_tx,
+                found: None,
             });
         }
         let Plan::Prepared {
@@ -108,7 +105,7 @@ impl<'c> Statement for MyStatement<'c> {
             return Err(Error::Closed("statement"));
         };
         let values = values.take().unwrap_or(mysql::Params::Empty);
-        if keys.is_none() {
+        if keys.is_none() && !may_return_rows(&self.sql) {
             // No rows: run it to its end here, so that the transaction state
             // its OK packet carries is known before the answer goes out.
             let run = || -> std::result::Result<(u64, Option<u64>), mysql::Error> {
@@ -135,6 +132,7 @@ impl<'c> Statement for MyStatement<'c> {
                 insert_id,
                 returning: false,
                 read: 0,
+                found: None,
             });
         }
         let in_tx = state.in_tx;
@@ -142,6 +140,23 @@ impl<'c> Statement for MyStatement<'c> {
             Ok(result) => result,
             Err(e) => return Err(state.fail(e)),
         };
+        if keys.is_none() {
+            // MariaDB prepares `INSERT ... RETURNING` without announcing its
+            // columns: they come with the result.
+            let columns = result.columns();
+            let found = (!columns.as_ref().is_empty()).then(|| names(columns.as_ref()));
+            return Ok(MyCursor {
+                width: found.as_ref().map_or(0, |k| k.len()),
+                returning: found.is_some(),
+                affected: result.affected_rows(),
+                insert_id: result.last_insert_id(),
+                rows: Rows::Binary(result),
+                state,
+                read: 0,
+                in_tx,
+                found: Some(found),
+            });
+        }
         let width = keys.as_ref().map_or(0, |k| k.len());
         if !same_columns(keys.as_deref(), result.columns().as_ref()) {
             // The table changed since the statement was prepared (ALTER TABLE):
@@ -160,8 +175,25 @@ impl<'c> Statement for MyStatement<'c> {
             returning: *returning,
             read: 0,
             in_tx,
+            found: None,
         })
     }
+}
+
+/// `true` for a write that may return rows (`... RETURNING`) although its
+/// prepared statement announced no columns.
+fn may_return_rows(sql: &str) -> bool {
+    matches!(
+        super::first_keyword(sql).to_ascii_uppercase().as_str(),
+        "INSERT" | "REPLACE" | "DELETE" | "UPDATE"
+    ) && sql.to_ascii_uppercase().contains("RETURNING")
+}
+
+/// The names of a result's columns.
+pub(super) fn names(columns: &[mysql::Column]) -> ColumnNames {
+    Arc::new(crate::row::Names(
+        columns.iter().map(|c| c.name_str().into_owned()).collect(),
+    ))
 }
 
 /// `true` when the columns a statement returns are the ones it was prepared with.
@@ -196,6 +228,9 @@ pub(crate) struct MyCursor<'s, 'c> {
     returning: bool,
     read: u64,
     in_tx: bool,
+    /// The columns of a statement that announced none when it was prepared,
+    /// as its result has them.
+    found: Option<Option<ColumnNames>>,
 }
 
 impl MyCursor<'_, '_> {
@@ -299,6 +334,10 @@ impl Cursor for MyCursor<'_, '_> {
 
     fn in_transaction(&self) -> bool {
         self.in_tx
+    }
+
+    fn keys(&self) -> Option<Option<ColumnNames>> {
+        self.found.clone()
     }
 }
 
