@@ -117,7 +117,10 @@ async fn execute_many(ctx: Ctx) {
     drop(result);
     let sum: i64 = conn
         .scalar(
-            "SELECT CAST(sum(id) AS BIGINT) FROM users WHERE name = 'many'",
+            format!(
+                "SELECT CAST(sum(id) AS {}) FROM users WHERE name = 'many'",
+                int8(ctx.backend)
+            ),
             (),
         )
         .await

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future;
 use futures::FutureExt;
 
-use crate::common::{self, Ctx};
+use crate::common::{self, Ctx, Family};
 use crate::support::*;
 
 stamp! {
@@ -51,7 +51,7 @@ async fn call_dropped_at_once_never_keeps_running(ctx: Ctx) {
     let conn = engine.connect().await.unwrap();
     for i in 0..40_i64 {
         assert!(conn.scalar::<i64>(endless, ()).now_or_never().is_none());
-        let next = conn.scalar::<i64>(ctx.sql(ECHO), (i,));
+        let next = conn.scalar::<i64>(echo(ctx.backend), (i,));
         assert_eq!(
             common::within(Duration::from_secs(60), next).await.unwrap(),
             i
@@ -68,14 +68,17 @@ async fn dropped_call_in_flight(ctx: Ctx) {
 
         // Dropped right after it was sent.
         {
-            let mut slow = Box::pin(conn.execute(ctx.sql(COUNT_TO), (slow(&ctx),)));
+            let mut slow = Box::pin(conn.execute(recursive(ctx.backend, COUNT_TO), (slow(&ctx),)));
             assert!(futures::poll!(slow.as_mut()).is_pending());
         }
         for i in 0..5_i64 {
-            assert_eq!(conn.scalar::<i64>(ctx.sql(ECHO), (i,)).await.unwrap(), i);
+            assert_eq!(
+                conn.scalar::<i64>(echo(ctx.backend), (i,)).await.unwrap(),
+                i
+            );
         }
         let rows = conn
-            .execute(ctx.sql(SERIES), (600,))
+            .execute(recursive(ctx.backend, SERIES), (600,))
             .await
             .unwrap()
             .fetchall()
@@ -91,7 +94,7 @@ async fn dropped_call_in_flight(ctx: Ctx) {
             .await
             .unwrap();
         conn.execute("DELETE FROM t", ()).await.unwrap();
-        let insert_count = ctx.sql(&format!("INSERT INTO t (n) {COUNT_TO}"));
+        let insert_count = recursive(ctx.backend, &format!("INSERT INTO t (n) {COUNT_TO}"));
         {
             let sets = std::iter::once((slow(&ctx),)).chain((0..1_000).map(|_| (1,)));
             let mut batch = Box::pin(conn.execute_many(&insert_count, sets));
@@ -129,7 +132,8 @@ async fn dropped_call_in_flight(ctx: Ctx) {
             .unwrap();
         assert_eq!(engine.scalar::<i64>("SELECT 1", ()).await.unwrap(), 1);
         {
-            let mut slow = Box::pin(engine.scalar::<i64>(ctx.sql(COUNT_TO), (slow(&ctx),)));
+            let mut slow =
+                Box::pin(engine.scalar::<i64>(recursive(ctx.backend, COUNT_TO), (slow(&ctx),)));
             assert!(futures::poll!(slow.as_mut()).is_pending());
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -150,7 +154,7 @@ async fn dropped_call_in_flight(ctx: Ctx) {
         // The same statement, awaited this time, is right.
         assert_eq!(
             engine
-                .scalar::<i64>(ctx.sql(COUNT_TO), (1000,))
+                .scalar::<i64>(recursive(ctx.backend, COUNT_TO), (1000,))
                 .await
                 .unwrap(),
             1000
@@ -167,7 +171,7 @@ async fn dropped_statement_is_interrupted(ctx: Ctx) {
     conn.execute("CREATE TABLE t (n INTEGER)", ())
         .await
         .unwrap();
-    let insert_count = ctx.sql(&format!("INSERT INTO t (n) {COUNT_TO}"));
+    let insert_count = recursive(ctx.backend, &format!("INSERT INTO t (n) {COUNT_TO}"));
     // Run to the end, the statement inserts a row.
     let done = conn.execute(&insert_count, (10,)).await.unwrap();
     assert_eq!(done.rowcount(), 1);
@@ -178,7 +182,10 @@ async fn dropped_statement_is_interrupted(ctx: Ctx) {
         assert!(futures::poll!(slow.as_mut()).is_pending());
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(conn.scalar::<i64>(ctx.sql(ECHO), (5,)).await.unwrap(), 5);
+    assert_eq!(
+        conn.scalar::<i64>(echo(ctx.backend), (5,)).await.unwrap(),
+        5
+    );
     assert_eq!(count(&conn, "t").await, 0);
     assert!(!conn.in_transaction());
 
@@ -193,21 +200,27 @@ async fn dropped_statement_is_interrupted(ctx: Ctx) {
     assert_eq!(count(&conn, "t").await, 0);
     assert!(!conn.in_transaction());
     {
-        let mut slow = Box::pin(conn.scalar::<i64>(ctx.sql(COUNT_TO), (ENDLESS,)));
+        let mut slow = Box::pin(conn.scalar::<i64>(recursive(ctx.backend, COUNT_TO), (ENDLESS,)));
         assert!(futures::poll!(slow.as_mut()).is_pending());
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(conn.scalar::<i64>(ctx.sql(ECHO), (6,)).await.unwrap(), 6);
+    assert_eq!(
+        conn.scalar::<i64>(echo(ctx.backend), (6,)).await.unwrap(),
+        6
+    );
     drop(conn);
 
     // Through the engine: its only connection comes back and works.
     {
-        let mut slow = Box::pin(engine.scalar::<i64>(ctx.sql(COUNT_TO), (ENDLESS,)));
+        let mut slow = Box::pin(engine.scalar::<i64>(recursive(ctx.backend, COUNT_TO), (ENDLESS,)));
         let _ = futures::poll!(slow.as_mut());
         std::thread::sleep(Duration::from_millis(50));
         let _ = futures::poll!(slow.as_mut());
     }
-    assert_eq!(engine.scalar::<i64>(ctx.sql(ECHO), (7,)).await.unwrap(), 7);
+    assert_eq!(
+        engine.scalar::<i64>(echo(ctx.backend), (7,)).await.unwrap(),
+        7
+    );
     let c: i64 = engine.scalar("SELECT count(*) FROM t", ()).await.unwrap();
     assert_eq!(c, 0);
     engine.close().await.unwrap();
@@ -217,10 +230,13 @@ async fn interrupted_statement_in_a_transaction(ctx: Ctx) {
     let engine = ctx.builder().max_connections(2).build().unwrap();
     let conn = engine.connect().await.unwrap();
     create_users(&ctx, &conn).await;
-    let slow = ctx.sql(&format!(
-        "INSERT INTO users (id, name) SELECT n + 100, 'slow' FROM ({}) AS c WHERE n > 0",
-        COUNT_TO.replace("count(*)", "count(*) AS n")
-    ));
+    let slow = recursive(
+        ctx.backend,
+        &format!(
+            "INSERT INTO users (id, name) SELECT n + 100, 'slow' FROM ({}) AS c WHERE n > 0",
+            COUNT_TO.replace("count(*)", "count(*) AS n")
+        ),
+    );
     // Run to the end, the statement inserts a row.
     let done = conn.execute(&slow, (10,)).await.unwrap();
     assert_eq!(done.rowcount(), 1);
@@ -240,13 +256,13 @@ async fn interrupted_statement_in_a_transaction(ctx: Ctx) {
     // the database rolled it back and the handle refuses to run statements
     // outside it. Never: a statement silently run in autocommit. SQLite may
     // do either; PostgreSQL always aborts a transaction whose statement was
-    // cancelled.
+    // cancelled; MySQL's KILL QUERY undoes the statement alone.
     match tx
         .execute("INSERT INTO users (id, name) VALUES (2, 'after')", ())
         .await
     {
         Ok(_) => {
-            assert!(ctx.backend.is_sqlite(), "PostgreSQL went on after a cancel");
+            assert!(!ctx.is_postgres(), "PostgreSQL went on after a cancel");
             tx.commit().await.unwrap();
             assert_eq!(ids(&conn, "users").await, [1, 2]);
         }
@@ -277,47 +293,60 @@ async fn statement_timeout(ctx: Ctx) {
     conn.execute("CREATE TABLE t (n INTEGER)", ())
         .await
         .unwrap();
-    let insert_count = ctx.sql(&format!("INSERT INTO t (n) {COUNT_TO}"));
+    let insert_count = recursive(ctx.backend, &format!("INSERT INTO t (n) {COUNT_TO}"));
 
     let err = conn
-        .scalar::<i64>(ctx.sql(COUNT_TO), (ENDLESS,))
+        .scalar::<i64>(recursive(ctx.backend, COUNT_TO), (ENDLESS,))
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     assert!(!err.is_closed() && !err.is_database(), "{err:?}");
     // The connection works on, and the statement left nothing behind.
-    assert_eq!(conn.scalar::<i64>(ctx.sql(ECHO), (1,)).await.unwrap(), 1);
+    assert_eq!(
+        conn.scalar::<i64>(echo(ctx.backend), (1,)).await.unwrap(),
+        1
+    );
     let err = conn.execute(&insert_count, (ENDLESS,)).await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     assert_eq!(count(&conn, "t").await, 0);
 
     // A fetch of more rows is a statement of its own, with its own deadline:
     // the first rows come at once, the rest would take forever.
-    let sparse = ctx.sql(
-        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) \
-         SELECT n FROM s WHERE n <= 1000 OR n = $1",
-    );
-    let mut result = conn.execute(&sparse, (ENDLESS,)).await.unwrap();
+    let sparse = match ctx.family() {
+        Family::Sqlite | Family::Postgres => ctx.sql(
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $1) \
+             SELECT n FROM s WHERE n <= 1000 OR n = $2",
+        ),
+        // MariaDB computes a recursive CTE whole before it sends a row; its
+        // sequence engine streams them (enough to pass the server's buffer).
+        Family::Mysql => {
+            "SELECT seq FROM seq_1_to_100000000 WHERE seq <= 20000 OR SLEEP(?) = ?".to_owned()
+        }
+    };
+    let mut result = conn.execute(&sparse, (ENDLESS, ENDLESS)).await.unwrap();
     let first = result.fetchone().await.unwrap().expect("a first row");
     assert_eq!(first.get::<i64>(0).unwrap(), 1);
     let err = result.fetchall().await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     drop(result);
-    assert_eq!(conn.scalar::<i64>(ctx.sql(ECHO), (2,)).await.unwrap(), 2);
+    assert_eq!(
+        conn.scalar::<i64>(echo(ctx.backend), (2,)).await.unwrap(),
+        2
+    );
 
     // The connection's own setting overrides the engine's.
     assert_eq!(conn.statement_timeout(), Some(TIMEOUT));
     conn.set_statement_timeout(None);
     assert_eq!(conn.statement_timeout(), None);
     assert_eq!(
-        conn.scalar::<i64>(ctx.sql(COUNT_TO), (slow(&ctx) / 4,))
+        conn.scalar::<i64>(recursive(ctx.backend, COUNT_TO), (slow(&ctx) / 4,))
             .await
             .unwrap(),
         slow(&ctx) / 4
     );
     conn.set_statement_timeout(Some(TIMEOUT / 2));
     let err = conn
-        .scalar::<i64>(ctx.sql(COUNT_TO), (ENDLESS,))
+        .scalar::<i64>(recursive(ctx.backend, COUNT_TO), (ENDLESS,))
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
@@ -357,14 +386,15 @@ async fn statement_timeout(ctx: Ctx) {
     assert!(err.is_timeout(), "{err:?}");
     // SQLite rolls back the whole transaction when a write in it is
     // interrupted (or goes on without the write); PostgreSQL aborts the
-    // transaction of a cancelled statement. The commit must not pretend to
-    // succeed when nothing is left to commit.
+    // transaction of a cancelled statement; MySQL undoes the killed
+    // statement alone. The commit must not pretend to succeed when nothing
+    // is left to commit.
     let committed = tx.commit().await;
     let rows: i64 = engine.scalar("SELECT count(*) FROM t", ()).await.unwrap();
     match committed {
         Ok(()) => {
             assert!(
-                ctx.backend.is_sqlite(),
+                !ctx.is_postgres(),
                 "the commit of an aborted transaction succeeded; {rows} rows"
             );
             assert_eq!(rows, 1);
@@ -389,20 +419,26 @@ async fn statement_timeout_in_run_in_thread_with<R: Raw>(ctx: Ctx) {
     let conn = engine.connect().await.unwrap();
     // The closure's SQL is interrupted at the deadline, and the call reports
     // the timeout rather than the bare interruption.
-    let sql = COUNT_TO.replace("$1", &ENDLESS.to_string());
+    let sql = recursive(ctx.backend, &COUNT_TO.replace("$1", &ENDLESS.to_string()));
     let err = conn
         .run_in_thread(move |raw: &mut R| raw.query_int(&sql))
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
-    assert_eq!(conn.scalar::<i64>(ctx.sql(ECHO), (2,)).await.unwrap(), 2);
+    assert_eq!(
+        conn.scalar::<i64>(echo(ctx.backend), (2,)).await.unwrap(),
+        2
+    );
 }
 
 async fn dropped_fetch_keeps_its_rows(ctx: Ctx) {
     const N: i64 = 2000;
     let engine = ctx.engine();
     let conn = engine.connect().await.unwrap();
-    let mut result = conn.execute(ctx.sql(SERIES), (N,)).await.unwrap();
+    let mut result = conn
+        .execute(recursive(ctx.backend, SERIES), (N,))
+        .await
+        .unwrap();
     let mut next = 1;
     for _ in 0..3 {
         // More than one batch, so the fetch has to ask the worker.
@@ -424,7 +460,10 @@ async fn dropped_fetch_keeps_its_rows(ctx: Ctx) {
     // A `fetchall` dropped while under way, then a row taken from the ones
     // buffered before it: the rest comes in order, nothing missing or empty.
     const M: i64 = 100_000;
-    let mut result = conn.execute(ctx.sql(SERIES), (M,)).await.unwrap();
+    let mut result = conn
+        .execute(recursive(ctx.backend, SERIES), (M,))
+        .await
+        .unwrap();
     let mut taken = vec![result.fetchone().await.unwrap().unwrap()];
     let mut fetch = Box::pin(result.fetchall());
     if let std::task::Poll::Ready(rows) = futures::poll!(fetch.as_mut()) {

@@ -89,10 +89,10 @@ async fn tasks_sharing_one_connection(ctx: Ctx) {
             let mut sum = 0;
             for call in 0..CALLS {
                 let x = task * 1000 + call;
-                let got: i64 = conn.scalar(backend.sql(ECHO), (x,)).await.unwrap();
+                let got: i64 = conn.scalar(echo(backend), (x,)).await.unwrap();
                 assert_eq!(got, x);
                 let rows = conn
-                    .execute(backend.sql(SERIES), (call % 5 + 1,))
+                    .execute(recursive(backend, SERIES), (call % 5 + 1,))
                     .await
                     .unwrap();
                 let rows = rows.try_collect::<Vec<_>>().await.unwrap();
@@ -109,23 +109,23 @@ async fn tasks_sharing_one_connection(ctx: Ctx) {
     assert_eq!(sums, expected);
     // A result with rows left on the worker loses them to the next
     // statement another task sends: its next fetch fails alone.
-    let mut long = conn.execute(ctx.sql(SERIES), (2000_i64,)).await.unwrap();
+    let mut long = conn
+        .execute(recursive(ctx.backend, SERIES), (2000_i64,))
+        .await
+        .unwrap();
     assert_eq!(long.fetchmany(10).await.unwrap().len(), 10);
     let other = conn.clone();
     let seven = ctx
-        .spawn(async move {
-            other
-                .scalar::<i64>(backend.sql(ECHO), (7_i64,))
-                .await
-                .unwrap()
-        })
+        .spawn(async move { other.scalar::<i64>(echo(backend), (7_i64,)).await.unwrap() })
         .await;
     assert_eq!(seven, 7);
     let rest = long.fetchall().await;
     assert!(matches!(rest, Err(Error::Closed(_))), "{rest:?}");
     drop(long);
     assert_eq!(
-        conn.scalar::<i64>(ctx.sql(ECHO), (8_i64,)).await.unwrap(),
+        conn.scalar::<i64>(echo(ctx.backend), (8_i64,))
+            .await
+            .unwrap(),
         8
     );
 }
@@ -148,11 +148,11 @@ async fn concurrent_transactions(ctx: Ctx) {
         .await
         .unwrap();
     // Read, then write the value read. On SQLite `begin` takes the write
-    // lock up front; PostgreSQL's READ COMMITTED needs the row locked by
-    // the read itself.
+    // lock up front; PostgreSQL's READ COMMITTED and MySQL's REPEATABLE
+    // READ (which reads a snapshot) need the row locked by the read itself.
     let read = match ctx.family() {
         Family::Sqlite => "SELECT value FROM counter WHERE id = 1",
-        Family::Postgres => "SELECT value FROM counter WHERE id = 1 FOR UPDATE",
+        Family::Postgres | Family::Mysql => "SELECT value FROM counter WHERE id = 1 FOR UPDATE",
     };
     let backend = ctx.backend;
     let tasks = (0..TASKS).map(|task| {

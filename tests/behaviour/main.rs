@@ -8,11 +8,12 @@
 //! panics, closing, and failed connects.
 //!
 //! Shared bodies run on SQLite (in memory and in a file) and, with the
-//! `postgres` feature, on PostgreSQL. Where the databases legitimately
-//! differ (an error inside a transaction, isolation levels, rowids), a body
-//! asserts each one's own behaviour; bodies that test what only one
+//! `postgres` and `mysql` features, on PostgreSQL and MySQL/MariaDB. Where
+//! the databases legitimately differ (an error inside a transaction,
+//! isolation levels, rowids, implicit commits), a body asserts each one's
+//! own behaviour; bodies that test what only one
 //! database has are stamped for that backend alone.
-#![cfg(any(feature = "sqlite", feature = "postgres"))]
+#![cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 
 #[macro_use]
 #[path = "../common/mod.rs"]

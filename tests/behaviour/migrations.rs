@@ -350,6 +350,7 @@ async fn a_dropped_run_rolls_back_and_releases_its_lock(ctx: Ctx) -> TestResult 
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;"
         }
         Family::Postgres => "SELECT pg_sleep(60);",
+        Family::Mysql => "SELECT SLEEP(60);",
     };
     let first = engine(&ctx);
     let migrator = Migrator::new([

@@ -97,7 +97,10 @@ async fn fetchmany(ctx: Ctx) {
     drop(result);
 
     // Across batches: sizes that straddle what comes with the first answer.
-    let mut result = conn.execute(ctx.sql(SERIES), (1000,)).await.unwrap();
+    let mut result = conn
+        .execute(recursive(ctx.backend, SERIES), (1000,))
+        .await
+        .unwrap();
     let mut next = 1;
     for size in [1, 300, 7, 500, 1000] {
         let rows = result.fetchmany(size).await.unwrap();
@@ -108,7 +111,10 @@ async fn fetchmany(ctx: Ctx) {
     assert_eq!(next, 1001);
 
     // More than one message holds (4,096 rows): still exactly the size asked for.
-    let mut result = conn.execute(ctx.sql(SERIES), (12_000,)).await.unwrap();
+    let mut result = conn
+        .execute(recursive(ctx.backend, SERIES), (12_000,))
+        .await
+        .unwrap();
     assert_eq!(got(result.fetchmany(3).await.unwrap()), [1, 2, 3]);
     let rows = got(result.fetchmany(10_000).await.unwrap());
     assert_eq!(rows, (4..10_004).collect::<Vec<i64>>());
@@ -143,7 +149,7 @@ async fn fetchall(ctx: Ctx) {
 
     // More than one batch.
     let rows = conn
-        .execute(ctx.sql(SERIES), (3000,))
+        .execute(recursive(ctx.backend, SERIES), (3000,))
         .await
         .unwrap()
         .fetchall()
@@ -176,7 +182,7 @@ async fn first(ctx: Ctx) {
 
     // `first` of a result larger than a batch closes it and frees the connection.
     let row = engine
-        .execute(ctx.sql(SERIES), (5000,))
+        .execute(recursive(ctx.backend, SERIES), (5000,))
         .await
         .unwrap()
         .first()
@@ -202,7 +208,7 @@ async fn first(ctx: Ctx) {
 
     let conn = engine.connect().await.unwrap();
     let row = conn
-        .execute(ctx.sql(SERIES), (5000,))
+        .execute(recursive(ctx.backend, SERIES), (5000,))
         .await
         .unwrap()
         .first()
@@ -373,13 +379,14 @@ async fn rowcount(ctx: Ctx) {
 }
 
 async fn last_insert_id(ctx: Ctx) {
-    // SQLite reports the rowid of the inserted row. PostgreSQL has no rowid:
-    // always None there, and `INSERT ... RETURNING id` gives the key instead.
-    let sqlite = match ctx.family() {
-        Family::Sqlite => true,
+    // SQLite reports the rowid of the inserted row, MySQL the AUTO_INCREMENT
+    // value. PostgreSQL has no such id: always None there, and
+    // `INSERT ... RETURNING id` gives the key instead.
+    let reported = match ctx.family() {
+        Family::Sqlite | Family::Mysql => true,
         Family::Postgres => false,
     };
-    let inserted = |id: i64| sqlite.then_some(id);
+    let inserted = |id: i64| reported.then_some(id);
     let engine = ctx.engine();
     let conn = engine.connect().await.unwrap();
     create_users(&ctx, &conn).await;
@@ -420,8 +427,9 @@ async fn last_insert_id(ctx: Ctx) {
     assert_eq!(result.last_insert_id(), inserted(41));
     drop(result);
 
-    // The portable way: RETURNING. SQLite numbers after the largest rowid;
-    // PostgreSQL's identity counts on, whatever ids were given explicitly.
+    // The portable way: RETURNING (MariaDB 10.5 and later; not MySQL).
+    // SQLite and MariaDB number after the largest id; PostgreSQL's identity
+    // counts on, whatever ids were given explicitly.
     let id: i64 = conn
         .scalar(
             ctx.sql("INSERT INTO users (name) VALUES ($1) RETURNING id"),
@@ -429,7 +437,7 @@ async fn last_insert_id(ctx: Ctx) {
         )
         .await
         .unwrap();
-    assert_eq!(id, if sqlite { 42 } else { 4 });
+    assert_eq!(id, if reported { 42 } else { 4 });
     assert_eq!(ids(&conn, "users").await.len(), 5);
 }
 
@@ -437,7 +445,10 @@ async fn stream_large_result(ctx: Ctx) {
     const N: i64 = 2000;
     let engine = ctx.builder().max_connections(1).build().unwrap();
 
-    let mut result = engine.execute(ctx.sql(SERIES), (N,)).await.unwrap();
+    let mut result = engine
+        .execute(recursive(ctx.backend, SERIES), (N,))
+        .await
+        .unwrap();
     let mut expected = 1;
     while let Some(row) = result.try_next().await.unwrap() {
         assert_eq!(row.get::<i64>("n").unwrap(), expected);
@@ -450,7 +461,7 @@ async fn stream_large_result(ctx: Ctx) {
 
     // Combinators; the single connection came back after each drained result.
     let values: Vec<i64> = engine
-        .execute(ctx.sql(SERIES), (N,))
+        .execute(recursive(ctx.backend, SERIES), (N,))
         .await
         .unwrap()
         .map(|row| row.unwrap().get::<i64>(0).unwrap())
@@ -458,7 +469,7 @@ async fn stream_large_result(ctx: Ctx) {
         .await;
     assert_eq!(values, (1..=N).collect::<Vec<_>>());
     let rows: Vec<sqlaio::Row> = engine
-        .execute(ctx.sql(SERIES), (N,))
+        .execute(recursive(ctx.backend, SERIES), (N,))
         .await
         .unwrap()
         .try_collect()
@@ -468,7 +479,10 @@ async fn stream_large_result(ctx: Ctx) {
 
     // Mixed with fetches, on a connection.
     let conn = engine.connect().await.unwrap();
-    let mut result = conn.execute(ctx.sql(SERIES), (N,)).await.unwrap();
+    let mut result = conn
+        .execute(recursive(ctx.backend, SERIES), (N,))
+        .await
+        .unwrap();
     let head: Vec<i64> = (&mut result)
         .take(300)
         .map(|row| row.unwrap().get::<i64>(0).unwrap())
@@ -491,14 +505,20 @@ async fn stream_large_result(ctx: Ctx) {
     // Dropped mid-stream, while the worker may be reading the next batch
     // ahead: the connection's next statements get their own rows.
     for stop in [1, 257, 700] {
-        let mut result = conn.execute(ctx.sql(SERIES), (N,)).await.unwrap();
+        let mut result = conn
+            .execute(recursive(ctx.backend, SERIES), (N,))
+            .await
+            .unwrap();
         for expected in 1..=stop {
             let row = result.try_next().await.unwrap().expect("a row");
             assert_eq!(row.get::<i64>(0).unwrap(), expected);
         }
         drop(result);
         assert_eq!(conn.scalar::<i64>("SELECT 7", ()).await.unwrap(), 7);
-        let rows = conn.execute(ctx.sql(SERIES), (600,)).await.unwrap();
+        let rows = conn
+            .execute(recursive(ctx.backend, SERIES), (600,))
+            .await
+            .unwrap();
         let all = rows.try_collect::<Vec<_>>().await.unwrap();
         assert_eq!(all.len(), 600, "after a stream dropped at row {stop}");
         assert_eq!(all[599].get::<i64>(0).unwrap(), 600);
@@ -507,7 +527,10 @@ async fn stream_large_result(ctx: Ctx) {
     // yield_per: after the first batch (256 rows, with the execute answer)
     // every batch holds that many rows, where it would have doubled.
     for (per, left) in [(None, 511), (Some(10), 9), (Some(0), 0)] {
-        let mut result = conn.execute(ctx.sql(SERIES), (N,)).await.unwrap();
+        let mut result = conn
+            .execute(recursive(ctx.backend, SERIES), (N,))
+            .await
+            .unwrap();
         if let Some(per) = per {
             result = result.yield_per(per);
         }
@@ -537,7 +560,7 @@ async fn stream_large_result(ctx: Ctx) {
             let (conn, backend) = (&conn, ctx.backend);
             async move {
                 let mut result = conn
-                    .execute(backend.sql(SERIES), (n,))
+                    .execute(recursive(backend, SERIES), (n,))
                     .await
                     .unwrap()
                     .yield_per(10);
@@ -577,12 +600,16 @@ async fn stream_large_result(ctx: Ctx) {
     // A wait for rows given up (polled once, then dropped) while the next
     // batches take a while to read: the fetches it sent still deliver
     // their rows, in order, to whatever reads the result next.
-    const SLOW: &str = concat!(
-        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200000) ",
-        "SELECT n / 500 FROM s WHERE n % 500 = 0"
+    let slow = recursive(
+        ctx.backend,
+        &format!(
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200000) \
+             SELECT CAST(n / 500 AS {}) FROM s WHERE n % 500 = 0",
+            int8(ctx.backend)
+        ),
     );
     for method in ["fetchall", "fetchmany", "fetchall_as", "stream"] {
-        let mut result = conn.execute(SLOW, ()).await.unwrap().yield_per(10);
+        let mut result = conn.execute(&slow, ()).await.unwrap().yield_per(10);
         let mut seen = Vec::new();
         // Past row 300, stop at the first wait given up (or at the end).
         loop {
@@ -623,7 +650,10 @@ async fn stream_large_result(ctx: Ctx) {
 async fn dropped_result_releases_its_connection(ctx: Ctx) {
     let engine = ctx.builder().max_connections(1).build().unwrap();
     for _ in 0..3 {
-        let mut result = engine.execute(ctx.sql(SERIES), (5000,)).await.unwrap();
+        let mut result = engine
+            .execute(recursive(ctx.backend, SERIES), (5000,))
+            .await
+            .unwrap();
         assert_eq!(
             result
                 .fetchone()
@@ -639,13 +669,16 @@ async fn dropped_result_releases_its_connection(ctx: Ctx) {
     }
 
     let conn = engine.connect().await.unwrap();
-    let mut result = conn.execute(ctx.sql(SERIES), (5000,)).await.unwrap();
+    let mut result = conn
+        .execute(recursive(ctx.backend, SERIES), (5000,))
+        .await
+        .unwrap();
     result.fetchmany(10).await.unwrap();
     drop(result);
     assert_eq!(conn.scalar::<i64>("SELECT 3", ()).await.unwrap(), 3);
     // The same statement again starts from its first row.
     let all = conn
-        .execute(ctx.sql(SERIES), (5000,))
+        .execute(recursive(ctx.backend, SERIES), (5000,))
         .await
         .unwrap()
         .fetchall()
@@ -655,7 +688,10 @@ async fn dropped_result_releases_its_connection(ctx: Ctx) {
     assert_eq!(all[0].get::<i64>(0).unwrap(), 1);
 
     // An explicitly closed result refuses fetches; closing twice is fine.
-    let mut result = conn.execute(ctx.sql(SERIES), (5000,)).await.unwrap();
+    let mut result = conn
+        .execute(recursive(ctx.backend, SERIES), (5000,))
+        .await
+        .unwrap();
     result.fetchone().await.unwrap();
     result.close().await.unwrap();
     assert!(result.is_closed());
@@ -673,7 +709,7 @@ async fn dropped_result_releases_its_connection(ctx: Ctx) {
 async fn a_stale_fetch_does_not_close_the_newer_result(ctx: Ctx) {
     let engine = ctx.engine();
     let conn = engine.connect().await.unwrap();
-    let series = ctx.sql(SERIES);
+    let series = recursive(ctx.backend, SERIES);
     let mut older = conn.execute(&series, (1000,)).await.unwrap();
     assert_eq!(older.fetchmany(10).await.unwrap().len(), 10);
     // Leaves about 744 rows unread in the first batch of 256 plus more on the worker.

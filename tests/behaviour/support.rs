@@ -8,7 +8,7 @@ use futures::StreamExt;
 use sqlaio::rusqlite;
 use sqlaio::{Connection, Engine, Error};
 
-use crate::common::{Ctx, Family};
+use crate::common::{Backend, Ctx, Family};
 
 /// `1, 2, ..., $1` as rows of one column `n`.
 pub(crate) const SERIES: &str = concat!(
@@ -22,17 +22,41 @@ pub(crate) const COUNT_TO: &str = concat!(
     "SELECT count(*) FROM s"
 );
 
-/// Returns its integer parameter. The cast gives PostgreSQL the parameter's
-/// type (a bare `SELECT $1` is text there); SQLite returns it as it came.
-pub(crate) const ECHO: &str = "SELECT CAST($1 AS BIGINT)";
+/// `sql`, built on [`SERIES`] or [`COUNT_TO`], as `backend` runs it: its
+/// placeholders, and on MariaDB without the server's limit on recursions
+/// (`max_recursive_iterations`, 1000 by default), lifted for this statement
+/// alone.
+pub(crate) fn recursive(backend: &Backend, sql: &str) -> String {
+    let sql = backend.sql(sql);
+    match backend.family {
+        Family::Sqlite | Family::Postgres => sql,
+        Family::Mysql => format!("SET STATEMENT max_recursive_iterations = 4294967295 FOR {sql}"),
+    }
+}
+
+/// The type a CAST to a 64-bit integer names: `BIGINT`, or MySQL's `SIGNED`.
+pub(crate) fn int8(backend: &Backend) -> &'static str {
+    match backend.family {
+        Family::Sqlite | Family::Postgres => "BIGINT",
+        Family::Mysql => "SIGNED",
+    }
+}
+
+/// A query returning its integer parameter. The cast gives PostgreSQL the
+/// parameter's type (a bare `SELECT $1` is text there); SQLite returns it as
+/// it came.
+pub(crate) fn echo(backend: &Backend) -> String {
+    backend.sql(&format!("SELECT CAST($1 AS {})", int8(backend)))
+}
 
 /// A count for [`COUNT_TO`] long enough that the statement is still running
 /// when its future is dropped (over a second on SQLite in a debug build,
-/// about half a second on PostgreSQL), short enough to let it run to the end.
+/// about half a second on PostgreSQL and MariaDB), short enough to let it
+/// run to the end.
 pub(crate) fn slow(ctx: &Ctx) -> i64 {
     match ctx.family() {
         Family::Sqlite => 1_000_000,
-        Family::Postgres => 300_000,
+        Family::Postgres | Family::Mysql => 300_000,
     }
 }
 
@@ -99,8 +123,8 @@ pub(crate) fn is_aborted(err: &Error) -> bool {
 }
 
 /// The raw driver connection `run_in_thread` hands to its closure, so that
-/// one body exercises each backend's own: `rusqlite::Connection` or
-/// `postgres::Client`.
+/// one body exercises each backend's own: `rusqlite::Connection`,
+/// `postgres::Client` or `mysql::Conn`.
 pub(crate) trait Raw: Any + Send {
     /// Runs `sql` and returns the integer in the first column of its one row.
     fn query_int(&mut self, sql: &str) -> Result<i64, Error>;
@@ -149,6 +173,25 @@ impl Raw for sqlaio::postgres::Client {
     }
 }
 
+#[cfg(feature = "mysql")]
+impl Raw for sqlaio::mysql::Conn {
+    fn query_int(&mut self, sql: &str) -> Result<i64, Error> {
+        use sqlaio::mysql::prelude::Queryable;
+        self.query_first(sql)?.ok_or(Error::NoRows)
+    }
+
+    fn query_text(&mut self, sql: &str) -> Result<String, Error> {
+        use sqlaio::mysql::prelude::Queryable;
+        self.query_first(sql)?.ok_or(Error::NoRows)
+    }
+
+    fn run(&mut self, sql: &str) -> Result<(), Error> {
+        use sqlaio::mysql::prelude::Queryable;
+        self.query_drop(sql)?;
+        Ok(())
+    }
+}
+
 /// Awaits `$body::<R>(ctx)` with `R` the [`Raw`] connection of the test's backend.
 macro_rules! with_raw {
     ($body:ident, $ctx:ident) => {
@@ -157,6 +200,8 @@ macro_rules! with_raw {
             $crate::common::Family::Postgres => $body::<sqlaio::postgres::Client>($ctx).await,
             #[cfg(feature = "sqlite")]
             $crate::common::Family::Sqlite => $body::<sqlaio::rusqlite::Connection>($ctx).await,
+            #[cfg(feature = "mysql")]
+            $crate::common::Family::Mysql => $body::<sqlaio::mysql::Conn>($ctx).await,
             #[allow(unreachable_patterns)]
             _ => unreachable!("{} is not stamped in this build", $ctx.backend.name),
         }

@@ -3,7 +3,7 @@
 
 use sqlaio::{params, Value};
 
-use crate::common::Ctx;
+use crate::common::{Ctx, Family};
 use crate::support::*;
 
 stamp! {
@@ -21,22 +21,22 @@ async fn parameters(ctx: Ctx) {
     // tuples of mixed types
     let joined: String = conn
         .scalar(
-            ctx.sql("SELECT $1 || '-' || $2 || '-' || $3"),
+            concat(&ctx, &["$1", "'-'", "$2", "'-'", "$3"]),
             (1, "two", 3.5),
         )
         .await
         .unwrap();
     assert_eq!(joined, "1-two-3.5");
-    let one: i64 = conn.scalar(ctx.sql(ECHO), (1_i64,)).await.unwrap();
+    let one: i64 = conn.scalar(echo(ctx.backend), (1_i64,)).await.unwrap();
     assert_eq!(one, 1);
     // Vec<Value>, &[Value], [Value; N] (one cast types both parameters on PostgreSQL)
     let values = vec![Value::Integer(6), Value::Integer(7)];
-    let times = &ctx.sql("SELECT CAST($1 AS BIGINT) * $2");
+    let times = &ctx.sql(&format!("SELECT CAST($1 AS {}) * $2", int8(ctx.backend)));
     assert_eq!(conn.scalar::<i64>(times, values.clone()).await.unwrap(), 42);
     assert_eq!(conn.scalar::<i64>(times, &values[..]).await.unwrap(), 42);
     assert_eq!(
         conn.scalar::<i64>(
-            ctx.sql("SELECT CAST($1 AS BIGINT) - $2"),
+            ctx.sql(&format!("SELECT CAST($1 AS {}) - $2", int8(ctx.backend))),
             [Value::Integer(50), Value::Integer(8)]
         )
         .await
@@ -45,18 +45,24 @@ async fn parameters(ctx: Ctx) {
     );
     // params![]
     let joined: String = conn
-        .scalar(ctx.sql("SELECT $1 || $2 || $3"), params![4, "x", 2.5])
+        .scalar(concat(&ctx, &["$1", "$2", "$3"]), params![4, "x", 2.5])
         .await
         .unwrap();
     assert_eq!(joined, "4x2.5");
     assert_eq!(conn.scalar::<i64>("SELECT 3", params![]).await.unwrap(), 3);
     // None binds NULL, Some the value
     assert!(conn
-        .scalar::<bool>(ctx.sql("SELECT CAST($1 AS BIGINT) IS NULL"), (None::<i64>,))
+        .scalar::<bool>(
+            ctx.sql(&format!("SELECT CAST($1 AS {}) IS NULL", int8(ctx.backend))),
+            (None::<i64>,)
+        )
         .await
         .unwrap());
     assert!(!conn
-        .scalar::<bool>(ctx.sql("SELECT CAST($1 AS BIGINT) IS NULL"), (Some(5_i64),))
+        .scalar::<bool>(
+            ctx.sql(&format!("SELECT CAST($1 AS {}) IS NULL", int8(ctx.backend))),
+            (Some(5_i64),)
+        )
         .await
         .unwrap());
     assert_eq!(
@@ -215,10 +221,20 @@ async fn row_get(ctx: Ctx) {
         Some("Sports Night")
     );
 
-    // Booleans written as false read back as false.
-    let f: bool = conn
-        .scalar(ctx.sql("SELECT CAST($1 AS BOOLEAN)"), (false,))
-        .await
-        .unwrap();
+    // Booleans written as false read back as false (MySQL's BOOLEAN is an
+    // integer type it cannot cast to).
+    let as_bool = match ctx.family() {
+        Family::Sqlite | Family::Postgres => "SELECT CAST($1 AS BOOLEAN)",
+        Family::Mysql => "SELECT $1",
+    };
+    let f: bool = conn.scalar(ctx.sql(as_bool), (false,)).await.unwrap();
     assert!(!f);
+}
+
+/// `SELECT` of `parts` joined as text (MySQL's `||` is a logical OR).
+fn concat(ctx: &Ctx, parts: &[&str]) -> String {
+    match ctx.family() {
+        Family::Sqlite | Family::Postgres => ctx.sql(&format!("SELECT {}", parts.join(" || "))),
+        Family::Mysql => ctx.sql(&format!("SELECT CONCAT({})", parts.join(", "))),
+    }
 }

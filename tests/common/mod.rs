@@ -23,17 +23,18 @@
 //!   they finish, times out, spawns tasks, or waits for a connection or a
 //!   worker that another handle gives back.
 //! - [`Backend`]: the database. Every stamp gets a fresh one: a SQLite
-//!   database in memory or in a file, or a PostgreSQL schema of its own.
-//!   `backends: all` stamps every backend whose feature is on; `sqlite` the
-//!   SQLite ones; `[postgres]` names them. A backend that is not available
+//!   database in memory or in a file, a PostgreSQL schema of its own, or a
+//!   MySQL/MariaDB database of its own. `backends: all` stamps every backend
+//!   whose feature is on; `sqlite` the SQLite ones; `[postgres, mysql]`
+//!   names them. A backend that is not available
 //!   here (no server) skips its stamps with a notice, or fails them under
 //!   `CI=true`.
 //!
 //! # Adding a backend
 //!
 //! 1. Its [`Backend`] entry and the function that makes a fresh database
-//!    for one test, in a file of its own next to this one (see `sqlite.rs`
-//!    and `pg.rs`), declared below behind its cargo feature.
+//!    for one test, in a file of its own next to this one (see `sqlite.rs`,
+//!    `pg.rs` and `mysql.rs`), declared below behind its cargo feature.
 //! 2. One arm in `for_backends!` (its module name, its cargo feature, its
 //!    entry), and its name in the `all` group there.
 //! 3. A [`Family`] when its SQL differs from the others': the compiler then
@@ -66,6 +67,11 @@ pub mod sqlite;
 #[cfg(feature = "postgres")]
 pub mod pg;
 
+/// The MySQL/MariaDB backend (a database per test), server discovery and
+/// the setup connections of the MySQL-specific tests.
+#[cfg(feature = "mysql")]
+pub mod mysql;
+
 /// Throwaway PostgreSQL clusters, a relay that can freeze its connections,
 /// and waits bounded on a tokio runtime, for the TLS and network-fault tests.
 #[cfg(all(feature = "postgres", unix))]
@@ -87,6 +93,9 @@ pub enum Family {
     Sqlite,
     /// PostgreSQL: `$1` placeholders, identity columns, `bytea`.
     Postgres,
+    /// MySQL and MariaDB: `?` placeholders, `AUTO_INCREMENT`, implicit
+    /// commits, `KILL QUERY`.
+    Mysql,
 }
 
 /// One kind of database the stamped bodies run on: its entry in the table
@@ -126,6 +135,11 @@ impl Backend {
     /// `true` for PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         self.family == Family::Postgres
+    }
+
+    /// `true` for MySQL/MariaDB.
+    pub fn is_mysql(&self) -> bool {
+        self.family == Family::Mysql
     }
 
     /// `sql` with its placeholders `$1`, `$2`, ... written as this backend
@@ -363,6 +377,11 @@ impl Ctx {
         self.backend.is_postgres()
     }
 
+    /// `true` on MySQL/MariaDB.
+    pub fn is_mysql(&self) -> bool {
+        self.backend.is_mysql()
+    }
+
     /// `true` on the backend named `name` (`"memory"`, `"file"`, ...).
     pub fn is(&self, name: &str) -> bool {
         self.backend.name == name
@@ -590,7 +609,7 @@ macro_rules! stamp_runtime {
 /// feature it needs, its [`Backend`] entry), and the groups `all` and
 /// `sqlite`. A new backend is one more arm, and its name in `all`.
 macro_rules! for_backends {
-    (all; $($then:tt)*) => { for_backends!([memory, file, postgres]; $($then)*); };
+    (all; $($then:tt)*) => { for_backends!([memory, file, postgres, mysql]; $($then)*); };
     (sqlite; $($then:tt)*) => { for_backends!([memory, file]; $($then)*); };
     ([$first:ident, $($rest:ident),+]; $($then:tt)*) => {
         for_backends!([$first]; $($then)*);
@@ -604,6 +623,9 @@ macro_rules! for_backends {
     };
     ([postgres]; $($then:tt)*) => {
         stamp_backend!(postgres, "postgres", $crate::common::pg::POSTGRES; $($then)*);
+    };
+    ([mysql]; $($then:tt)*) => {
+        stamp_backend!(mysql, "mysql", $crate::common::mysql::MYSQL; $($then)*);
     };
 }
 
