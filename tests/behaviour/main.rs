@@ -31,11 +31,13 @@ mod errors;
 #[cfg(feature = "postgres")]
 mod lost_connections;
 mod migrations;
+mod named_params;
 mod pool;
 #[cfg(feature = "sea-query")]
 mod query_builder;
 mod results;
 mod run_in_thread;
 mod strategies;
+mod transaction_options;
 mod transactions;
 mod values;
