@@ -285,19 +285,27 @@ impl Driver for MysqlDriver {
 
     fn execute_batch(&mut self, sql: &str) -> Result<()> {
         let MysqlDriver { conn, state } = self;
-        let mut run = || -> std::result::Result<(), mysql::Error> {
+        let mut run = || -> std::result::Result<usize, mysql::Error> {
             let mut result = conn.query_iter(sql)?;
+            let mut sets = 0;
             while let Some(set) = result.iter() {
+                sets += 1;
                 for row in set {
                     row?;
                 }
             }
-            Ok(())
+            Ok(sets)
         };
         match run() {
-            Ok(()) => {
+            Ok(sets) => {
                 state.track(conn);
                 state.guess(sql);
+                // Only the last statement's OK packet is read here; an
+                // earlier one may have ended the transaction (DDL commits):
+                // ask the server (see `settle`).
+                if sets > 1 && state.in_tx {
+                    state.unsure = true;
+                }
                 Ok(())
             }
             Err(e) => Err(state.fail(e)),
@@ -494,6 +502,24 @@ mod tests {
         let mut values = Values::default();
         assert!(cursor.next_into(&mut values).unwrap());
         assert!(!cursor.next_into(&mut values).unwrap());
+    }
+
+    #[test]
+    fn a_script_whose_earlier_statement_commits_ends_the_transaction() {
+        let Some(mut driver) = driver("a_script_whose_earlier_statement_commits") else {
+            return;
+        };
+        let table = format!("sqlaio_script_probe_{}", std::process::id());
+        driver.execute_batch("BEGIN").unwrap();
+        // The CREATE TABLE commits; the OK packet read last is DO's.
+        driver
+            .execute_batch(&format!("CREATE TABLE {table} (id INT); DO 1"))
+            .unwrap();
+        let open = driver.in_transaction();
+        driver
+            .execute_batch(&format!("DROP TABLE IF EXISTS {table}"))
+            .unwrap();
+        assert!(!open, "the CREATE TABLE committed the transaction");
     }
 
     #[test]
