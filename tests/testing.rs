@@ -2,12 +2,14 @@
 //! filled with fixtures, and nothing is left behind afterwards, also when
 //! the test panics or its setup fails.
 //!
-//! Every test runs on SQLite and, with the `postgres` feature, on the server
-//! of `DATABASE_URL` (skipped with a notice when none answers, a failure
-//! under `CI=true`).
+//! Every test runs on SQLite and, with the `postgres` and `mysql` features,
+//! on the servers of `DATABASE_URL` and `MYSQL_URL` (skipped with a notice
+//! when none answers, a failure under `CI=true`).
 #![cfg(feature = "testing")]
 
 mod common;
+#[cfg(feature = "mysql")]
+use common::mysql as my;
 #[cfg(feature = "postgres")]
 use common::pg;
 
@@ -22,14 +24,32 @@ use sqlaio::{Engine, Error};
 
 static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| sqlaio::migrate!("tests/migrations/basic"));
 
+/// The same migrations, in MySQL's words.
+static MYSQL_MIGRATOR: LazyLock<Migrator> =
+    LazyLock::new(|| sqlaio::migrate!("tests/migrations/mysql"));
+
+/// The migrations for the database of `server`.
+fn migrator(server: &str) -> &'static Migrator {
+    if is_mysql(server) {
+        &MYSQL_MIGRATOR
+    } else {
+        &MIGRATOR
+    }
+}
+
+fn is_mysql(server: &str) -> bool {
+    server.starts_with("mysql:") || server.starts_with("mariadb:")
+}
+
 const FIXTURES: [&str; 2] = [
     "INSERT INTO users (id, name, email) VALUES (1, 'Dana Whitaker', 'dana@example.com');
      INSERT INTO users (id, name, email) VALUES (2, 'Casey McCall', 'casey@example.com');",
     "INSERT INTO posts (id, user_id, title) VALUES (1, 2, 'Sports Night');",
 ];
 
-/// Stamps each listed `fn name(server: &str)` into `sqlite::name` and
-/// `postgres::name`; `server` is the URL given to the harness.
+/// Stamps each listed `fn name(server: &str)` into `sqlite::name`,
+/// `postgres::name` and `mysql::name`; `server` is the URL given to the
+/// harness.
 macro_rules! backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -46,6 +66,17 @@ macro_rules! backends {
                 #[test]
                 fn $name() {
                     if let Some(server) = $crate::pg::server(concat!("postgres::", stringify!($name))) {
+                        $crate::$name(&server);
+                    }
+                }
+            )*
+        }
+        #[cfg(feature = "mysql")]
+        mod mysql {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(server) = $crate::my::server(concat!("mysql::", stringify!($name))) {
                         $crate::$name(&server);
                     }
                 }
@@ -86,12 +117,12 @@ async fn exists(server: &str, trace: &Trace) -> bool {
     };
     let count = async {
         let engine = Engine::builder().url(server).max_connections(1).build()?;
-        let n: i64 = engine
-            .scalar(
-                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1",
-                (schema.as_str(),),
-            )
-            .await?;
+        let sql = if is_mysql(server) {
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?"
+        } else {
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1"
+        };
+        let n: i64 = engine.scalar(sql, (schema.as_str(),)).await?;
         engine.close().await?;
         Ok::<_, Error>(n)
     };
@@ -135,18 +166,24 @@ fn leftovers(server: &str, label: &str) -> Vec<String> {
     } else {
         block_on(async {
             let engine = Engine::builder().url(server).max_connections(1).build()?;
+            let cast = if is_mysql(server) {
+                "CAST(schema_name AS CHAR)"
+            } else {
+                "schema_name::text"
+            };
             let mut result = engine
                 .execute(
-                    "SELECT schema_name::text FROM information_schema.schemata \
-                     WHERE starts_with(schema_name, $1)",
-                    (format!("sqlaio_test_{label}_"),),
+                    format!("SELECT {cast} FROM information_schema.schemata"),
+                    (),
                 )
                 .await?;
+            let prefix = format!("sqlaio_test_{label}_");
             let names = result
                 .fetchall()
                 .await?
                 .iter()
                 .map(|row| row.get::<String>(0))
+                .filter(|name| !matches!(name, Ok(name) if !name.starts_with(&prefix)))
                 .collect::<Result<Vec<_>, _>>()?;
             drop(result);
             engine.close().await?;
@@ -157,12 +194,13 @@ fn leftovers(server: &str, label: &str) -> Vec<String> {
 }
 
 fn migrations_and_fixtures_are_applied(server: &str) {
+    let migrations = migrator(server);
     let traced = TestDatabase::builder()
         .url(server)
-        .migrations(&MIGRATOR)
+        .migrations(migrations)
         .fixtures(FIXTURES)
         .run(|engine| async move {
-            let applied = MIGRATOR.applied(&engine).await?;
+            let applied = migrations.applied(&engine).await?;
             let versions: Vec<i64> = applied.iter().map(|row| row.version).collect();
             assert_eq!(versions, [1, 2, 3]);
             let users: i64 = engine.scalar("SELECT count(*) FROM users", ()).await?;
@@ -195,7 +233,12 @@ fn each_test_gets_a_database_of_its_own(server: &str) {
         assert!(again.has_table("only_in_a").await?);
         if let Some(schema) = a.schema() {
             assert!(schema.starts_with("sqlaio_test_"), "{schema}");
-            let current: String = again.scalar("SELECT current_schema()::text", ()).await?;
+            let current = if is_mysql(server) {
+                "SELECT DATABASE()"
+            } else {
+                "SELECT current_schema()::text"
+            };
+            let current: String = again.scalar(current, ()).await?;
             assert_eq!(current, schema);
         }
         again.close().await?;
@@ -216,7 +259,7 @@ fn a_panicking_test_leaves_nothing_behind(server: &str) {
     let outcome = catch_unwind(AssertUnwindSafe(move || {
         TestDatabase::builder()
             .url(server_url.clone())
-            .migrations(&MIGRATOR)
+            .migrations(migrator(&server_url))
             .run(|engine| async move {
                 engine
                     .execute(
@@ -246,8 +289,8 @@ fn a_test_thread_that_panics_leaves_nothing_behind(server: &str) {
     let failed = std::thread::spawn(move || {
         block_on(async move {
             let db = TestDatabase::builder()
+                .migrations(migrator(&server_url))
                 .url(server_url)
-                .migrations(&MIGRATOR)
                 .fixtures(FIXTURES)
                 .create()
                 .await
@@ -271,7 +314,7 @@ fn a_failing_fixture_is_reported_and_nothing_is_left_behind(server: &str) {
     let err = block_on(
         TestDatabase::builder()
             .url(server)
-            .migrations(&MIGRATOR)
+            .migrations(migrator(server))
             .fixtures(["INSERT INTO users (id, name) VALUES (1, 'Dana Whitaker')"])
             .fixtures(["INSERT INTO no_such_table VALUES (1)"])
             .create(),

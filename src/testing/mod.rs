@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | SQLite (`sqlite::memory:`) | a database file of its own in a temporary folder | the folder, once the engine is closed |
 //! | PostgreSQL (`postgres://...`) | a schema of its own (`CREATE SCHEMA sqlaio_test_...`), first and only on the `search_path` of every connection of the test's engine | `DROP SCHEMA ... CASCADE` |
+//! | MySQL, MariaDB (`mysql://...`, `mariadb://...`) | a database of its own (`CREATE DATABASE sqlaio_test_...`), the database of every connection of the test's engine | `DROP DATABASE` |
 //!
 //! ```
 //! use std::sync::LazyLock;
@@ -60,10 +61,12 @@
 //! a test panics, or returns without closing it, dropping the
 //! [`TestDatabase`] does the same on a thread of its own (`Drop` cannot
 //! await), and waits for it, at most 60 seconds. A test process that is
-//! killed leaves its database behind: PostgreSQL schemas are named
-//! `sqlaio_test_<test>_<unique>`, SQLite folders
+//! killed leaves its database behind: PostgreSQL schemas and MySQL
+//! databases are named `sqlaio_test_<test>_<unique>`, SQLite folders
 //! `sqlaio-test-<test>-<unique>` in the system's temporary folder.
 
+#[cfg(feature = "mysql")]
+mod mysql;
 #[cfg(feature = "postgres")]
 mod pg;
 
@@ -114,8 +117,9 @@ impl fmt::Debug for TestDatabaseBuilder {
 impl TestDatabaseBuilder {
     /// Which database server to make the test's database on:
     /// `sqlite::memory:` for SQLite (each test still gets a file of its
-    /// own: see the [module docs](self)), or a PostgreSQL URL, whose
-    /// database the test's schema is created in. A SQLite file URL is
+    /// own: see the [module docs](self)), a PostgreSQL URL, whose
+    /// database the test's schema is created in, or a MySQL/MariaDB URL,
+    /// on whose server the test's database is created. A SQLite file URL is
     /// refused by [`create`](TestDatabaseBuilder::create): a test database
     /// is always private. Defaults to `sqlite::memory:`.
     pub fn url(mut self, url: impl Into<String>) -> Self {
@@ -170,8 +174,8 @@ impl TestDatabaseBuilder {
     ///
     /// # Errors
     /// [`MigrateError::Database`] with [`Error::Config`] for a bad URL or a
-    /// SQLite file URL, or the database's error when the schema or folder
-    /// cannot be made; what [`Migrator::run`] returns; [`MigrateError::Fixture`]
+    /// SQLite file URL, or the database's error when the schema, database
+    /// or folder cannot be made; what [`Migrator::run`] returns; [`MigrateError::Fixture`]
     /// when a fixture fails. Whatever was created is removed before the error
     /// is returned.
     ///
@@ -185,6 +189,8 @@ impl TestDatabaseBuilder {
             Dialect::Sqlite => Place::sqlite(&self.url, &label)?,
             #[cfg(feature = "postgres")]
             Dialect::Postgres => pg::place(&self.url, &label)?,
+            #[cfg(feature = "mysql")]
+            Dialect::MySql => mysql::place(&self.url, &label)?,
             #[allow(unreachable_patterns)]
             other => {
                 return Err(Error::Config(format!(
@@ -288,18 +294,22 @@ impl TestDatabase {
     }
 
     /// The URL of the test's database, for more engines on it (to test
-    /// concurrent start-ups, say): a SQLite file URL, or the PostgreSQL URL
-    /// with the test's schema on the `search_path`. Close those engines
+    /// concurrent start-ups, say): a SQLite file URL, the PostgreSQL URL
+    /// with the test's schema on the `search_path`, or the MySQL URL of the
+    /// test's database. Close those engines
     /// before the test database is removed.
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    /// The test's PostgreSQL schema; `None` on SQLite.
+    /// The test's PostgreSQL schema, or its MySQL database (which MySQL
+    /// also calls a schema); `None` on SQLite.
     pub fn schema(&self) -> Option<&str> {
         match &self.place {
             #[cfg(feature = "postgres")]
             Some(Place::Postgres(schema)) => Some(schema.name()),
+            #[cfg(feature = "mysql")]
+            Some(Place::Mysql(database)) => Some(database.name()),
             _ => None,
         }
     }
@@ -307,7 +317,8 @@ impl TestDatabase {
     /// Closes the engine (as [`Engine::close`]) and removes the database.
     ///
     /// # Errors
-    /// The database's error when the PostgreSQL schema cannot be dropped.
+    /// The database's error when the PostgreSQL schema or the MySQL
+    /// database cannot be dropped.
     ///
     /// # Cancellation
     /// Dropping the future before it completes leaves the removal to the
@@ -329,10 +340,15 @@ impl TestDatabase {
         migrator: Option<&Migrator>,
         fixtures: Vec<String>,
     ) -> Result<(), MigrateError> {
-        if let Some(schema) = self.schema() {
-            self.engine
-                .execute(format!("CREATE SCHEMA {schema}"), ())
-                .await?;
+        match &self.place {
+            #[cfg(feature = "postgres")]
+            Some(Place::Postgres(schema)) => {
+                let create = format!("CREATE SCHEMA {}", schema.name());
+                self.engine.execute(create, ()).await?;
+            }
+            #[cfg(feature = "mysql")]
+            Some(Place::Mysql(database)) => database.create().await?,
+            _ => {}
         }
         if let Some(migrator) = migrator {
             migrator.run(&self.engine).await?;
@@ -376,6 +392,9 @@ enum Place {
     /// A PostgreSQL schema.
     #[cfg(feature = "postgres")]
     Postgres(pg::Schema),
+    /// A MySQL/MariaDB database.
+    #[cfg(feature = "mysql")]
+    Mysql(mysql::Database),
 }
 
 impl Place {
@@ -410,6 +429,8 @@ impl Place {
             Place::Sqlite(dir) => format!("sqlite://{}", dir.join("test.db").display()),
             #[cfg(feature = "postgres")]
             Place::Postgres(schema) => schema.url().to_owned(),
+            #[cfg(feature = "mysql")]
+            Place::Mysql(database) => database.url().to_owned(),
         }
     }
 
@@ -421,6 +442,8 @@ impl Place {
             }
             #[cfg(feature = "postgres")]
             Place::Postgres(_) => {}
+            #[cfg(feature = "mysql")]
+            Place::Mysql(_) => {}
         }
     }
 }
@@ -439,6 +462,8 @@ async fn remove(engine: Engine, place: Place) -> Result<()> {
         },
         #[cfg(feature = "postgres")]
         Place::Postgres(schema) => schema.drop_schema().await,
+        #[cfg(feature = "mysql")]
+        Place::Mysql(database) => database.drop_database().await,
     }
 }
 
