@@ -34,6 +34,11 @@
 //! SQLite, for example). sqlaio catches that panic and returns
 //! [`Error::Statement`] with its message instead.
 //!
+//! The MySQL builder leaves out a `RETURNING` clause without a word (MySQL
+//! has none), which would run the write and return no rows: sqlaio refuses
+//! such a statement with [`Error::Statement`] before it reaches the
+//! database. (MariaDB has `INSERT`/`DELETE ... RETURNING`: write it as SQL.)
+//!
 //! # Example
 //! ```
 //! use sqlaio::sea_query::{Alias, ColumnDef, Expr, Order, Query, Table};
@@ -94,7 +99,23 @@ fn query(statement: &impl QueryStatementWriter, dialect: Dialect) -> Result<Sql>
         Dialect::Postgres => statement.build(PostgresQueryBuilder),
         Dialect::MySql => statement.build(MysqlQueryBuilder),
     })?;
+    if dialect == Dialect::MySql && drops_returning(statement, &text)? {
+        return Err(Error::Statement(
+            "the MySQL query builder leaves out RETURNING (MySQL has none), so the write would \
+             return no rows; on MariaDB write INSERT or DELETE ... RETURNING as SQL"
+                .into(),
+        ));
+    }
     Ok(Sql::with_params(text, parameters(values)?))
+}
+
+/// `true` when the statement has a `RETURNING` clause that `mysql`, its
+/// MySQL rendering, lacks. sea-query does not expose the clause, so the
+/// PostgreSQL rendering, which writes it, tells.
+fn drops_returning(statement: &impl QueryStatementWriter, mysql: &str) -> Result<bool> {
+    const RETURNING: &str = " RETURNING ";
+    let (postgres, _) = render(|| statement.build(PostgresQueryBuilder))?;
+    Ok(postgres.matches(RETURNING).count() > mysql.matches(RETURNING).count())
 }
 
 /// Runs a builder, turning its panic on an unsupported construct into an error.
@@ -344,6 +365,34 @@ mod tests {
             postgres.text(),
             r#"SELECT "name" FROM "users" WHERE "id" = $1 AND "name" LIKE $2"#
         );
+    }
+
+    #[test]
+    fn a_returning_clause_the_mysql_builder_would_drop_is_refused() {
+        let insert = Query::insert()
+            .into_table(Alias::new("users"))
+            .columns([Alias::new("name")])
+            .values_panic(["Dana Whitaker".into()])
+            .returning_col(Alias::new("id"))
+            .to_owned();
+        let err = (&insert).into_sql(Dialect::MySql).unwrap_err();
+        assert!(matches!(err, Error::Statement(_)), "{err:?}");
+        assert!(err.to_string().contains("RETURNING"), "{err}");
+        // The other dialects write it.
+        let sqlite = insert.into_sql(Dialect::Sqlite).unwrap();
+        assert!(
+            sqlite.text().ends_with(r#"RETURNING "id""#),
+            "{}",
+            sqlite.text()
+        );
+        // Without RETURNING, and with the word inside a value, MySQL renders as before.
+        let plain = Query::insert()
+            .into_table(Alias::new("users"))
+            .columns([Alias::new("name")])
+            .values_panic([" RETURNING ".into()])
+            .to_owned();
+        let mysql = plain.into_sql(Dialect::MySql).unwrap();
+        assert_eq!(mysql.text(), "INSERT INTO `users` (`name`) VALUES (?)");
     }
 
     #[test]
