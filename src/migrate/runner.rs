@@ -42,7 +42,10 @@ impl Statements {
                 "version BIGINT PRIMARY KEY, name VARCHAR(255) NOT NULL, \
                  checksum VARCHAR(64) NOT NULL, \
                  applied_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)",
-                "DATE_FORMAT(applied_at, '%Y-%m-%dT%H:%i:%s.%fZ')",
+                // A TIMESTAMP reads in the session's time zone, and `%f` is
+                // microseconds: UTC, to the millisecond, as the others.
+                "CONCAT(LEFT(DATE_FORMAT(CONVERT_TZ(applied_at, @@session.time_zone, '+00:00'), \
+                 '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')",
             ),
             #[allow(unreachable_patterns)]
             other => {
