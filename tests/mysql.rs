@@ -3,8 +3,9 @@
 //! watched in the server's processlist, early close of a large result,
 //! connections killed under load, a server restart under load, and
 //! sea-query statements MySQL cannot express. What every backend shares
-//! (results, transactions, implicit commits, pools, run_in_thread, ...) is
-//! in the behavioural suite (`tests/behaviour`), stamped for MariaDB too.
+//! (results, transactions, implicit commits, pools, run_in_thread,
+//! migrations, ...) is in the behavioural suite (`tests/behaviour`),
+//! stamped for MariaDB too.
 //!
 //! The server comes from `MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`).
 //! Each test works in a database of its own, created for it and dropped
@@ -973,42 +974,6 @@ fn connections_killed_under_load_are_replaced_and_nothing_acknowledged_is_lost()
             }
             drop(conns);
             engine.close().await
-        },
-    );
-}
-
-#[test]
-fn migrations_apply_once_on_mysql_even_when_two_engines_race() {
-    run(
-        "migrations_apply_once_on_mysql_even_when_two_engines_race",
-        |url| async move {
-            use sqlaio::migrate::{Migration, Migrator};
-            let migrator = Migrator::new([
-                Migration::new(
-                    1,
-                    "create notes",
-                    "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)",
-                ),
-                Migration::new(
-                    2,
-                    "seed notes",
-                    "INSERT INTO notes VALUES (1, 'a'); INSERT INTO notes VALUES (2, 'b');",
-                ),
-            ]);
-            let (a, b) = (engine(&url)?, engine(&url)?);
-            let (ra, rb) = futures::join!(migrator.run(&a), migrator.run(&b));
-            let (ra, rb) = (ra.unwrap(), rb.unwrap());
-            assert_eq!(ra.applied.len() + rb.applied.len(), 2, "{ra:?} / {rb:?}");
-            assert_eq!(a.scalar::<i64>("SELECT count(*) FROM notes", ()).await?, 2);
-            let again = migrator.run(&a).await.unwrap();
-            assert!(again.applied.is_empty(), "{again:?}");
-            let applied = migrator.applied(&a).await.unwrap();
-            assert_eq!(
-                applied.iter().map(|m| m.version).collect::<Vec<_>>(),
-                [1, 2]
-            );
-            a.close().await?;
-            b.close().await
         },
     );
 }
