@@ -1,18 +1,20 @@
 //! Lost connections: a connection whose server process went away fails
 //! its call with `is_connection_lost()`, does not hang the calls queued on
 //! it, and is replaced by the pool. The backend is killed from outside with
-//! PostgreSQL's `pg_terminate_backend`.
+//! PostgreSQL's `pg_terminate_backend` or MySQL's `KILL CONNECTION`.
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::pin;
+use std::time::{Duration, Instant};
 
+use futures::future::{self, Either};
 use futures::FutureExt;
 use sqlaio::{Engine, Result};
 
-use crate::common::pg::{self, within};
-use crate::common::Ctx;
+use crate::common::{nap, Ctx, Family};
 
 stamp! {
-    runtimes: one, backends: [postgres];
+    runtimes: one, backends: [postgres, mysql];
     a_lost_connection_is_reported_and_replaced,
     statements_queued_on_a_lost_connection_do_not_hang,
     a_lost_connection_inside_a_transaction_is_reported_and_replaced,
@@ -20,45 +22,76 @@ stamp! {
     test_before_acquire_replaces_a_lost_idle_connection_unseen,
 }
 
+/// How long one statement may take where a hang is the failure guarded against.
+const STEP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Awaits `fut`, failing the test if it takes longer than [`STEP_LIMIT`].
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    match future::select(pin!(fut), pin!(nap(STEP_LIMIT))).await {
+        Either::Left((value, _)) => value,
+        Either::Right(_) => panic!("{what} did not finish within {STEP_LIMIT:?}"),
+    }
+}
+
+/// The query that returns the server's id for the connection it runs on.
+fn pid_query(ctx: &Ctx) -> &'static str {
+    match ctx.family() {
+        Family::Postgres => "SELECT pg_backend_pid()",
+        Family::Mysql => "SELECT CONNECTION_ID()",
+        Family::Sqlite => unreachable!("not stamped for SQLite"),
+    }
+}
+
 /// Terminates the backend `pid` from another engine and waits (bounded)
 /// until the server no longer lists it.
-async fn kill_backend(killer: &Engine, pid: i32) -> Result<()> {
-    let killed: bool = killer
-        .scalar("SELECT pg_terminate_backend($1)", (pid,))
-        .await?;
-    assert!(killed, "pg_terminate_backend({pid}) failed");
-    pg::eventually(
-        "the terminated backend goes away",
-        Duration::from_secs(10),
-        || async move {
-            let left: i64 = killer
-                .scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
-                    (pid,),
-                )
+async fn kill_backend(ctx: &Ctx, killer: &Engine, pid: i32) -> Result<()> {
+    let listed = match ctx.family() {
+        Family::Sqlite => unreachable!("not stamped for SQLite"),
+        Family::Postgres => {
+            let killed: bool = killer
+                .scalar("SELECT pg_terminate_backend($1)", (pid,))
                 .await?;
-            Ok(left == 0)
-        },
-    )
-    .await
+            assert!(killed, "pg_terminate_backend({pid}) failed");
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1"
+        }
+        Family::Mysql => {
+            killer.execute(format!("KILL CONNECTION {pid}"), ()).await?;
+            "SELECT count(*) FROM information_schema.processlist WHERE id = ?"
+        }
+    };
+    let deadline = Instant::now() + STEP_LIMIT;
+    loop {
+        let left: i64 = killer.scalar(listed, (pid,)).await?;
+        if left == 0 {
+            return Ok(());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the terminated backend is still there after {STEP_LIMIT:?}"
+        );
+        nap(Duration::from_millis(20)).await;
+    }
 }
 
 /// Sends a slow statement, then three short ones, through `send`, so that
 /// they queue on one connection; kills its backend `pid` while the slow one
 /// runs, and returns every answer.
 async fn lost_under_queue<'a>(
+    ctx: &Ctx,
     killer: &Engine,
     pid: i32,
     send: impl Fn(&'static str) -> futures::future::BoxFuture<'a, Result<i32>>,
 ) -> Result<Vec<Result<i32>>> {
-    let mut queued = vec![send(
-        "SELECT count(*)::int FROM (SELECT pg_sleep(0.5)) AS s",
-    )];
+    let mut queued = vec![send(match ctx.family() {
+        Family::Sqlite => unreachable!("not stamped for SQLite"),
+        Family::Postgres => "SELECT count(*)::int FROM (SELECT pg_sleep(0.5)) AS s",
+        Family::Mysql => "SELECT SLEEP(0.5)",
+    })];
     queued.extend((0..3).map(|_| send("SELECT 1")));
     for statement in &mut queued {
         assert!(futures::poll!(statement).is_pending());
     }
-    kill_backend(killer, pid).await?;
+    kill_backend(ctx, killer, pid).await?;
     Ok(within(
         "the statements queued on the lost connection",
         futures::future::join_all(queued),
@@ -74,8 +107,8 @@ async fn a_lost_connection_is_reported_and_replaced(ctx: Ctx) -> sqlaio::Result<
     // the statement cache of the replacement connection.
     for round in 0..3 {
         let conn = engine.connect().await?;
-        let pid: i32 = conn.scalar("SELECT pg_backend_pid()", ()).await?;
-        kill_backend(&killer, pid).await?;
+        let pid: i32 = conn.scalar(pid_query(&ctx), ()).await?;
+        kill_backend(&ctx, &killer, pid).await?;
 
         let e = within(
             "the first statement after the kill",
@@ -110,7 +143,7 @@ async fn a_lost_connection_is_reported_and_replaced(ctx: Ctx) -> sqlaio::Result<
         let one: i32 = result.fetchone().await?.expect("one row").get(0)?;
         assert_eq!(one, 1);
         drop(result);
-        let new_pid: i32 = engine.scalar("SELECT pg_backend_pid()", ()).await?;
+        let new_pid: i32 = engine.scalar(pid_query(&ctx), ()).await?;
         assert_ne!(new_pid, pid);
     }
     killer.close().await?;
@@ -121,7 +154,7 @@ async fn statements_queued_on_a_lost_connection_do_not_hang(ctx: Ctx) -> sqlaio:
     let url = ctx.url().to_owned();
     let engine = Engine::builder().url(&url).max_connections(1).build()?;
     let killer = Engine::builder().url(&url).max_connections(1).build()?;
-    let pid: i32 = engine.scalar("SELECT pg_backend_pid()", ()).await?;
+    let pid: i32 = engine.scalar(pid_query(&ctx), ()).await?;
     for _ in 0..10 {
         engine.scalar::<i32>("SELECT 1", ()).await?;
     }
@@ -129,7 +162,8 @@ async fn statements_queued_on_a_lost_connection_do_not_hang(ctx: Ctx) -> sqlaio:
     // `Engine::execute`), and the connection is lost under them.
     // The statement running when it was lost fails; those queued
     // behind it never ran, and run on a new connection.
-    let mut answers = lost_under_queue(&killer, pid, |sql| engine.scalar(sql, ()).boxed()).await?;
+    let mut answers =
+        lost_under_queue(&ctx, &killer, pid, |sql| engine.scalar(sql, ()).boxed()).await?;
     let first = answers
         .remove(0)
         .expect_err("the statement on the lost connection");
@@ -138,18 +172,15 @@ async fn statements_queued_on_a_lost_connection_do_not_hang(ctx: Ctx) -> sqlaio:
         assert_eq!(answer?, 1);
     }
     // The pool replaced the connection.
-    let new_pid: i32 = within(
-        "a statement afterwards",
-        engine.scalar("SELECT pg_backend_pid()", ()),
-    )
-    .await?;
+    let new_pid: i32 = within("a statement afterwards", engine.scalar(pid_query(&ctx), ())).await?;
     assert_ne!(new_pid, pid);
 
     // Tasks sharing one connection: those queued behind the lost
     // statement fail too, at once, as the connection is gone.
     let conn = engine.connect().await?;
-    let pid: i32 = conn.scalar("SELECT pg_backend_pid()", ()).await?;
-    let mut answers = lost_under_queue(&killer, pid, |sql| conn.scalar(sql, ()).boxed()).await?;
+    let pid: i32 = conn.scalar(pid_query(&ctx), ()).await?;
+    let mut answers =
+        lost_under_queue(&ctx, &killer, pid, |sql| conn.scalar(sql, ()).boxed()).await?;
     let first = answers.remove(0).expect_err("the lost statement");
     assert!(first.is_connection_lost(), "{first:?}");
     for answer in answers {
@@ -170,8 +201,8 @@ async fn a_lost_connection_inside_a_transaction_is_reported_and_replaced(
     let killer = Engine::builder().url(&url).max_connections(1).build()?;
     let conn = engine.connect().await?;
     let tx = conn.begin().await?;
-    let pid: i32 = tx.scalar("SELECT pg_backend_pid()", ()).await?;
-    kill_backend(&killer, pid).await?;
+    let pid: i32 = tx.scalar(pid_query(&ctx), ()).await?;
+    kill_backend(&ctx, &killer, pid).await?;
     let e = within("a statement after the kill", tx.execute("SELECT 1", ()))
         .await
         .unwrap_err();
@@ -193,8 +224,8 @@ async fn an_idle_pooled_connection_that_was_lost_is_replaced(ctx: Ctx) -> sqlaio
     let url = ctx.url().to_owned();
     let engine = Engine::builder().url(&url).max_connections(1).build()?;
     let killer = Engine::builder().url(&url).max_connections(1).build()?;
-    let pid: i32 = engine.scalar("SELECT pg_backend_pid()", ()).await?;
-    kill_backend(&killer, pid).await?;
+    let pid: i32 = engine.scalar(pid_query(&ctx), ()).await?;
+    kill_backend(&ctx, &killer, pid).await?;
     // The pool cannot know before it tries: the first call may report
     // the loss, but the one after it works on a new connection.
     match within(
@@ -226,13 +257,13 @@ async fn test_before_acquire_replaces_a_lost_idle_connection_unseen(
         .test_before_acquire(true)
         .build()?;
     let killer = Engine::builder().url(&url).max_connections(1).build()?;
-    let pid: i32 = engine.scalar("SELECT pg_backend_pid()", ()).await?;
-    kill_backend(&killer, pid).await?;
+    let pid: i32 = engine.scalar(pid_query(&ctx), ()).await?;
+    kill_backend(&ctx, &killer, pid).await?;
     // The pool checks the idle connection first, finds it dead and
     // opens a new one: the caller never sees the loss.
     let new_pid = within(
         "the first statement after the kill",
-        engine.scalar::<i32>("SELECT pg_backend_pid()", ()),
+        engine.scalar::<i32>(pid_query(&ctx), ()),
     )
     .await?;
     assert_ne!(new_pid, pid);

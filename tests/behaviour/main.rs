@@ -28,7 +28,7 @@ mod concurrency;
 mod deserialize;
 mod engine;
 mod errors;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 mod lost_connections;
 mod migrations;
 mod named_params;
