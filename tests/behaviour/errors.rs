@@ -135,13 +135,7 @@ async fn bad_sql(ctx: Ctx) {
 
     let err = conn.execute("SELECT 1; SELECT 2", ()).await.unwrap_err();
     assert!(!err.is_closed(), "{err:?}");
-    match ctx.family() {
-        Family::Sqlite | Family::Postgres => {
-            assert!(err.to_string().contains("statement"), "{err}");
-        }
-        // The server's own refusal: a syntax error at the second statement.
-        Family::Mysql => assert!(err.to_string().contains("near 'SELECT 2'"), "{err}"),
-    }
+    assert!(err.to_string().contains("statement"), "{err}");
     still_works().await;
     // Nothing of a multi-statement string runs.
     let err = conn

@@ -31,6 +31,8 @@ use crate::tx_options::TxOptions;
 
 /// ER_UNSUPPORTED_PS: the statement cannot be prepared; it runs as text.
 const UNSUPPORTED_PS: u16 = 1295;
+/// ER_PARSE_ERROR: what the server says of a second statement in a prepare.
+const PARSE_ERROR: u16 = 1064;
 /// ER_LOCK_DEADLOCK: InnoDB rolled the whole transaction back.
 const DEADLOCK: u16 = 1213;
 
@@ -143,7 +145,18 @@ impl MysqlDriver {
             let stmt = match conn.prep(sql) {
                 Ok(stmt) => stmt,
                 Err(e) if code(&e) == Some(UNSUPPORTED_PS) => return Ok(None),
-                Err(e) => return Err(state.fail(e)),
+                Err(e) => {
+                    let several = code(&e) == Some(PARSE_ERROR) && holds_several(sql);
+                    let error = state.fail(e);
+                    if several {
+                        return Err(Error::database(
+                            "the SQL string holds more than one statement; pass one statement \
+                             per call, or use run_in_thread with the mysql crate's query_drop",
+                            error,
+                        ));
+                    }
+                    return Err(error);
+                }
             };
             let columns = stmt.columns();
             let keys = (!columns.is_empty()).then(|| {
@@ -430,6 +443,43 @@ fn is_blank(sql: &str) -> bool {
     }
 }
 
+/// `true` when something other than white space, comments and semicolons
+/// follows a `;` outside quotes and comments: a second statement.
+fn holds_several(sql: &str) -> bool {
+    let bytes = sql.as_bytes();
+    let mut ended = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let next = bytes.get(i + 1).copied();
+        match c {
+            b';' => ended = true,
+            b'-' if next == Some(b'-') => {
+                i = sql[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            }
+            b'#' => i = sql[i..].find('\n').map_or(bytes.len(), |n| i + n),
+            b'/' if next == Some(b'*') => {
+                i = sql[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 1);
+            }
+            c if c.is_ascii_whitespace() => {}
+            _ if ended => return true,
+            b'\'' | b'"' | b'`' => {
+                // To the closing quote; a backslash escapes in strings.
+                i += 1;
+                while i < bytes.len() && bytes[i] != c {
+                    if bytes[i] == b'\\' && c != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 fn first_keyword(sql: &str) -> &str {
     let s = sql.trim_start();
     let end = s
@@ -502,6 +552,24 @@ mod tests {
         let mut values = Values::default();
         assert!(cursor.next_into(&mut values).unwrap());
         assert!(!cursor.next_into(&mut values).unwrap());
+    }
+
+    #[test]
+    fn a_second_statement_is_found_outside_quotes_and_comments() {
+        for several in ["SELECT 1; SELECT 2", "SELECT ';'; DO 1", "DO 1;\n-- c\nDO 2"] {
+            assert!(holds_several(several), "{several:?}");
+        }
+        for one in [
+            "SELECT 1",
+            "SELECT 1;",
+            "SELECT 1; ;  -- after\n",
+            "SELECT ';' AS a, \"x;y\", `a;b`",
+            "SELECT 'it\\'s; fine'",
+            "SELECT 1 /* ; DO 2 */",
+            "SELECT 1 # ; DO 2",
+        ] {
+            assert!(!holds_several(one), "{one:?}");
+        }
     }
 
     #[test]
