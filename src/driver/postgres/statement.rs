@@ -4,6 +4,7 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 
 use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
 use postgres::RowIter;
 
 use super::types::{is_text, TextRef};
@@ -42,6 +43,28 @@ impl Statement for PgStatement<'_> {
         self.driver.note_transaction_sql(self.control);
         let in_tx = self.driver.in_tx;
         let PostgresDriver { client, seen, .. } = &mut *self.driver;
+        if let Ok(stmt) = &self.stmt {
+            if stmt.columns().is_empty() {
+                // No rows can come: one call runs it to its end, where
+                // streaming would take a second one to read the end.
+                let params: Vec<&(dyn ToSql + Sync)> = self
+                    .params
+                    .positional
+                    .iter()
+                    .map(|v| v as &(dyn ToSql + Sync))
+                    .collect();
+                let affected = client.execute(stmt, &params).map_err(|e| seen.convert(e))?;
+                return Ok(PgCursor {
+                    rows: Rows::Done(affected),
+                    pending: None,
+                    ended: true,
+                    keys: None,
+                    seen,
+                    in_tx,
+                    counts_rows: self.counts_rows,
+                });
+            }
+        }
         let rows = match &self.stmt {
             Ok(stmt) => client.query_raw(stmt, self.params.positional.iter()),
             Err(sql) => client.query_typed_raw(sql, Unnamed::params(&self.params.positional)),
@@ -72,7 +95,7 @@ impl Statement for PgStatement<'_> {
             },
         };
         Ok(PgCursor {
-            rows,
+            rows: Rows::Streaming(rows),
             pending,
             ended,
             keys,
@@ -83,9 +106,17 @@ impl Statement for PgStatement<'_> {
     }
 }
 
+/// Where a cursor's rows come from.
+enum Rows<'s> {
+    /// Streamed from the server as they are read.
+    Streaming(RowIter<'s>),
+    /// A statement without result columns, already run: the rows it affected.
+    Done(u64),
+}
+
 /// The rows of a running PostgreSQL statement.
 pub(crate) struct PgCursor<'s> {
-    rows: RowIter<'s>,
+    rows: Rows<'s>,
     /// The first row, read to learn the columns of an unnamed statement.
     pending: Option<postgres::Row>,
     /// The rows ended (polling the iterator again would fail).
@@ -102,7 +133,10 @@ impl Cursor for PgCursor<'_> {
         let next = match self.pending.take() {
             Some(row) => Ok(Some(row)),
             None if self.ended => Ok(None),
-            None => self.rows.next(),
+            None => match &mut self.rows {
+                Rows::Streaming(rows) => rows.next(),
+                Rows::Done(_) => Ok(None),
+            },
         };
         if matches!(next, Ok(None)) {
             self.ended = true;
@@ -133,7 +167,10 @@ impl Cursor for PgCursor<'_> {
 
     fn rowcount(&mut self, done: bool) -> u64 {
         if self.counts_rows && done {
-            self.rows.rows_affected().unwrap_or(0)
+            match &self.rows {
+                Rows::Streaming(rows) => rows.rows_affected().unwrap_or(0),
+                Rows::Done(affected) => *affected,
+            }
         } else {
             0
         }
