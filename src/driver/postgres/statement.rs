@@ -7,7 +7,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::RowIter;
 
-use super::types::{is_text, TextRef};
+use super::types::TextRef;
 use super::unnamed::Unnamed;
 use super::{Control, PostgresDriver, Seen};
 use crate::driver::{Cursor, Statement};
@@ -22,6 +22,8 @@ pub(crate) struct PgStatement<'c> {
     /// The prepared statement, or the SQL to run unnamed (`prepared_statements=false`).
     pub(super) stmt: std::result::Result<postgres::Statement, String>,
     pub(super) keys: Option<ColumnNames>,
+    /// Which result columns hold text, when known before running (prepared).
+    pub(super) texts: Option<Arc<[bool]>>,
     pub(super) params: Parameters,
     /// What the statement does to the transaction, if anything.
     pub(super) control: Option<Control>,
@@ -59,6 +61,7 @@ impl Statement for PgStatement<'_> {
                     pending: None,
                     ended: true,
                     keys: None,
+                    texts: Arc::from([]),
                     seen,
                     in_tx,
                     counts_rows: self.counts_rows,
@@ -75,12 +78,14 @@ impl Statement for PgStatement<'_> {
         };
         // Unnamed, the columns are known from the first row only.
         let mut ended = false;
+        let mut texts = self.texts.clone();
         let (pending, keys) = match &self.stmt {
             Ok(_) => (None, None),
             Err(_) => match rows.next() {
                 Ok(Some(row)) => {
                     let names: ColumnNames =
                         Arc::new(row.columns().iter().map(|c| c.name().to_owned()).collect());
+                    texts = Some(super::text_columns(row.columns()));
                     (Some(row), Some(Some(names)))
                 }
                 // No row: a query has no column names to show; anything else returns none.
@@ -99,6 +104,7 @@ impl Statement for PgStatement<'_> {
             pending,
             ended,
             keys,
+            texts: texts.unwrap_or_else(|| Arc::from([])),
             seen,
             in_tx,
             counts_rows: self.counts_rows,
@@ -123,6 +129,8 @@ pub(crate) struct PgCursor<'s> {
     ended: bool,
     /// The columns found by running an unnamed statement.
     keys: Option<Option<ColumnNames>>,
+    /// Which columns hold text.
+    texts: Arc<[bool]>,
     seen: &'s mut Seen,
     in_tx: bool,
     counts_rows: bool,
@@ -146,12 +154,12 @@ impl Cursor for PgCursor<'_> {
             Ok(None) => return Ok(false),
             Err(e) => return Err(self.seen.convert(e)),
         };
-        for (i, column) in row.columns().iter().enumerate() {
+        for (i, (column, &text)) in row.columns().iter().zip(self.texts.iter()).enumerate() {
             let failed = |e: postgres::Error| {
                 let reason = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
                 Error::decode(column.name(), crate::error::DecodeError::new(reason))
             };
-            if is_text(column.type_()) {
+            if text {
                 // Into the text the row being read already holds, if any.
                 match row.try_get::<_, Option<TextRef<'_>>>(i).map_err(failed)? {
                     Some(TextRef(text)) => values.set_text(i, text),
