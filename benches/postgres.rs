@@ -7,8 +7,8 @@
 //!   10,000 rows, one awaited call after the other; the interleaved mode
 //!   times every read (p50 and p99).
 //! - `pg_insert` (scenario b): one autocommit `INSERT` of a 30-character
-//!   name at a time, each awaited before the next; the table is emptied
-//!   between runs, untimed.
+//!   name at a time, each awaited before the next, every session with
+//!   `synchronous_commit` off; the table is emptied between runs, untimed.
 //! - `pg_point_read_64_tasks` (scenario d): 64 tokio tasks on a multi-thread
 //!   runtime doing 16 reads each over a pool of 4 connections, against the
 //!   floor doing the same 1,024 reads on one thread; `sqlaio/tokio/shared`
@@ -37,8 +37,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use measure::{
-    async_ops, multi_thread_runtime, name_for, sync_ops, with_setup, Counting, Ids, Mode, Run,
-    Spec,
+    async_ops, multi_thread_runtime, name_for, sync_ops, with_setup, Counting, Ids, Mode, Run, Spec,
 };
 use pg_db::{bare_fetchall, bare_insert, bare_read, bare_stream, Table};
 use sqlaio::postgres;
@@ -151,7 +150,11 @@ fn single_insert(mode: &mut Mode, client: &mut postgres::Client) {
     let table = Table::for_inserts(client, "insert");
     let sql: Arc<str> = table.insert_sql().into();
     let sides = sqlaio_side::sides();
-    let opened: Vec<_> = sides.iter().map(|s| s.open(&pg_db::url(), 1)).collect();
+    let opened: Vec<_> = sides
+        .iter()
+        .map(|s| s.open(&pg_db::insert_url(), 1))
+        .collect();
+    pg_db::synchronous_commit_off(client, true);
     let stmt = client.prepare(&sql).expect("prepare");
     let name = name_for(1);
     let spec = Spec {
@@ -197,6 +200,7 @@ fn single_insert(mode: &mut Mode, client: &mut postgres::Client) {
         .collect();
     mode.measure(&spec, &mut contenders);
     drop(contenders);
+    pg_db::synchronous_commit_off(client, false);
     for (side, open) in sides.iter().zip(opened) {
         side.close(open);
     }

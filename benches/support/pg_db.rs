@@ -25,6 +25,27 @@ pub fn url() -> String {
     }
 }
 
+/// [`url`] for scenario b: sessions with `synchronous_commit` off, so that
+/// an insert's time is the client's and the server's work rather than the
+/// flush of the log to disk (as SQLite's `synchronous = NORMAL` in WAL mode
+/// does not flush at each commit either).
+pub fn insert_url() -> String {
+    let url = url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20synchronous_commit%3Doff")
+}
+
+/// Turns `synchronous_commit` off (`true`) or back to its default on the
+/// floor's client, which serves every scenario.
+pub fn synchronous_commit_off(client: &mut Client, off: bool) {
+    let sql = if off {
+        "SET synchronous_commit = off"
+    } else {
+        "RESET synchronous_commit"
+    };
+    client.batch_execute(sql).expect("synchronous_commit");
+}
+
 /// A sync client, or `None` (with a notice) when no server answers.
 pub fn connect() -> Option<Client> {
     let url = url();

@@ -4,8 +4,8 @@
 //! `docs/benchmarks.md`). Every async contender is awaited from a tokio
 //! current-thread runtime and from a task on a multi-thread runtime. Without
 //! a server at `DATABASE_URL` the bench prints a notice and measures nothing.
-//! Scenario b (`pg_insert`) inserts into a table emptied between runs,
-//! untimed. A further argument measures only the groups whose names contain
+//! Scenario b (`pg_insert`) inserts, in sessions with `synchronous_commit`
+//! off, into a table emptied between runs, untimed. A further argument measures only the groups whose names contain
 //! it (`-- --interleaved pg_insert`).
 
 #[path = "../../support/measure.rs"]
@@ -67,7 +67,11 @@ struct Peers {
 
 impl Peers {
     fn open(exec: &Exec, pool: usize) -> Peers {
-        let url = pg_db::url();
+        Peers::open_at(exec, pool, pg_db::url())
+    }
+
+    /// [`Peers::open`] on the server and session options of `url`.
+    fn open_at(exec: &Exec, pool: usize, url: String) -> Peers {
         exec.block_on(async {
             let mut tokio_postgres = Vec::new();
             for _ in 0..pool {
@@ -272,8 +276,13 @@ fn single_insert(mode: &mut Mode, client: &mut postgres::Client, execs: &[(&str,
     let table = Table::for_inserts(client, "peer_insert");
     let sql: Arc<str> = table.insert_sql().into();
     let sides = sqlaio_side::tokio_sides();
-    let opened: Vec<_> = sides.iter().map(|s| s.open(&pg_db::url(), 1)).collect();
-    let peers: Vec<Peers> = execs.iter().map(|(_, e)| Peers::open(e, 1)).collect();
+    let url = pg_db::insert_url();
+    let opened: Vec<_> = sides.iter().map(|s| s.open(&url, 1)).collect();
+    let peers: Vec<Peers> = execs
+        .iter()
+        .map(|(_, e)| Peers::open_at(e, 1, url.clone()))
+        .collect();
+    pg_db::synchronous_commit_off(client, true);
     let stmt = client.prepare(&sql).expect("prepare");
     let name: Arc<str> = name_for(1).into();
     let mut list: Vec<(String, Run<'_>)> = vec![(
@@ -361,6 +370,7 @@ fn single_insert(mode: &mut Mode, client: &mut postgres::Client, execs: &[(&str,
     };
     mode.measure(&spec, &mut list);
     drop(list);
+    pg_db::synchronous_commit_off(client, false);
     for (side, open) in sides.iter().zip(opened) {
         side.close(open);
     }
