@@ -6,6 +6,9 @@
 //! - `pg_point_read` (scenario a): `SELECT id, name FROM t WHERE id = $1` on
 //!   10,000 rows, one awaited call after the other; the interleaved mode
 //!   times every read (p50 and p99).
+//! - `pg_insert` (scenario b): one autocommit `INSERT` of a 30-character
+//!   name at a time, each awaited before the next, every session with
+//!   `synchronous_commit` off; the table is emptied between runs, untimed.
 //! - `pg_point_read_64_tasks` (scenario d): 64 tokio tasks on a multi-thread
 //!   runtime doing 16 reads each over a pool of 4 connections, against the
 //!   floor doing the same 1,024 reads on one thread; `sqlaio/tokio/shared`
@@ -16,7 +19,9 @@
 //!   `fetchall_as::<(i64, String)>` (`/fetchall_as`); `pg_stream` also
 //!   measures the stream with `yield_per(64)` (`/yield_per_64`).
 //!
-//! Run with `cargo bench --bench postgres --all-features` or `... -- --interleaved`.
+//! Run with `cargo bench --bench postgres --all-features` or `... -- --interleaved`;
+//! a further argument measures only the groups whose names contain it
+//! (`-- --interleaved pg_insert`).
 
 #[path = "support/measure.rs"]
 mod measure;
@@ -25,12 +30,16 @@ mod pg_db;
 #[path = "support/sqlaio_side.rs"]
 mod sqlaio_side;
 
+use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
-use measure::{async_ops, multi_thread_runtime, sync_ops, Counting, Ids, Mode, Run, Spec};
-use pg_db::{bare_fetchall, bare_read, bare_stream, Table};
+use measure::{
+    async_ops, multi_thread_runtime, name_for, sync_ops, with_setup, Counting, Ids, Mode, Run, Spec,
+};
+use pg_db::{bare_fetchall, bare_insert, bare_read, bare_stream, Table};
 use sqlaio::postgres;
 use sqlaio::{Connection, CursorResult, Engine, Row, Value};
 
@@ -42,6 +51,21 @@ const BULK_ROWS: u64 = 1_000_000;
 const TASKS: usize = 64;
 const READS_PER_TASK: usize = 16;
 const POOL: usize = 4;
+/// Rows the insert table may reach before it is emptied.
+const MAX_ROWS: u64 = 200_000;
+
+/// `true` when the arguments name no group, or name a part of `group` (or
+/// `group` followed by a contender's name, as criterion's filter may).
+fn wanted(group: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| group.contains(f.as_str()) || f.starts_with(group))
+}
 
 async fn sqlaio_read(conn: &Connection, sql: &str, id: i64) -> (i64, String) {
     first_row(conn.execute(sql, (id,)).await).await
@@ -120,6 +144,66 @@ fn point_read(mode: &mut Mode, client: &mut postgres::Client) {
         side.close(open);
     }
     drop(table);
+}
+
+fn single_insert(mode: &mut Mode, client: &mut postgres::Client) {
+    let table = Table::for_inserts(client, "insert");
+    let sql: Arc<str> = table.insert_sql().into();
+    let sides = sqlaio_side::sides();
+    let opened: Vec<_> = sides
+        .iter()
+        .map(|s| s.open(&pg_db::insert_url(), 1))
+        .collect();
+    pg_db::synchronous_commit_off(client, true);
+    let stmt = client.prepare(&sql).expect("prepare");
+    let name = name_for(1);
+    let spec = Spec {
+        rounds: 30,
+        batch: 200,
+        unit: "insert",
+        measurement: Duration::from_secs(2),
+        ..Spec::new("postgres", "b", "pg_insert")
+    };
+    let mut contenders: Vec<(String, Run<'_>)> = vec![(
+        "postgres".into(),
+        Box::new(|n, per_op| sync_ops(n, per_op, || bare_insert(client, &stmt, &name))),
+    )];
+    contenders.extend(sqlaio_side::contenders(
+        &sides,
+        &opened,
+        "",
+        |_, conn, n, per_op| {
+            let (conn, sql, name) = (conn.clone(), sql.clone(), name_for(1));
+            Box::pin(async move {
+                async_ops(n, per_op, || async {
+                    conn.execute(&*sql, (name.as_str(),)).await.expect("insert");
+                })
+                .await
+            })
+        },
+    ));
+    let inserted = Cell::new(0);
+    let table = &table;
+    let inserted = &inserted;
+    let mut contenders: Vec<(String, Run<'_>)> = contenders
+        .into_iter()
+        .map(|(name, run)| {
+            let empty = move || {
+                if inserted.get() > MAX_ROWS {
+                    table.empty();
+                    inserted.set(0);
+                }
+                inserted.set(inserted.get() + 200);
+            };
+            (name, with_setup(empty, run))
+        })
+        .collect();
+    mode.measure(&spec, &mut contenders);
+    drop(contenders);
+    pg_db::synchronous_commit_off(client, false);
+    for (side, open) in sides.iter().zip(opened) {
+        side.close(open);
+    }
 }
 
 /// How a task of the load reaches a connection for each read.
@@ -352,8 +436,17 @@ fn main() {
     let Some(mut client) = pg_db::connect() else {
         return;
     };
-    point_read(&mut mode, &mut client);
-    loaded(&mut mode, &mut client);
-    bulk(&mut mode, &mut client);
+    if wanted("pg_point_read") {
+        point_read(&mut mode, &mut client);
+    }
+    if wanted("pg_insert") {
+        single_insert(&mut mode, &mut client);
+    }
+    if wanted("pg_point_read_64_tasks") {
+        loaded(&mut mode, &mut client);
+    }
+    if wanted("pg_fetchall") || wanted("pg_stream") {
+        bulk(&mut mode, &mut client);
+    }
     mode.finish();
 }

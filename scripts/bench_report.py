@@ -64,6 +64,7 @@ GROUPS = [
     ("sqlite", "e", "sqlite_fetchall", "e. 1,000,000 rows, fetchall (time)", "ratio"),
     ("sqlite", "e", "sqlite_stream", "e. 1,000,000 rows, streamed (time)", "ratio"),
     ("postgres", "a", "pg_point_read", "a. point read, one at a time (p50 per read)", "p50"),
+    ("postgres", "b", "pg_insert", "b. single-row autocommit insert", "ratio"),
     ("postgres", "d", "pg_point_read_64_tasks", "d. 64 tasks, pool of 4 (time per read)", "ratio"),
     ("postgres", "e", "pg_fetchall", "e. 1,000,000 rows, fetchall (time)", "ratio"),
     ("postgres", "e", "pg_stream", "e. 1,000,000 rows, streamed (time)", "ratio"),

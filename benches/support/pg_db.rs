@@ -25,6 +25,27 @@ pub fn url() -> String {
     }
 }
 
+/// [`url`] for scenario b: sessions with `synchronous_commit` off, so that
+/// an insert's time is the client's and the server's work rather than the
+/// flush of the log to disk (as SQLite's `synchronous = NORMAL` in WAL mode
+/// does not flush at each commit either).
+pub fn insert_url() -> String {
+    let url = url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20synchronous_commit%3Doff")
+}
+
+/// Turns `synchronous_commit` off (`true`) or back to its default on the
+/// floor's client, which serves every scenario.
+pub fn synchronous_commit_off(client: &mut Client, off: bool) {
+    let sql = if off {
+        "SET synchronous_commit = off"
+    } else {
+        "RESET synchronous_commit"
+    };
+    client.batch_execute(sql).expect("synchronous_commit");
+}
+
 /// A sync client, or `None` (with a notice) when no server answers.
 pub fn connect() -> Option<Client> {
     let url = url();
@@ -73,6 +94,33 @@ impl Table {
     pub fn bulk_sql(&self) -> String {
         format!("SELECT id, name FROM {}", self.name)
     }
+
+    /// An empty table for scenario b, whose ids come from an identity column.
+    pub fn for_inserts(client: &mut Client, purpose: &str) -> Table {
+        let name = format!("sqlaio_bench_{purpose}_{}", std::process::id());
+        client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {name};
+                 CREATE TABLE {name} (
+                     id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                     name TEXT NOT NULL
+                 );"
+            ))
+            .expect("create table");
+        Table { name, url: url() }
+    }
+
+    pub fn insert_sql(&self) -> String {
+        format!("INSERT INTO {} (name) VALUES ($1)", self.name)
+    }
+
+    /// Empties the table from a client of its own (untimed, between runs).
+    pub fn empty(&self) {
+        let mut client = Client::connect(&self.url, NoTls).expect("connect");
+        client
+            .batch_execute(&format!("TRUNCATE {}", self.name))
+            .expect("truncate");
+    }
 }
 
 impl Drop for Table {
@@ -88,6 +136,12 @@ impl Drop for Table {
 pub fn bare_read(client: &mut Client, stmt: &crate::postgres::Statement, id: i64) -> (i32, String) {
     let row = client.query_one(stmt, &[&(id as i32)]).expect("row");
     (row.get(0), row.get(1))
+}
+
+/// The floor's autocommit insert through a prepared statement.
+pub fn bare_insert(client: &mut Client, stmt: &crate::postgres::Statement, name: &str) {
+    let inserted = client.execute(stmt, &[&name]).expect("insert");
+    assert_eq!(inserted, 1);
 }
 
 /// The floor's `fetchall`: `query` returns every row, then each is read.

@@ -15,6 +15,7 @@ mod common;
 
 mod client_on_worker;
 mod connecting;
+mod statements;
 #[cfg(feature = "tls")]
 mod tls;
 mod types;

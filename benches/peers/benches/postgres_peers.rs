@@ -1,9 +1,12 @@
 //! PostgreSQL: the bare sync `postgres::Client` first, then sqlaio under
 //! `TokioStrategy`, then each peer crate, in the same run, on the same data
-//! and SQL as the main crate's `benches/postgres.rs` (scenarios a, d and e of
+//! and SQL as the main crate's `benches/postgres.rs` (scenarios a, b, d and e of
 //! `docs/benchmarks.md`). Every async contender is awaited from a tokio
 //! current-thread runtime and from a task on a multi-thread runtime. Without
 //! a server at `DATABASE_URL` the bench prints a notice and measures nothing.
+//! Scenario b (`pg_insert`) inserts, in sessions with `synchronous_commit`
+//! off, into a table emptied between runs, untimed. A further argument measures only the groups whose names contain
+//! it (`-- --interleaved pg_insert`).
 
 #[path = "../../support/measure.rs"]
 mod measure;
@@ -14,12 +17,17 @@ mod sqlaio_side;
 
 extern crate postgres;
 
+use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use measure::{multi_thread_runtime, sync_ops, time_loop, Counting, Exec, Ids, Mode, Run, Spec};
-use pg_db::{bare_fetchall, bare_read, bare_stream, Table};
+use measure::{
+    multi_thread_runtime, name_for, sync_ops, time_loop, with_setup, Counting, Exec, Ids, Mode,
+    Run, Spec,
+};
+use pg_db::{bare_fetchall, bare_insert, bare_read, bare_stream, Table};
 use sqlaio::{Connection, CursorResult, Engine, Row, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection as _, PgConnection, Row as _};
@@ -32,6 +40,21 @@ const BULK_ROWS: u64 = 1_000_000;
 const TASKS: usize = 64;
 const READS_PER_TASK: usize = 16;
 const POOL: usize = 4;
+/// Rows the insert table may reach before it is emptied.
+const MAX_ROWS: u64 = 200_000;
+
+/// `true` when the arguments name no group, or name a part of `group` (or
+/// `group` followed by a contender's name, as criterion's filter may).
+fn wanted(group: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| group.contains(f.as_str()) || f.starts_with(group))
+}
 
 /// One client (or `pool` of them) of each peer, opened on one executor.
 #[derive(Clone)]
@@ -44,7 +67,11 @@ struct Peers {
 
 impl Peers {
     fn open(exec: &Exec, pool: usize) -> Peers {
-        let url = pg_db::url();
+        Peers::open_at(exec, pool, pg_db::url())
+    }
+
+    /// [`Peers::open`] on the server and session options of `url`.
+    fn open_at(exec: &Exec, pool: usize, url: String) -> Peers {
         exec.block_on(async {
             let mut tokio_postgres = Vec::new();
             for _ in 0..pool {
@@ -236,6 +263,114 @@ fn point_read(mode: &mut Mode, client: &mut postgres::Client, execs: &[(&str, Ex
     };
     mode.measure(&spec, &mut list);
     drop(list);
+    for (side, open) in sides.iter().zip(opened) {
+        side.close(open);
+    }
+    for ((_, exec), p) in execs.iter().zip(peers) {
+        p.close(exec);
+    }
+}
+
+/// Scenario b: autocommit inserts, one at a time.
+fn single_insert(mode: &mut Mode, client: &mut postgres::Client, execs: &[(&str, Exec)]) {
+    let table = Table::for_inserts(client, "peer_insert");
+    let sql: Arc<str> = table.insert_sql().into();
+    let sides = sqlaio_side::tokio_sides();
+    let url = pg_db::insert_url();
+    let opened: Vec<_> = sides.iter().map(|s| s.open(&url, 1)).collect();
+    let peers: Vec<Peers> = execs
+        .iter()
+        .map(|(_, e)| Peers::open_at(e, 1, url.clone()))
+        .collect();
+    pg_db::synchronous_commit_off(client, true);
+    let stmt = client.prepare(&sql).expect("prepare");
+    let name: Arc<str> = name_for(1).into();
+    let mut list: Vec<(String, Run<'_>)> = vec![(
+        "postgres".into(),
+        Box::new(|n, per_op| sync_ops(n, per_op, || bare_insert(client, &stmt, &name))),
+    )];
+    list.extend(sqlaio_side::contenders(&sides, &opened, "", {
+        let (sql, name) = (sql.clone(), name.clone());
+        move |_, conn, n, per_op| {
+            let (conn, sql, name) = (conn.clone(), sql.clone(), name.clone());
+            Box::pin(async move {
+                time_loop!(n, per_op, {
+                    conn.execute(&*sql, (&*name,)).await.expect("insert");
+                })
+            })
+        }
+    }));
+    for ((label, exec), p) in execs.iter().zip(&peers) {
+        contender!(
+            list,
+            format!("tokio-postgres/{label}"),
+            exec,
+            [p, sql, name],
+            |n, per_op| {
+                let client = &p.tokio_postgres[0];
+                let stmt = client.prepare(&sql).await.expect("prepare");
+                time_loop!(n, per_op, {
+                    client.execute(&stmt, &[&&*name]).await.expect("insert");
+                })
+            }
+        );
+
+        contender!(
+            list,
+            format!("deadpool-postgres/{label}"),
+            exec,
+            [p, sql, name],
+            |n, per_op| {
+                time_loop!(n, per_op, {
+                    let client = p.deadpool.get().await.expect("get");
+                    let stmt = client.prepare_cached(&sql).await.expect("prepare");
+                    client.execute(&stmt, &[&&*name]).await.expect("insert");
+                })
+            }
+        );
+
+        contender!(
+            list,
+            format!("sqlx/{label}"),
+            exec,
+            [p, sql, name],
+            |n, per_op| {
+                let mut conn = p.sqlx.lock().await;
+                time_loop!(n, per_op, {
+                    sqlx::query(sqlx::AssertSqlSafe(&*sql))
+                        .bind(&*name)
+                        .execute(&mut *conn)
+                        .await
+                        .expect("insert");
+                })
+            }
+        );
+    }
+    let inserted = Cell::new(0);
+    let (table, inserted) = (&table, &inserted);
+    let mut list: Vec<(String, Run<'_>)> = list
+        .into_iter()
+        .map(|(label, run)| {
+            let empty = move || {
+                if inserted.get() > MAX_ROWS {
+                    table.empty();
+                    inserted.set(0);
+                }
+                inserted.set(inserted.get() + 200);
+            };
+            (label, with_setup(empty, run))
+        })
+        .collect();
+    let spec = Spec {
+        rounds: 30,
+        batch: 200,
+        unit: "insert",
+        measurement: Duration::from_secs(2),
+        ..Spec::new("postgres", "b", "pg_insert")
+    };
+    mode.measure(&spec, &mut list);
+    drop(list);
+    pg_db::synchronous_commit_off(client, false);
     for (side, open) in sides.iter().zip(opened) {
         side.close(open);
     }
@@ -508,8 +643,17 @@ fn main() {
         return;
     };
     let execs = execs();
-    point_read(&mut mode, &mut client, &execs);
-    loaded(&mut mode, &mut client);
-    bulk(&mut mode, &mut client, &execs);
+    if wanted("pg_point_read") {
+        point_read(&mut mode, &mut client, &execs);
+    }
+    if wanted("pg_insert") {
+        single_insert(&mut mode, &mut client, &execs);
+    }
+    if wanted("pg_point_read_64_tasks") {
+        loaded(&mut mode, &mut client);
+    }
+    if wanted("pg_fetchall") || wanted("pg_stream") {
+        bulk(&mut mode, &mut client, &execs);
+    }
     mode.finish();
 }

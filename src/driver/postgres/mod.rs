@@ -53,8 +53,8 @@ pub(crate) struct PostgresDriver {
     /// The last cancel went out as a cancel request, which the server may act
     /// on after the statement it was meant for (see [`cancel_backend`]).
     unconfirmed: Arc<AtomicBool>,
-    /// Prepared statements and their column names, by statement text.
-    statements: HashMap<String, (postgres::Statement, ColumnNames)>,
+    /// Prepared statements, by statement text.
+    statements: HashMap<String, Prepared>,
     in_tx: bool,
     /// A statement failed inside the open transaction: the server refuses
     /// everything but a rollback until it ends.
@@ -95,10 +95,24 @@ impl Seen {
     }
 }
 
+/// A prepared statement and what is worked out once from its columns.
+#[derive(Clone)]
+struct Prepared {
+    stmt: postgres::Statement,
+    keys: ColumnNames,
+    /// Which columns hold text (see [`text_columns`]).
+    texts: Arc<[bool]>,
+}
+
+/// Which of `columns` hold text, read into the text of the row being read
+/// rather than decoded into a new `Value`.
+fn text_columns(columns: &[postgres::Column]) -> Arc<[bool]> {
+    columns.iter().map(|c| types::is_text(c.type_())).collect()
+}
+
 impl PostgresDriver {
-    /// The prepared statement for `sql` and its column names, from the cache
-    /// or prepared now.
-    fn statement(&mut self, sql: &str) -> Result<(postgres::Statement, ColumnNames)> {
+    /// The prepared statement for `sql`, from the cache or prepared now.
+    fn statement(&mut self, sql: &str) -> Result<Prepared> {
         if let Some(cached) = self.statements.get(sql) {
             return Ok(cached.clone());
         }
@@ -108,12 +122,16 @@ impl PostgresDriver {
             .map_err(|e| self.seen.convert(e))?;
         let keys: ColumnNames =
             Arc::new(stmt.columns().iter().map(|c| c.name().to_owned()).collect());
+        let prepared = Prepared {
+            texts: text_columns(stmt.columns()),
+            stmt,
+            keys,
+        };
         if self.statements.len() >= STATEMENT_CACHE {
             self.statements.clear();
         }
-        self.statements
-            .insert(sql.to_owned(), (stmt.clone(), keys.clone()));
-        Ok((stmt, keys))
+        self.statements.insert(sql.to_owned(), prepared.clone());
+        Ok(prepared)
     }
 
     /// Tracks `BEGIN`/`COMMIT`/`ROLLBACK` run as plain SQL, since the client does not report it.
@@ -356,10 +374,10 @@ impl Driver for PostgresDriver {
             ));
         }
         // As on SQLite: rows inserted, updated or deleted; 0 for queries.
-        let counts_rows = !matches!(
-            first_keyword(sql).to_ascii_uppercase().as_str(),
-            "SELECT" | "VALUES" | "SHOW" | "TABLE" | "FETCH" | "EXPLAIN"
-        );
+        let keyword = first_keyword(sql);
+        let counts_rows = !["SELECT", "VALUES", "SHOW", "TABLE", "FETCH", "EXPLAIN"]
+            .iter()
+            .any(|query| keyword.eq_ignore_ascii_case(query));
         if !self.config.prepared {
             if !params.named.is_empty() {
                 return Err(named_params());
@@ -367,6 +385,7 @@ impl Driver for PostgresDriver {
             self.seen.note_size(&params.positional);
             return Ok(PgStatement {
                 keys: None,
+                texts: None,
                 control: control(sql),
                 driver: self,
                 stmt: Err(sql.to_owned()),
@@ -375,11 +394,12 @@ impl Driver for PostgresDriver {
             });
         }
         let prepared = self.statement(sql);
-        let (stmt, keys) = self.failing(prepared)?;
+        let Prepared { stmt, keys, texts } = self.failing(prepared)?;
         check(&stmt, &params)?;
         self.seen.note_size(&params.positional);
         Ok(PgStatement {
             keys: (!stmt.columns().is_empty()).then_some(keys),
+            texts: Some(texts),
             control: control(sql),
             driver: self,
             stmt: Ok(stmt),
@@ -409,7 +429,7 @@ impl Driver for PostgresDriver {
             }
             return Ok(total);
         }
-        let (stmt, _) = self.statement(sql)?;
+        let Prepared { stmt, .. } = self.statement(sql)?;
         let mut total = 0;
         for set in params {
             check(&stmt, set)?;
@@ -467,18 +487,21 @@ enum Control {
 }
 
 fn control(sql: &str) -> Option<Control> {
-    match first_keyword(sql).to_ascii_uppercase().as_str() {
-        "BEGIN" | "START" => Some(Control::Begin),
-        "COMMIT" | "END" | "ABORT" => Some(Control::End),
-        "ROLLBACK" => {
-            let rest = sql.trim_start()["ROLLBACK".len()..].trim_start();
-            if rest.to_ascii_uppercase().starts_with("TO") {
-                Some(Control::RollbackTo)
-            } else {
-                Some(Control::End)
-            }
+    let keyword = first_keyword(sql);
+    let is = |word: &str| keyword.eq_ignore_ascii_case(word);
+    if is("BEGIN") || is("START") {
+        Some(Control::Begin)
+    } else if is("COMMIT") || is("END") || is("ABORT") {
+        Some(Control::End)
+    } else if is("ROLLBACK") {
+        let rest = sql.trim_start()["ROLLBACK".len()..].trim_start();
+        if rest.get(..2).is_some_and(|to| to.eq_ignore_ascii_case("TO")) {
+            Some(Control::RollbackTo)
+        } else {
+            Some(Control::End)
         }
-        _ => None,
+    } else {
+        None
     }
 }
 

@@ -4,9 +4,10 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 
 use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
 use postgres::RowIter;
 
-use super::types::{is_text, TextRef};
+use super::types::TextRef;
 use super::unnamed::Unnamed;
 use super::{Control, PostgresDriver, Seen};
 use crate::driver::{Cursor, Statement};
@@ -21,6 +22,8 @@ pub(crate) struct PgStatement<'c> {
     /// The prepared statement, or the SQL to run unnamed (`prepared_statements=false`).
     pub(super) stmt: std::result::Result<postgres::Statement, String>,
     pub(super) keys: Option<ColumnNames>,
+    /// Which result columns hold text, when known before running (prepared).
+    pub(super) texts: Option<Arc<[bool]>>,
     pub(super) params: Parameters,
     /// What the statement does to the transaction, if anything.
     pub(super) control: Option<Control>,
@@ -42,6 +45,29 @@ impl Statement for PgStatement<'_> {
         self.driver.note_transaction_sql(self.control);
         let in_tx = self.driver.in_tx;
         let PostgresDriver { client, seen, .. } = &mut *self.driver;
+        if let Ok(stmt) = &self.stmt {
+            if stmt.columns().is_empty() {
+                // No rows can come: one call runs it to its end, where
+                // streaming would take a second one to read the end.
+                let params: Vec<&(dyn ToSql + Sync)> = self
+                    .params
+                    .positional
+                    .iter()
+                    .map(|v| v as &(dyn ToSql + Sync))
+                    .collect();
+                let affected = client.execute(stmt, &params).map_err(|e| seen.convert(e))?;
+                return Ok(PgCursor {
+                    rows: Rows::Done(affected),
+                    pending: None,
+                    ended: true,
+                    keys: None,
+                    texts: Arc::from([]),
+                    seen,
+                    in_tx,
+                    counts_rows: self.counts_rows,
+                });
+            }
+        }
         let rows = match &self.stmt {
             Ok(stmt) => client.query_raw(stmt, self.params.positional.iter()),
             Err(sql) => client.query_typed_raw(sql, Unnamed::params(&self.params.positional)),
@@ -52,12 +78,14 @@ impl Statement for PgStatement<'_> {
         };
         // Unnamed, the columns are known from the first row only.
         let mut ended = false;
+        let mut texts = self.texts.clone();
         let (pending, keys) = match &self.stmt {
             Ok(_) => (None, None),
             Err(_) => match rows.next() {
                 Ok(Some(row)) => {
                     let names: ColumnNames =
                         Arc::new(row.columns().iter().map(|c| c.name().to_owned()).collect());
+                    texts = Some(super::text_columns(row.columns()));
                     (Some(row), Some(Some(names)))
                 }
                 // No row: a query has no column names to show; anything else returns none.
@@ -72,10 +100,11 @@ impl Statement for PgStatement<'_> {
             },
         };
         Ok(PgCursor {
-            rows,
+            rows: Rows::Streaming(rows),
             pending,
             ended,
             keys,
+            texts: texts.unwrap_or_else(|| Arc::from([])),
             seen,
             in_tx,
             counts_rows: self.counts_rows,
@@ -83,15 +112,25 @@ impl Statement for PgStatement<'_> {
     }
 }
 
+/// Where a cursor's rows come from.
+enum Rows<'s> {
+    /// Streamed from the server as they are read.
+    Streaming(RowIter<'s>),
+    /// A statement without result columns, already run: the rows it affected.
+    Done(u64),
+}
+
 /// The rows of a running PostgreSQL statement.
 pub(crate) struct PgCursor<'s> {
-    rows: RowIter<'s>,
+    rows: Rows<'s>,
     /// The first row, read to learn the columns of an unnamed statement.
     pending: Option<postgres::Row>,
     /// The rows ended (polling the iterator again would fail).
     ended: bool,
     /// The columns found by running an unnamed statement.
     keys: Option<Option<ColumnNames>>,
+    /// Which columns hold text.
+    texts: Arc<[bool]>,
     seen: &'s mut Seen,
     in_tx: bool,
     counts_rows: bool,
@@ -102,7 +141,10 @@ impl Cursor for PgCursor<'_> {
         let next = match self.pending.take() {
             Some(row) => Ok(Some(row)),
             None if self.ended => Ok(None),
-            None => self.rows.next(),
+            None => match &mut self.rows {
+                Rows::Streaming(rows) => rows.next(),
+                Rows::Done(_) => Ok(None),
+            },
         };
         if matches!(next, Ok(None)) {
             self.ended = true;
@@ -112,12 +154,12 @@ impl Cursor for PgCursor<'_> {
             Ok(None) => return Ok(false),
             Err(e) => return Err(self.seen.convert(e)),
         };
-        for (i, column) in row.columns().iter().enumerate() {
+        for (i, (column, &text)) in row.columns().iter().zip(self.texts.iter()).enumerate() {
             let failed = |e: postgres::Error| {
                 let reason = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
                 Error::decode(column.name(), crate::error::DecodeError::new(reason))
             };
-            if is_text(column.type_()) {
+            if text {
                 // Into the text the row being read already holds, if any.
                 match row.try_get::<_, Option<TextRef<'_>>>(i).map_err(failed)? {
                     Some(TextRef(text)) => values.set_text(i, text),
@@ -133,7 +175,10 @@ impl Cursor for PgCursor<'_> {
 
     fn rowcount(&mut self, done: bool) -> u64 {
         if self.counts_rows && done {
-            self.rows.rows_affected().unwrap_or(0)
+            match &self.rows {
+                Rows::Streaming(rows) => rows.rows_affected().unwrap_or(0),
+                Rows::Done(affected) => *affected,
+            }
         } else {
             0
         }
