@@ -305,8 +305,7 @@ impl<'c> CursorResult<'c> {
     ///
     /// Dropping the future while rows are being read closes the result: the
     /// rows converted so far cannot go back into it.
-    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
-    async fn fetch_into<T: Send + 'static>(
+    pub(crate) async fn fetch_into<T: Send + 'static>(
         &mut self,
         decode: fn(&Row) -> Result<T>,
     ) -> Result<Vec<T>> {
