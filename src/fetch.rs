@@ -123,7 +123,7 @@ macro_rules! one_call_fetches {
             ) -> Result<Vec<T>> {
                 self.execute(sql, params)
                     .await?
-                    .fetch_into(T::from_row)
+                    .fetch_into(T::from_row_taking)
                     .await
             }
         }
