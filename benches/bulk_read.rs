@@ -2,9 +2,10 @@
 //! the bare rusqlite call first, then sqlaio per strategy (scenario e).
 //!
 //! - `sqlite_fetchall`: every row held at once (`fetchall`; the floor
-//!   collects `(i64, String)` tuples), then each row read; with the `serde`
-//!   feature also `fetchall_as::<(i64, String)>` (`/fetchall_as`), which
-//!   holds the rows as the floor does.
+//!   collects `(i64, String)` tuples), then each row read; the one-call
+//!   `Connection::fetch_all_as::<(i64, String)>` (`/fetch_all_as`), which
+//!   holds the rows as the floor does; and with the `serde` feature
+//!   `fetchall_as` (`/fetchall_as`), which does the same through serde.
 //! - `sqlite_stream`: rows read one at a time and dropped (sqlaio's `Stream`
 //!   of rows; the floor steps rusqlite's `Rows`).
 //!
@@ -61,6 +62,16 @@ async fn sqlaio_fetchall_as(conn: &Connection) -> usize {
         .sum()
 }
 
+/// The same through the one-call `fetch_all_as` (tuples through `FromRow`,
+/// decoded on the worker; no `serde` needed).
+async fn sqlaio_fetch_all_as(conn: &Connection) -> usize {
+    let rows: Vec<(i64, String)> = conn.fetch_all_as(BULK_SQL, ()).await.expect("fetch_all_as");
+    assert_eq!(rows.len() as u64, ROWS);
+    rows.iter()
+        .map(|(id, name)| *id as usize + name.len())
+        .sum()
+}
+
 async fn sqlaio_stream(conn: &Connection) -> usize {
     let mut result = conn.execute(BULK_SQL, ()).await.expect("execute");
     let mut sum = 0;
@@ -108,6 +119,14 @@ fn main() {
                 }
             },
         ));
+        if !stream {
+            contenders.extend(sqlaio_side::each(
+                &sides,
+                &opened,
+                "/fetch_all_as",
+                |conn| async move { sqlaio_fetch_all_as(&conn).await },
+            ));
+        }
         #[cfg(feature = "serde")]
         if !stream {
             contenders.extend(sqlaio_side::each(

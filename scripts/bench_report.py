@@ -296,6 +296,11 @@ def targets(results):
         tokio("sqlite_fetchall", "ratio", contenders=typed))
     add("SQLite e, fetchall_as::<(i64, String)> peak heap", 1.05,
         tokio("sqlite_fetchall", "peak", contenders=typed))
+    one_call = [c + "/fetch_all_as" for c in TOKIO]
+    add("SQLite e, fetch_all_as::<(i64, String)> time", 1.10,
+        tokio("sqlite_fetchall", "ratio", contenders=one_call))
+    add("SQLite e, fetch_all_as::<(i64, String)> peak heap", 1.05,
+        tokio("sqlite_fetchall", "peak", contenders=one_call))
     add("SQLite e, streaming peak heap above start", 16, tokio("sqlite_stream", "peak_mib"), unit="MiB")
     add("SQLite a under ThreadStrategy + block_on, p50", 2.0,
         tokio("point_read_latency", "p50", contenders=["sqlaio/thread/block_on"]))
@@ -319,7 +324,7 @@ def is_peer(contender):
 
 def variant(contender):
     """What follows `sqlaio/<strategy>/<executor>` in a contender's name: `/awaited`,
-    `/fetchall_as`, or ``; for the 64-task groups (`sqlaio/<strategy>[/shared|/connect]`),
+    `/fetchall_as`, `/fetch_all_as`, or ``; for the 64-task groups (`sqlaio/<strategy>[/shared|/connect]`),
     `/shared`, `/connect` or ``."""
     parts = contender.split("/")
     if parts[-1] in ("shared", "connect") and len(parts) == 3:

@@ -104,22 +104,27 @@ macro_rules! one_call_fetches {
 
             /// [`fetch_all`](Self::fetch_all), each row decoded into `T`.
             ///
+            /// The rows are decoded on the connection's worker as they are
+            /// read, so they are never held as [`Row`]s: a large result
+            /// takes about the memory of collecting the bare driver's rows
+            /// into `Vec<T>`.
+            ///
             /// # Errors
             /// As `fetch_all`, and [`Error::Decode`] or
             /// [`Error::Deserialize`] for the first row that does not fit `T`.
             ///
             /// # Cancellation
-            /// As `execute`.
-            pub async fn fetch_all_as<T: FromRow>(
+            /// As `execute`: dropping the future interrupts the statement,
+            /// also while its rows are read.
+            pub async fn fetch_all_as<T: FromRow + Send + 'static>(
                 &self,
                 sql: impl IntoSql,
                 params: impl Params,
             ) -> Result<Vec<T>> {
-                self.fetch_all(sql, params)
+                self.execute(sql, params)
                     .await?
-                    .into_iter()
-                    .map(T::from_row_owned)
-                    .collect()
+                    .fetch_into(T::from_row_taking)
+                    .await
             }
         }
     };

@@ -183,6 +183,19 @@ fn one_call_fetches_say_when_there_is_no_row() {
         assert_eq!(row.get::<i64>("n")?, 1);
         let all: Vec<(i64,)> = engine.fetch_all_as("rows 3", ()).await?;
         assert_eq!(all, [(1,), (2,), (3,)]);
+        // Past the first batch the rows are decoded on the worker: all of
+        // them, in order, and a row that does not fit fails the fetch
+        // without harming the connection.
+        let many: Vec<(i64,)> = engine.fetch_all_as("rows 70000", ()).await?;
+        assert_eq!(many.len(), 70_000);
+        assert!(many.iter().enumerate().all(|(i, &(n,))| n == i as i64 + 1));
+        let err = engine
+            .fetch_all_as::<(u16,)>("rows 70000", ())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Decode, "{err}");
+        let again: Vec<(i64,)> = engine.fetch_all_as("rows 2", ()).await?;
+        assert_eq!(again, [(1,), (2,)]);
         let conn = engine.connect().await?;
         let (n,): (i64,) = conn.fetch_one_as("rows 2", ()).await?;
         assert_eq!(n, 1);

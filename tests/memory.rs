@@ -1,7 +1,8 @@
 //! Memory held while reading a large result, counted by a global allocator
 //! that wraps the system one: a stream holds a bounded number of rows
 //! whatever the size of the result, and stops reading while its consumer
-//! pauses; `fetchall_as` holds the result once, as the caller's type.
+//! pauses; `fetchall_as` and `fetch_all_as` hold the result once, as the
+//! caller's type.
 //!
 //! One test in this binary, so no other test allocates while it measures.
 
@@ -135,6 +136,23 @@ fn streaming_holds_a_bounded_number_of_rows_and_fetchall_as_holds_the_result_onc
              against {streamed} with the default batches"
         );
         drop(result);
+
+        // The one-call fetch_all_as decodes on the worker too: the whole
+        // result, once, as (i64, String), never as rows first.
+        let start = reset_peak();
+        let typed: Vec<(i64, String)> = conn
+            .fetch_all_as("SELECT id, name FROM t", ())
+            .await
+            .unwrap();
+        let one_call = peak_above(start);
+        assert_eq!(typed.len(), ROWS as usize);
+        assert_eq!(typed[41], (42, format!("{:0100}", 42)));
+        drop(typed);
+        let held = ROWS as usize * (TEXT + std::mem::size_of::<(i64, String)>());
+        assert!(
+            one_call >= held && one_call < held * 3 / 2,
+            "fetch_all_as peaked at {one_call} bytes for {held} bytes of tuples"
+        );
 
         // fetchall_as: the whole result, once, as (i64, String); the
         // Row-based fetchall holds more than that for the same rows.

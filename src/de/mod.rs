@@ -43,6 +43,18 @@ pub trait FromRow: Sized {
     fn from_row_owned(row: Row) -> Result<Self> {
         Self::from_row(&row)
     }
+
+    /// Builds the value from `row`, free to move its texts and blobs out
+    /// (leaving `NULL`): the worker decodes every row of a `fetch_all_as`
+    /// from one row it refills, so a moved text costs no copy. Defaults to
+    /// [`from_row`](FromRow::from_row).
+    ///
+    /// # Errors
+    /// As [`from_row`](FromRow::from_row).
+    #[doc(hidden)]
+    fn from_row_taking(row: &mut Row) -> Result<Self> {
+        Self::from_row(row)
+    }
 }
 
 /// A tuple of `len` takes a row of exactly `len` columns.
@@ -69,7 +81,11 @@ macro_rules! tuple_from_row {
             }
 
             fn from_row_owned(mut row: Row) -> Result<Self> {
-                check_width(&row, $len)?;
+                Self::from_row_taking(&mut row)
+            }
+
+            fn from_row_taking(row: &mut Row) -> Result<Self> {
+                check_width(row, $len)?;
                 Ok(($(row.take::<$name>($index)?,)+))
             }
         }

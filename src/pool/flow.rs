@@ -6,7 +6,7 @@ use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -96,7 +96,13 @@ impl Pool {
             let session = match found {
                 Found::Idle(session) => session,
                 Found::Room => self.open().await?,
-                Found::InLine(waiter) => match (InLine { pool: self, waiter }).await {
+                Found::InLine(waiter) => match (InLine {
+                    pool: self,
+                    waiter,
+                    handed: false,
+                })
+                .await
+                {
                     Handoff::Session(session) => session,
                     Handoff::Room => self.open().await?,
                     Handoff::Join(lane) => return Ok(Acquired::Join(lane)),
@@ -246,18 +252,28 @@ const MIN_PING_BOUND: Duration = Duration::from_secs(5);
 struct InLine<'a> {
     pool: &'a Pool,
     waiter: Arc<Waiter>,
+    /// The caller took what it was handed: whoever handed it took the
+    /// caller out of the line, so there is nothing to leave or pass on.
+    handed: bool,
 }
 
 impl Future for InLine<'_> {
     type Output = Handoff;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Handoff> {
-        self.waiter.poll_handoff(cx)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Handoff> {
+        let handoff = ready!(self.waiter.poll_handoff(cx));
+        self.handed = true;
+        Poll::Ready(handoff)
     }
 }
 
 impl Drop for InLine<'_> {
     fn drop(&mut self) {
+        if self.handed {
+            // Under load every checkout comes through here: no second
+            // look at the pool's lock, and no search of the line.
+            return;
+        }
         self.pool.lock().leave_line(&self.waiter);
         match self.waiter.take_handoff() {
             Some(Handoff::Session(session)) => self.pool.release(session),

@@ -305,11 +305,11 @@ impl<'c> CursorResult<'c> {
     ///
     /// Dropping the future while rows are being read closes the result: the
     /// rows converted so far cannot go back into it.
-    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
-    async fn fetch_into<T: Send + 'static>(
-        &mut self,
-        decode: fn(&Row) -> Result<T>,
-    ) -> Result<Vec<T>> {
+    pub(crate) async fn fetch_into<T, F>(&mut self, mut decode: F) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Row) -> Result<T> + Send + 'static,
+    {
         self.check_open()?;
         // The rows of fetches already sent come first.
         poll_fn(|cx| {
@@ -320,8 +320,8 @@ impl<'c> CursorResult<'c> {
         })
         .await?;
         let mut rows = Vec::with_capacity(self.buffer.len());
-        for row in self.buffer.drain(..) {
-            rows.push(decode(&row)?);
+        for mut row in self.buffer.drain(..) {
+            rows.push(decode(&mut row)?);
         }
         let Some(cursor) = self.cursor else {
             return Ok(rows);
@@ -343,7 +343,7 @@ impl<'c> CursorResult<'c> {
         };
         let result = match batch
             .sink
-            .map(|sink| sink.into_any().downcast::<Collect<T>>())
+            .map(|sink| sink.into_any().downcast::<Collect<T, F>>())
         {
             Some(Ok(collect)) => {
                 self.trace
@@ -554,14 +554,19 @@ impl Stream for CursorResult<'_> {
     }
 }
 
-/// The sink of [`CursorResult::fetch_into`]: converts each row and keeps the results.
-struct Collect<T> {
+/// The sink of [`CursorResult::fetch_into`]: converts each row and keeps the
+/// results. Generic over the conversion, so that it is compiled into `push`.
+struct Collect<T, F> {
     rows: Vec<T>,
-    decode: fn(&Row) -> Result<T>,
+    decode: F,
 }
 
-impl<T: Send + 'static> Sink for Collect<T> {
-    fn push(&mut self, row: &Row) -> Result<()> {
+impl<T, F> Sink for Collect<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(&mut Row) -> Result<T> + Send + 'static,
+{
+    fn push(&mut self, row: &mut Row) -> Result<()> {
         self.rows.push((self.decode)(row)?);
         Ok(())
     }

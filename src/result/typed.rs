@@ -85,7 +85,7 @@ impl<'c> CursorResult<'c> {
     /// skip them.
     #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     pub async fn fetchall_as<T: DeserializeOwned + Send + 'static>(&mut self) -> Result<Vec<T>> {
-        self.fetch_into(|row| row.deserialize()).await
+        self.fetch_into(|row: &mut Row| row.deserialize()).await
     }
 
     /// The first row deserialized into `T` (or `None`), closing the result.

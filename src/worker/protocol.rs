@@ -176,8 +176,9 @@ pub(crate) enum Limit {
 /// Takes rows on the worker as they are read, turning each into what the
 /// caller asked for; see [`Limit::Into`].
 pub(crate) trait Sink: Send {
-    /// Takes one row (the same `Row`, refilled, comes for every row).
-    fn push(&mut self, row: &Row) -> Result<()>;
+    /// Takes one row (the same `Row`, refilled, comes for every row); it
+    /// may move values out, which the next row's values replace.
+    fn push(&mut self, row: &mut Row) -> Result<()>;
     /// The sink itself, for the caller to take its rows out.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }

@@ -32,7 +32,7 @@ pub(super) fn read_with(
         Limit::Into(mut sink) => {
             let mut row = Row::new(keys.clone(), Values::with_capacity(keys.len()));
             while next(row.values_mut())? {
-                sink.push(&row)?;
+                sink.push(&mut row)?;
             }
             return Ok(Batch {
                 sink: Some(sink),
