@@ -38,3 +38,4 @@ mod run_in_thread;
 mod strategies;
 mod transactions;
 mod values;
+mod waiting;
