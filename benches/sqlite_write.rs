@@ -48,7 +48,7 @@ fn emptier<'a>(db: &'a Database, inserted: &'a Cell<u64>, per_run: u64) -> impl 
 
 fn single_insert(mode: &mut Mode) {
     let db = Database::create(0);
-    let sides = sqlaio_side::sides();
+    let sides = sqlaio_side::sides_with_wait_policies();
     let opened: Vec<_> = sides.iter().map(|s| s.open(&db.url(), 1)).collect();
     let name = name_for(1);
     let spec = Spec {
