@@ -92,6 +92,7 @@ def run_bench(name, package, args, criterion):
     env = dict(os.environ)
     if package == "peers" and os.environ.get("PEERS_TARGET_DIR"):
         env["CARGO_TARGET_DIR"] = os.environ["PEERS_TARGET_DIR"]
+    load = os.getloadavg()[1] if hasattr(os, "getloadavg") else None
     for attempt in (1, 2):
         if out.exists():
             out.unlink()
@@ -101,6 +102,8 @@ def run_bench(name, package, args, criterion):
         with open(log, "w") as f:
             code = subprocess.call(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
         if code == 0:
+            # The commit, and the machine's load average (5 minutes) when the run started.
+            (RESULTS / f"{name}.commit").write_text(commit() + (f" {load:.1f}" if load is not None else "") + "\n")
             break
         log.replace(RESULTS / f"{name}.failed.log")
         log = RESULTS / f"{name}.log"
@@ -532,6 +535,27 @@ def commit():
         return "unknown"
 
 
+def measured_commits():
+    """The commit each bench's results were measured at (written beside them by `run_bench`)."""
+    by_commit, loads = {}, {}
+    for name, _, _ in BENCHES:
+        path = RESULTS / f"{name}.commit"
+        if (RESULTS / f"{name}.jsonl").exists():
+            at, *load = (path.read_text().split() if path.exists() else [commit()])
+            by_commit.setdefault(at, []).append(name)
+            if load:
+                loads[name] = load[0]
+    if len(by_commit) <= 1:
+        text = f"commit `{next(iter(by_commit), commit())}`"
+    else:
+        text = "; ".join(f"commit `{at}` for {', '.join(f'`{n}`' for n in names)}"
+                         for at, names in by_commit.items())
+    if loads:
+        text += f" (load average over 5 minutes when each run started, on {os.cpu_count()} cores: " + ", ".join(
+            f"`{n}` {v}" for n, v in loads.items()) + ")"
+    return text
+
+
 def generate(results, crit):
     md = []
     md.append(START)
@@ -540,7 +564,7 @@ def generate(results, crit):
     md.append("")
     md.append(f"**Machine.** {machine()}; {rustc()}. Ratios are to the floor measured in the same "
               "run; absolute times are shown only for the floors, to give a scale. Code measured: "
-              f"commit `{commit()}`, sqlaio built with `--all-features` (the peers' package builds "
+              f"{measured_commits()}, sqlaio built with `--all-features` (the peers' package builds "
               "it with `postgres`, `tokio`, `async-std` and `smol`).")
     md.append("")
     md.append("**Crate versions** (from the lock files).")
