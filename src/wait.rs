@@ -9,10 +9,11 @@ use std::time::Duration;
 ///
 /// Waking a sleeping thread costs a system call on one side and a
 /// scheduling delay on the other, often more than a short statement takes,
-/// so checking for a few microseconds first makes short calls faster. The
-/// checks use CPU time, though, which a deployment with a CPU quota pays
-/// for. The guide's `threading.md` says what each side does and gives the
-/// measurements behind the default.
+/// so checking for a few microseconds first makes short calls faster. A
+/// check holds a core while it lasts; a sleep and a wake-up cost CPU time
+/// too, and in the measurements behind the default, more than the checks
+/// did. The guide's `threading.md` says what each side does and gives the
+/// numbers.
 ///
 /// Set with [`EngineBuilder::wait_policy`](crate::EngineBuilder::wait_policy).
 ///
