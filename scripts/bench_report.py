@@ -541,10 +541,12 @@ def measured_commits():
     for name, _, _ in BENCHES:
         path = RESULTS / f"{name}.commit"
         if (RESULTS / f"{name}.jsonl").exists():
-            at, *load = (path.read_text().split() if path.exists() else [commit()])
+            at = path.read_text().strip() if path.exists() else commit()
+            # "<commit>[ <load average>]"
+            head, _, last = at.rpartition(" ")
+            if head and re.fullmatch(r"[\d.]+", last):
+                at, loads[name] = head, last
             by_commit.setdefault(at, []).append(name)
-            if load:
-                loads[name] = load[0]
     if len(by_commit) <= 1:
         text = f"commit `{next(iter(by_commit), commit())}`"
     else:
