@@ -222,6 +222,28 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_that_may_not_check_sleeps_at_once_and_still_takes_every_request() {
+        let (tx, rx) = async_channel::bounded(QUEUE_CAPACITY);
+        let waiting = AtomicUsize::new(0);
+        let shared = Shared::new(crate::WaitPolicy::Sleep);
+        let mut wait = Idle::default();
+        // Requests far apart: no check runs in vain, so nothing backs off.
+        for _ in 0..3 {
+            take_sent_after(&mut wait, (&tx, &rx), &waiting, &shared, SLOW);
+            assert_eq!((wait.skip, wait.backoff), (0, 0));
+        }
+        // Callers waiting for the pool: it does not check for them either.
+        waiting.store(1, Ordering::Relaxed);
+        take_sent_after(&mut wait, (&tx, &rx), &waiting, &shared, SLOW);
+        assert!(shared.crowded.load(Ordering::Relaxed));
+        // A queued request is taken at once; every sender gone ends it.
+        tx.try_send(ping()).unwrap();
+        assert!(wait.next_request(&rx, &waiting, &shared).is_some());
+        drop(tx);
+        assert!(wait.next_request(&rx, &waiting, &shared).is_none());
+    }
+
+    #[test]
     fn a_worker_sleeps_at_once_while_tasks_take_turns_on_its_connection() {
         let (tx, rx) = async_channel::bounded(QUEUE_CAPACITY);
         let (shared, waiting) = (Shared::default(), AtomicUsize::new(0));

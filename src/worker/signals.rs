@@ -228,6 +228,22 @@ mod tests {
     }
 
     #[test]
+    fn the_wait_policy_bounds_or_stops_a_callers_checks() {
+        let quick = |wait| {
+            let shared = Shared::new(wait);
+            shared.awake.store(true, Ordering::Relaxed);
+            shared.note_busy(Duration::from_micros(40));
+            shared.spin_budget(0)
+        };
+        assert_eq!(quick(WaitPolicy::Adaptive), Duration::from_micros(85));
+        assert_eq!(
+            quick(WaitPolicy::SpinAtMost(Duration::from_micros(10))),
+            Duration::from_micros(10)
+        );
+        assert_eq!(quick(WaitPolicy::Sleep), Duration::ZERO);
+    }
+
+    #[test]
     fn an_answer_is_taken_while_checking_or_after_sleeping() {
         // Already there.
         let (reply, answer) = oneshot::channel::<Result<i32>>();
