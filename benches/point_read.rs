@@ -7,6 +7,9 @@
 //! next to the bare call doing as many reads on one thread: each read takes
 //! a connection from the pool, or (`/shared`) the 4 connections are taken
 //! once and each is shared by 16 tasks, whose statements queue on its worker.
+//! In the interleaved mode, `point_read_latency` and `point_read_64_tasks`
+//! also measure `TokioStrategy` under the other waiting policies
+//! (`/wait_sleep`, `/wait_spin_10us`; see `sqlaio::WaitPolicy`).
 //!
 //! The `worker_wait_*` groups do not use sqlaio: they model its request
 //! round trip (a bounded `async_channel` to a worker thread that answers

@@ -1,7 +1,9 @@
 //! SQLite writes: the bare rusqlite call first, then sqlaio per strategy.
 //!
 //! - `sqlite_insert` (scenario b): one autocommit `INSERT` of a 30-character
-//!   name at a time, each awaited before the next.
+//!   name at a time, each awaited before the next; `TokioStrategy` from a
+//!   task on a multi-thread runtime is also measured under the other
+//!   waiting policies (`/wait_sleep`, `/wait_spin_10us`).
 //! - `sqlite_tx_10k` (scenario c): 10,000 of the same inserts inside one
 //!   transaction, awaited one by one (`begin`, 10,000 `execute`, `commit`) and
 //!   through one `execute_many` (which runs in its own transaction); and, as
