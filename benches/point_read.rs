@@ -7,6 +7,9 @@
 //! next to the bare call doing as many reads on one thread: each read takes
 //! a connection from the pool, or (`/shared`) the 4 connections are taken
 //! once and each is shared by 16 tasks, whose statements queue on its worker.
+//! In the interleaved mode, `point_read_latency` and `point_read_64_tasks`
+//! also measure `TokioStrategy` under the other waiting policies
+//! (`/wait_sleep`, `/wait_spin_10us`; see `sqlaio::WaitPolicy`).
 //!
 //! The `worker_wait_*` groups do not use sqlaio: they model its request
 //! round trip (a bounded `async_channel` to a worker thread that answers
@@ -883,7 +886,7 @@ mod interleaved {
     /// of the time per read: the floor, then sqlaio under each strategy.
     fn latency(db: &Database) {
         let raw = open_raw(&db.path);
-        let sides = sqlaio_side::sides();
+        let sides = sqlaio_side::sides_with_wait_policies();
         let opened: Vec<_> = sides.iter().map(|s| s.open(&db.url(), 1)).collect();
         let mut ids = Ids::default();
         let mut contenders: Vec<(String, measure::Run<'_>)> = vec![(
@@ -1100,6 +1103,21 @@ mod interleaved {
         let thread = db.engine(ThreadStrategy, POOL);
         #[cfg(feature = "tokio")]
         let tokio_engine = db.engine(sqlaio::TokioStrategy, POOL);
+        // Through `Engine::execute` under the other waiting policies.
+        #[cfg(feature = "tokio")]
+        let policy_engines: Vec<_> = sqlaio_side::WAIT_POLICIES
+            .into_iter()
+            .map(|(suffix, wait)| {
+                let engine = Engine::builder()
+                    .url(db.url())
+                    .strategy(sqlaio::TokioStrategy)
+                    .max_connections(POOL)
+                    .wait_policy(wait)
+                    .build()
+                    .expect("engine");
+                (format!("sqlaio/tokio{suffix}"), engine)
+            })
+            .collect();
         // The `/shared` contenders' connections, from engines of their own
         // (all of an engine's connections stay taken while they run).
         let shared_thread = db.engine(ThreadStrategy, POOL);
@@ -1150,6 +1168,19 @@ mod interleaved {
                 ));
             }
         }
+        #[cfg(feature = "tokio")]
+        for (name, engine) in &policy_engines {
+            let mut round = 0;
+            contenders.push((
+                name.clone(),
+                Box::new(move |n| {
+                    timed(n, || {
+                        round += 1;
+                        rt_ref.block_on(sqlaio_load(|_| Lane::Engine(engine.clone()), round));
+                    })
+                }),
+            ));
+        }
         for (name, conns) in &shared {
             let mut round = 0;
             contenders.push((
@@ -1198,6 +1229,10 @@ mod interleaved {
         rt.block_on(tokio_engine.close()).expect("close");
         #[cfg(feature = "tokio")]
         rt.block_on(shared_tokio.close()).expect("close");
+        #[cfg(feature = "tokio")]
+        for (_, engine) in policy_engines {
+            rt.block_on(engine.close()).expect("close");
+        }
         drop(pools);
     }
 

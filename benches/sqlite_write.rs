@@ -1,7 +1,9 @@
 //! SQLite writes: the bare rusqlite call first, then sqlaio per strategy.
 //!
 //! - `sqlite_insert` (scenario b): one autocommit `INSERT` of a 30-character
-//!   name at a time, each awaited before the next.
+//!   name at a time, each awaited before the next; `TokioStrategy` from a
+//!   task on a multi-thread runtime is also measured under the other
+//!   waiting policies (`/wait_sleep`, `/wait_spin_10us`).
 //! - `sqlite_tx_10k` (scenario c): 10,000 of the same inserts inside one
 //!   transaction, awaited one by one (`begin`, 10,000 `execute`, `commit`) and
 //!   through one `execute_many` (which runs in its own transaction); and, as
@@ -48,7 +50,7 @@ fn emptier<'a>(db: &'a Database, inserted: &'a Cell<u64>, per_run: u64) -> impl 
 
 fn single_insert(mode: &mut Mode) {
     let db = Database::create(0);
-    let sides = sqlaio_side::sides();
+    let sides = sqlaio_side::sides_with_wait_policies();
     let opened: Vec<_> = sides.iter().map(|s| s.open(&db.url(), 1)).collect();
     let name = name_for(1);
     let spec = Spec {

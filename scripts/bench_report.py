@@ -93,6 +93,7 @@ def run_bench(name, package, args, criterion):
     env = dict(os.environ)
     if package == "peers" and os.environ.get("PEERS_TARGET_DIR"):
         env["CARGO_TARGET_DIR"] = os.environ["PEERS_TARGET_DIR"]
+    load = os.getloadavg()[1] if hasattr(os, "getloadavg") else None
     for attempt in (1, 2):
         if out.exists():
             out.unlink()
@@ -102,6 +103,8 @@ def run_bench(name, package, args, criterion):
         with open(log, "w") as f:
             code = subprocess.call(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
         if code == 0:
+            # The commit, and the machine's load average (5 minutes) when the run started.
+            (RESULTS / f"{name}.commit").write_text(commit() + (f" {load:.1f}" if load is not None else "") + "\n")
             break
         log.replace(RESULTS / f"{name}.failed.log")
         log = RESULTS / f"{name}.log"
@@ -201,12 +204,24 @@ def visible(rec):
     return not rec["contender"].startswith("model/")
 
 
+def is_policy(contender):
+    """A contender measured under a non-default `WaitPolicy` (`.../wait_sleep`, ...)."""
+    return "/wait_" in contender
+
+
+def cpu_cells(r):
+    """CPU time per operation (process-wide, user + system) and its ratio to the floor's."""
+    if "cpu_ns_per_op" not in r:
+        return " - | - |"
+    return f" {ns(r['cpu_ns_per_op'])} | {x(r.get('cpu_ratio'))} |"
+
+
 def group_table(records, scenario_group):
     """A Markdown table of one group's records (one package's run)."""
     latency = any("p50_ratio" in r for r in records)
     memory = any("peak_bytes" in r for r in records)
-    head = "| contender | ratio to floor (median of rounds) | quartiles |"
-    rule = "|---|---:|---:|"
+    head = "| contender | ratio to floor (median of rounds) | quartiles | CPU per op | CPU ratio |"
+    rule = "|---|---:|---:|---:|---:|"
     if latency:
         head += " p50 | p99 |"
         rule += "---:|---:|"
@@ -222,6 +237,7 @@ def group_table(records, scenario_group):
         row = f"| {name} | {x(r['ratio'])} | {r['q1']:.2f}-{r['q3']:.2f} |"
         if r["floor"]:
             row = f"| {name} | 1.00 ({ns(r['ns_per_op'])} per op) | - |"
+        row += cpu_cells(r)
         if latency:
             if r["floor"]:
                 row += f" {ns(r['p50_ns'])} | {ns(r['p99_ns'])} |"
@@ -356,7 +372,8 @@ def versus_peers(results):
         source = "peers" if suite == "postgres" else "sqlaio"
         for kind, ours_suffix, peer_suffix in kinds:
             ours = [r for r in results.get((source, suite, group), [])
-                    if r["contender"].startswith("sqlaio/tokio") and variant(r["contender"]) == ours_suffix]
+                    if r["contender"].startswith("sqlaio/tokio") and not is_policy(r["contender"])
+                    and variant(r["contender"]) == ours_suffix]
             theirs = [r for r in peers if r["contender"].endswith(peer_suffix) or not peer_suffix]
             if not ours or not theirs:
                 continue
@@ -365,6 +382,37 @@ def versus_peers(results):
             a, b = metric(best_ours, which), metric(best_peer, which)
             rows.append((suite, f"{title}{' - ' + kind if kind else ''}", best_ours["contender"], a,
                          best_peer["contender"], b, "yes" if a <= b else "no"))
+    return rows
+
+
+# The waiting policy's rows: (group, the default's contender, title).
+POLICY_GROUPS = [
+    ("point_read_latency", "sqlaio/tokio/multi_thread_task", "a. point read"),
+    ("sqlite_insert", "sqlaio/tokio/multi_thread_task", "b. autocommit insert"),
+    ("point_read_64_tasks", "sqlaio/tokio", "d. 64 tasks, pool of 4"),
+]
+
+
+def policy_label(contender):
+    tail = contender.rsplit("/wait_", 1)[1]
+    if tail == "sleep":
+        return "`Sleep`"
+    m = re.fullmatch(r"spin_(\d+)us", tail)
+    return f"`SpinAtMost({m.group(1)} µs)`" if m else f"`{tail}`"
+
+
+def policy_rows(results):
+    """(scenario title, policy, record) for the default and every policy contender."""
+    rows = []
+    for group, default, title in POLICY_GROUPS:
+        recs = results.get(("sqlaio", "sqlite", group), [])
+        others = [r for r in recs if is_policy(r["contender"])]
+        if not others:
+            continue
+        base = next((r for r in recs if r["contender"] == default), None)
+        if base:
+            rows.append((title, "`Adaptive` (default)", base))
+        rows.extend((title, policy_label(r["contender"]), r) for r in others)
     return rows
 
 
@@ -391,7 +439,7 @@ def svg_chart(results):
         bars = []
         for package in ("sqlaio", "peers"):
             for r in results.get((package, suite, group), []):
-                if not visible(r) or r["floor"]:
+                if not visible(r) or r["floor"] or is_policy(r["contender"]):
                     continue
                 if package == "peers" and r["contender"].startswith("sqlaio"):
                     label = r["contender"] + " (peers run)"
@@ -493,6 +541,29 @@ def commit():
         return "unknown"
 
 
+def measured_commits():
+    """The commit each bench's results were measured at (written beside them by `run_bench`)."""
+    by_commit, loads = {}, {}
+    for name, _, _ in BENCHES:
+        path = RESULTS / f"{name}.commit"
+        if (RESULTS / f"{name}.jsonl").exists():
+            at = path.read_text().strip() if path.exists() else commit()
+            # "<commit>[ <load average>]"
+            head, _, last = at.rpartition(" ")
+            if head and re.fullmatch(r"[\d.]+", last):
+                at, loads[name] = head, last
+            by_commit.setdefault(at, []).append(name)
+    if len(by_commit) <= 1:
+        text = f"commit `{next(iter(by_commit), commit())}`"
+    else:
+        text = "; ".join(f"commit `{at}` for {', '.join(f'`{n}`' for n in names)}"
+                         for at, names in by_commit.items())
+    if loads:
+        text += f" (load average over 5 minutes when each run started, on {os.cpu_count()} cores: " + ", ".join(
+            f"`{n}` {v}" for n, v in loads.items()) + ")"
+    return text
+
+
 def generate(results, crit):
     md = []
     md.append(START)
@@ -501,7 +572,7 @@ def generate(results, crit):
     md.append("")
     md.append(f"**Machine.** {machine()}; {rustc()}. Ratios are to the floor measured in the same "
               "run; absolute times are shown only for the floors, to give a scale. Code measured: "
-              f"commit `{commit()}`, sqlaio built with `--all-features` (the peers' package builds "
+              f"{measured_commits()}, sqlaio built with `--all-features` (the peers' package builds "
               "it with `postgres`, `tokio`, `async-std` and `smol`).")
     md.append("")
     md.append("**Crate versions** (from the lock files).")
@@ -538,6 +609,24 @@ def generate(results, crit):
         md.append("|---|---|---|---:|---|---:|---|")
         for suite, title, ours, a, theirs, b, ok in vs:
             md.append(f"| {suite} | {title} | `{ours}` | {a:.2f}x | `{theirs}` | {b:.2f}x | {ok} |")
+        md.append("")
+    policy = policy_rows(results)
+    if policy:
+        md.append("### The waiting policy")
+        md.append("")
+        md.append("`EngineBuilder::wait_policy` under `TokioStrategy`, awaited from a task on a "
+                  "multi-thread runtime (scenario d: 64 such tasks). Time and CPU per operation "
+                  "are ratios to the floor of the same run; CPU time is the whole process's "
+                  "(user + system, every thread) during the measured loop, so a worker or a "
+                  "caller that checks without sleeping counts, and so does a woken thread.")
+        md.append("")
+        md.append("| scenario | policy | contender | time ratio | p50 | p99 | CPU per op | CPU ratio |")
+        md.append("|---|---|---|---:|---:|---:|---:|---:|")
+        for title, label, r in policy:
+            p50 = x(r.get("p50_ratio")) if "p50_ratio" in r else "-"
+            p99 = x(r.get("p99_ratio")) if "p99_ratio" in r else "-"
+            md.append(f"| {title} | {label} | `{r['contender']}` | {x(r['ratio'])} | {p50} | {p99} |"
+                      + cpu_cells(r))
         md.append("")
     for suite in ("sqlite", "postgres"):
         md.append(f"### {'SQLite' if suite == 'sqlite' else 'PostgreSQL'}: every contender")

@@ -142,6 +142,7 @@ mod tx_options;
 mod types;
 mod url;
 mod value;
+mod wait;
 mod worker;
 
 #[path = "../strategies/thread.rs"]
@@ -183,6 +184,7 @@ pub use trace::MAX_STATEMENT_LEN;
 pub use transaction::Transaction;
 pub use tx_options::{IsolationLevel, Locking, TxOptions};
 pub use value::{FromValue, Value};
+pub use wait::WaitPolicy;
 
 pub use thread_strategy::ThreadStrategy;
 

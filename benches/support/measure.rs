@@ -13,6 +13,14 @@
 //! and, when `SQLAIO_BENCH_JSON` names a file, appended to it as one JSON line
 //! per contender. On a shared machine the interleaved ratios are the stable
 //! ones: every contender meets the same load.
+//!
+//! **CPU time.** The interleaved mode also reads the process's CPU time
+//! (user plus system, every thread: the bench thread, the workers, the
+//! runtimes' threads) before and after each run, and reports it per
+//! operation beside the wall time. The shared timing helpers ([`sync_ops`],
+//! [`async_ops`], [`time_loop!`]) read it around their timed loop; a run
+//! timed otherwise is read around the whole run, minus the untimed setup of
+//! [`with_setup`].
 
 #![allow(dead_code)]
 
@@ -21,7 +29,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::async_executor::AsyncExecutor;
@@ -145,6 +153,54 @@ fn shrink(bytes: usize) {
 }
 
 // ---------------------------------------------------------------------------
+// CPU time
+// ---------------------------------------------------------------------------
+
+/// User plus system CPU time the whole process has used so far, every
+/// thread included (`getrusage(RUSAGE_SELF)`, microsecond resolution).
+pub fn process_cpu() -> Duration {
+    // SAFETY: `rusage` is plain integers, for which all zeroes is valid, and
+    // `getrusage` only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(rc, 0, "getrusage");
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// No CPU time noted.
+const NO_CPU: u64 = u64::MAX;
+/// CPU time of the last timed loop, in nanoseconds, noted by the timing helpers.
+static LOOP_CPU: AtomicU64 = AtomicU64::new(NO_CPU);
+/// CPU time of the last untimed setup ([`with_setup`]), in nanoseconds.
+static SETUP_CPU: AtomicU64 = AtomicU64::new(0);
+
+/// Notes the CPU time of a timed loop that started when the process had
+/// used `start` (read with [`process_cpu`]).
+pub fn note_loop_cpu(start: Duration) {
+    let used = process_cpu().saturating_sub(start);
+    LOOP_CPU.store(used.as_nanos() as u64, Ordering::SeqCst);
+}
+
+/// Runs one measured run and returns it with the CPU time it used: that of
+/// its timed loop if a timing helper noted it, or of the whole run minus
+/// its untimed setup.
+fn cpu_of(run: impl FnOnce() -> Batch) -> (Batch, Duration) {
+    LOOP_CPU.store(NO_CPU, Ordering::SeqCst);
+    SETUP_CPU.store(0, Ordering::SeqCst);
+    let start = process_cpu();
+    let batch = run();
+    let whole = process_cpu().saturating_sub(start);
+    let cpu = match LOOP_CPU.swap(NO_CPU, Ordering::SeqCst) {
+        NO_CPU => whole.saturating_sub(Duration::from_nanos(SETUP_CPU.load(Ordering::SeqCst))),
+        ns => Duration::from_nanos(ns),
+    };
+    (batch, cpu)
+}
+
+// ---------------------------------------------------------------------------
 // Executors
 // ---------------------------------------------------------------------------
 
@@ -231,6 +287,7 @@ pub type Run<'a> = Box<dyn FnMut(u64, bool) -> Batch + 'a>;
 /// Times `n` synchronous operations.
 pub fn sync_ops(n: u64, per_op: bool, mut op: impl FnMut()) -> Batch {
     let mut times = Vec::with_capacity(if per_op { n as usize } else { 0 });
+    let cpu = process_cpu();
     let start = Instant::now();
     for _ in 0..n {
         if per_op {
@@ -241,8 +298,10 @@ pub fn sync_ops(n: u64, per_op: bool, mut op: impl FnMut()) -> Batch {
             op();
         }
     }
+    let time = start.elapsed();
+    note_loop_cpu(cpu);
     Batch {
-        time: start.elapsed(),
+        time,
         per_op: times,
     }
 }
@@ -254,6 +313,7 @@ where
     Fut: Future<Output = ()>,
 {
     let mut times = Vec::with_capacity(if per_op { n as usize } else { 0 });
+    let cpu = process_cpu();
     let start = Instant::now();
     for _ in 0..n {
         if per_op {
@@ -264,8 +324,10 @@ where
             op().await;
         }
     }
+    let time = start.elapsed();
+    note_loop_cpu(cpu);
     Batch {
-        time: start.elapsed(),
+        time,
         per_op: times,
     }
 }
@@ -280,7 +342,10 @@ pub fn on<'a>(exec: &'a Exec, body: impl Fn(u64, bool) -> BoxFuture + 'a) -> Run
 /// table that grows).
 pub fn with_setup<'a>(mut setup: impl FnMut() + 'a, mut run: Run<'a>) -> Run<'a> {
     Box::new(move |n, per_op| {
+        let cpu = process_cpu();
         setup();
+        let used = process_cpu().saturating_sub(cpu);
+        SETUP_CPU.store(used.as_nanos() as u64, Ordering::SeqCst);
         run(n, per_op)
     })
 }
@@ -425,9 +490,15 @@ pub fn quantile(values: &mut [f64], q: f64) -> f64 {
 /// What the interleaved mode measured for one contender.
 struct Tally {
     times: Vec<Duration>,
+    /// Process CPU time of each run (see [`cpu_of`]).
+    cpu: Vec<Duration>,
     per_op: Vec<f64>,
     peaks: Vec<f64>,
 }
+
+/// The pause before each interleaved run: longer than any thread of sqlaio
+/// or of a runtime checks for work before it sleeps.
+const SETTLE: Duration = Duration::from_millis(1);
 
 fn interleaved(spec: &Spec, contenders: &mut [(String, Run<'_>)]) {
     let count = contenders.len();
@@ -442,6 +513,7 @@ fn interleaved(spec: &Spec, contenders: &mut [(String, Run<'_>)]) {
     let mut tallies: Vec<Tally> = (0..count)
         .map(|_| Tally {
             times: Vec::with_capacity(spec.rounds),
+            cpu: Vec::with_capacity(spec.rounds),
             per_op: Vec::new(),
             peaks: Vec::new(),
         })
@@ -449,10 +521,15 @@ fn interleaved(spec: &Spec, contenders: &mut [(String, Run<'_>)]) {
     for round in 0..spec.rounds {
         for k in 0..count {
             let i = (round + k) % count;
+            // Let the threads of the run before finish their checks for
+            // more work and sleep, so that their CPU time is not counted
+            // in this run's.
+            std::thread::sleep(SETTLE);
             if spec.memory {
                 Counting::enable();
             }
-            let batch = contenders[i].1(spec.batch, spec.latency);
+            let (batch, cpu) = cpu_of(|| contenders[i].1(spec.batch, spec.latency));
+            tallies[i].cpu.push(cpu);
             if spec.memory {
                 let (_, peak) = Counting::now();
                 Counting::disable();
@@ -473,11 +550,22 @@ fn report(spec: &Spec, contenders: &[(String, Run<'_>)], tallies: &mut [Tally]) 
     let floor_p50 = quantile(&mut tallies[0].per_op.clone(), 0.5);
     let floor_p99 = quantile(&mut tallies[0].per_op.clone(), 0.99);
     let floor_peak = quantile(&mut tallies[0].peaks.clone(), 0.5);
+    let cpu_per_op = |tally: &Tally| {
+        let mut per_op: Vec<f64> = tally
+            .cpu
+            .iter()
+            .map(|t| t.as_nanos() as f64 / ops)
+            .collect();
+        quantile(&mut per_op, 0.5)
+    };
+    let floor_cpu = cpu_per_op(&tallies[0]);
 
     let mut header = String::from("| contender | time per ");
     header += spec.unit;
-    header += " | ratio to floor | quartiles |";
-    let mut rule = String::from("|---|---:|---:|---:|");
+    header += " | ratio to floor | quartiles | CPU per ";
+    header += spec.unit;
+    header += " | CPU ratio |";
+    let mut rule = String::from("|---|---:|---:|---:|---:|---:|");
     if spec.latency {
         header += " p50 | p99 |";
         rule += "---:|---:|";
@@ -512,10 +600,16 @@ fn report(spec: &Spec, contenders: &[(String, Run<'_>)], tallies: &mut [Tally]) 
             quantile(&mut ratios, 0.5),
             quantile(&mut ratios, 0.75),
         );
-        let mut row = format!("| {name} | {} | {q2:.2}x | {q1:.2}-{q3:.2}x |", fmt_ns(ns));
+        let cpu = cpu_per_op(tally);
+        let cpu_ratio = cpu / floor_cpu;
+        let mut row = format!(
+            "| {name} | {} | {q2:.2}x | {q1:.2}-{q3:.2}x | {} | {cpu_ratio:.2}x |",
+            fmt_ns(ns),
+            fmt_ns(cpu)
+        );
         let mut json = format!(
-            "{{\"suite\":\"{}\",\"scenario\":\"{}\",\"group\":\"{}\",\"contender\":\"{}\",\"floor\":{},\"rounds\":{},\"ns_per_op\":{:.1},\"ratio\":{:.4},\"q1\":{:.4},\"q3\":{:.4}",
-            spec.suite, spec.scenario, spec.group, name, i == 0, spec.rounds, ns, q2, q1, q3
+            "{{\"suite\":\"{}\",\"scenario\":\"{}\",\"group\":\"{}\",\"contender\":\"{}\",\"floor\":{},\"rounds\":{},\"ns_per_op\":{:.1},\"ratio\":{:.4},\"q1\":{:.4},\"q3\":{:.4},\"cpu_ns_per_op\":{:.1},\"cpu_ratio\":{:.4}",
+            spec.suite, spec.scenario, spec.group, name, i == 0, spec.rounds, ns, q2, q1, q3, cpu, cpu_ratio
         );
         if spec.latency {
             let p50 = quantile(&mut tally.per_op, 0.5);
@@ -583,6 +677,7 @@ macro_rules! time_loop {
     ($n:expr, $per_op:expr, $body:block) => {{
         let (n, per_op): (u64, bool) = ($n, $per_op);
         let mut times = Vec::with_capacity(if per_op { n as usize } else { 0 });
+        let cpu = $crate::measure::process_cpu();
         let start = std::time::Instant::now();
         for _ in 0..n {
             let t = per_op.then(std::time::Instant::now);
@@ -591,8 +686,10 @@ macro_rules! time_loop {
                 times.push(t.elapsed().as_nanos() as u64);
             }
         }
+        let time = start.elapsed();
+        $crate::measure::note_loop_cpu(cpu);
         $crate::measure::Batch {
-            time: start.elapsed(),
+            time,
             per_op: times,
         }
     }};

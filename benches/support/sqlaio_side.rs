@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use sqlaio::{Connection, Engine, Strategy};
+use sqlaio::{Connection, Engine, Strategy, WaitPolicy};
 
 use crate::measure::{async_ops, BoxFuture, Exec, Run};
 
@@ -15,6 +15,8 @@ pub struct Side {
     pub label: &'static str,
     pub exec: Exec,
     pub strategy: Arc<dyn Strategy>,
+    /// How its engines' workers and callers wait for each other.
+    pub wait: WaitPolicy,
 }
 
 /// Every strategy this build has, each with its usual executor:
@@ -28,6 +30,7 @@ pub fn sides() -> Vec<Side> {
         label: "sqlaio/thread/block_on",
         exec: Exec::Futures,
         strategy: Arc::new(sqlaio::ThreadStrategy),
+        wait: WaitPolicy::default(),
     }];
     #[cfg(feature = "tokio")]
     {
@@ -35,11 +38,13 @@ pub fn sides() -> Vec<Side> {
             label: "sqlaio/tokio/current_thread",
             exec: Exec::tokio_current(),
             strategy: Arc::new(sqlaio::TokioStrategy),
+            wait: WaitPolicy::default(),
         });
         sides.push(Side {
             label: "sqlaio/tokio/multi_thread_task",
             exec: Exec::tokio_multi_task(),
             strategy: Arc::new(sqlaio::TokioStrategy),
+            wait: WaitPolicy::default(),
         });
     }
     #[cfg(feature = "async-std")]
@@ -47,13 +52,42 @@ pub fn sides() -> Vec<Side> {
         label: "sqlaio/async_std/block_on",
         exec: Exec::AsyncStd,
         strategy: Arc::new(sqlaio::AsyncStdStrategy),
+        wait: WaitPolicy::default(),
     });
     #[cfg(feature = "smol")]
     sides.push(Side {
         label: "sqlaio/smol/block_on",
         exec: Exec::Smol,
         strategy: Arc::new(sqlaio::SmolStrategy),
+        wait: WaitPolicy::default(),
     });
+    sides
+}
+
+/// The waiting policies measured besides the default, with the suffix of
+/// their contenders' names.
+pub const WAIT_POLICIES: [(&str, WaitPolicy); 2] = [
+    ("/wait_sleep", WaitPolicy::Sleep),
+    (
+        "/wait_spin_10us",
+        WaitPolicy::SpinAtMost(std::time::Duration::from_micros(10)),
+    ),
+];
+
+/// [`sides`], then `TokioStrategy` awaited from a task on a multi-thread
+/// runtime (the server shape) under each of [`WAIT_POLICIES`].
+pub fn sides_with_wait_policies() -> Vec<Side> {
+    #[allow(unused_mut)]
+    let mut sides = sides();
+    #[cfg(feature = "tokio")]
+    for (suffix, wait) in WAIT_POLICIES {
+        sides.push(Side {
+            label: String::leak(format!("sqlaio/tokio/multi_thread_task{suffix}")),
+            exec: Exec::tokio_multi_task(),
+            strategy: Arc::new(sqlaio::TokioStrategy),
+            wait,
+        });
+    }
     sides
 }
 
@@ -77,6 +111,7 @@ impl Side {
             .url(url)
             .strategy_arc(self.strategy.clone())
             .max_connections(pool)
+            .wait_policy(self.wait)
             .build()
             .expect("engine");
         let conn = Arc::new(self.exec.block_on(engine.connect()).expect("connect"));

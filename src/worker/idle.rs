@@ -53,6 +53,8 @@ impl Idle {
     ///   nothing makes the worker sleep at once for its next 1, 2, 4, ... up
     ///   to [`MAX_BACKOFF`] waits, so an idle or rarely used connection
     ///   costs next to nothing; a check that finds a request starts over;
+    /// - never for longer than the engine's [`WaitPolicy`](crate::WaitPolicy)
+    ///   allows, and not at all under its `Sleep`;
     /// - not at all while tasks take turns on the connection (a request was
     ///   taken with others queued behind it within the last
     ///   [`TAKING_TURNS`]): their callers sleep rather than check (the
@@ -91,16 +93,22 @@ impl Idle {
         }
         let crowded = waiting.load(Ordering::Relaxed) > 0;
         shared.crowded.store(crowded, Ordering::Relaxed);
+        let (stay_awake, spin) = (
+            shared.wait.bound(STAY_AWAKE),
+            shared.wait.bound(WORKER_SPIN),
+        );
         if crowded {
-            if let Some(found) = check(rx, STAY_AWAKE, 1) {
+            if stay_awake.is_zero() {
+                // The policy says never to check.
+            } else if let Some(found) = check(rx, stay_awake, 1) {
                 return found;
             }
-        } else if self.turns > 0 {
+        } else if self.turns > 0 || spin.is_zero() {
             // Sleep at once (see above).
         } else if self.skip > 0 {
             self.skip -= 1;
         } else {
-            match check(rx, WORKER_SPIN, 4) {
+            match check(rx, spin, 4) {
                 Some(found) => {
                     self.backoff = 0;
                     return found;
@@ -211,6 +219,28 @@ mod tests {
         drop(tx);
         assert!(wait.next_request(&rx, &waiting, &shared).is_none());
         assert!(shared.awake.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_worker_that_may_not_check_sleeps_at_once_and_still_takes_every_request() {
+        let (tx, rx) = async_channel::bounded(QUEUE_CAPACITY);
+        let waiting = AtomicUsize::new(0);
+        let shared = Shared::new(crate::WaitPolicy::Sleep);
+        let mut wait = Idle::default();
+        // Requests far apart: no check runs in vain, so nothing backs off.
+        for _ in 0..3 {
+            take_sent_after(&mut wait, (&tx, &rx), &waiting, &shared, SLOW);
+            assert_eq!((wait.skip, wait.backoff), (0, 0));
+        }
+        // Callers waiting for the pool: it does not check for them either.
+        waiting.store(1, Ordering::Relaxed);
+        take_sent_after(&mut wait, (&tx, &rx), &waiting, &shared, SLOW);
+        assert!(shared.crowded.load(Ordering::Relaxed));
+        // A queued request is taken at once; every sender gone ends it.
+        tx.try_send(ping()).unwrap();
+        assert!(wait.next_request(&rx, &waiting, &shared).is_some());
+        drop(tx);
+        assert!(wait.next_request(&rx, &waiting, &shared).is_none());
     }
 
     #[test]

@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::strategy::{Job, Strategy};
 use crate::timer::Timer;
 use crate::tracker::TrackerGuard;
+use crate::wait::WaitPolicy;
 
 pub(crate) use crate::tracker::Tracker;
 pub(crate) use gate::WriteGate;
@@ -83,6 +84,8 @@ pub(crate) struct Setup {
     pub(crate) gate: Option<Arc<WriteGate>>,
     /// Callers waiting for a connection of the pool, as the pool last counted them.
     pub(crate) waiting: AtomicUsize,
+    /// How the workers and their callers wait for each other.
+    pub(crate) wait: WaitPolicy,
 }
 
 impl Setup {
@@ -95,6 +98,7 @@ impl Setup {
             after_connect,
             gate: single_writer.then(Arc::default),
             waiting: AtomicUsize::new(0),
+            wait: WaitPolicy::default(),
         }
     }
 }

@@ -56,7 +56,7 @@ pub(super) fn run<D: Driver>(
         }
     };
     let interrupter = Interrupter::new(driver.kill(), setup.timer.clone());
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new(setup.wait));
     let spawned = Spawned {
         sender,
         shared: shared.clone(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures_channel::oneshot;
 
 use crate::error::{Error, Result};
+use crate::wait::WaitPolicy;
 
 /// State a worker shares with its connection handle.
 #[derive(Debug, Default)]
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     /// When the request the worker runs now started ([`clock`] nanoseconds),
     /// or 0 between requests.
     running_since: AtomicU64,
+    /// How long the worker and its callers may check for each other.
+    pub(super) wait: WaitPolicy,
 }
 
 /// `at` in nanoseconds since the first connection's queue was made (at least 1).
@@ -67,6 +70,14 @@ const CALLER_SPIN_BUSY: Duration = Duration::from_micros(80);
 const QUICK_SAMPLE_CAP: Duration = CALLER_SPIN_BUSY.saturating_mul(2);
 
 impl Shared {
+    /// The state of a new worker of an engine that waits as `wait` says.
+    pub(super) fn new(wait: WaitPolicy) -> Shared {
+        Shared {
+            wait,
+            ..Shared::default()
+        }
+    }
+
     /// Notes that a request started.
     pub(super) fn note_start(&self, at: std::time::Instant) {
         self.running_since.store(clock(at), Ordering::Relaxed);
@@ -110,7 +121,8 @@ impl Shared {
     /// this one (other tasks sharing the connection): then the answer comes
     /// after theirs, and the caller sleeps. It sleeps too while tasks take
     /// turns on the connection even if none is queued now: the other tasks
-    /// need its executor's threads to send their next requests.
+    /// need its executor's threads to send their next requests. The engine's
+    /// [`WaitPolicy`] bounds the time, or makes it zero.
     pub(crate) fn spin_budget(&self, queued: usize) -> Duration {
         if queued > 0
             || !self.awake.load(Ordering::Relaxed)
@@ -123,7 +135,8 @@ impl Shared {
         if busy > CALLER_SPIN_BUSY {
             return Duration::ZERO;
         }
-        (busy * 2 + Duration::from_micros(5)).min(CALLER_SPIN)
+        self.wait
+            .bound((busy * 2 + Duration::from_micros(5)).min(CALLER_SPIN))
     }
 }
 
@@ -212,6 +225,22 @@ mod tests {
         shared.awake.store(true, Ordering::Relaxed);
         shared.note_busy(CALLER_SPIN_BUSY);
         assert_eq!(shared.spin_budget(0), CALLER_SPIN);
+    }
+
+    #[test]
+    fn the_wait_policy_bounds_or_stops_a_callers_checks() {
+        let quick = |wait| {
+            let shared = Shared::new(wait);
+            shared.awake.store(true, Ordering::Relaxed);
+            shared.note_busy(Duration::from_micros(40));
+            shared.spin_budget(0)
+        };
+        assert_eq!(quick(WaitPolicy::Adaptive), Duration::from_micros(85));
+        assert_eq!(
+            quick(WaitPolicy::SpinAtMost(Duration::from_micros(10))),
+            Duration::from_micros(10)
+        );
+        assert_eq!(quick(WaitPolicy::Sleep), Duration::ZERO);
     }
 
     #[test]

@@ -41,3 +41,4 @@ mod strategies;
 mod transaction_options;
 mod transactions;
 mod values;
+mod waiting;
