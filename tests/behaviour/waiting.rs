@@ -70,7 +70,7 @@ async fn outcome(ctx: &Ctx, engine: &Engine, table: &str) -> (i64, Vec<i64>, Vec
             let mut total = 0;
             for call in 0..10i64 {
                 let echoed: i64 = engine
-                    .scalar(backend.sql(ECHO), (task * 100 + call,))
+                    .scalar(echo(backend), (task * 100 + call,))
                     .await
                     .unwrap();
                 total += echoed;
