@@ -47,12 +47,15 @@ async fn outcome(ctx: &Ctx, engine: &Engine, table: &str) -> (i64, Vec<i64>, Vec
     tx.execute(insert.as_str(), (5000,)).await.unwrap();
     tx.rollback().await.unwrap();
     let sum: i64 = conn
-        .scalar(format!("SELECT CAST(sum(x) AS BIGINT) FROM {table}"), ())
+        .scalar(
+            format!("SELECT CAST(sum(x) AS {}) FROM {table}", int8(backend)),
+            (),
+        )
         .await
         .unwrap();
     // More rows than the first batch: the rest are streamed.
     let series: Vec<i64> = conn
-        .execute(ctx.sql(SERIES), (1000,))
+        .execute(recursive(backend, SERIES), (1000,))
         .await
         .unwrap()
         .try_collect::<Vec<sqlaio::Row>>()
