@@ -48,11 +48,13 @@ BENCHES = [
     ("sqlite_write", "sqlaio", ["--all-features", "--bench", "sqlite_write"]),
     ("bulk_read", "sqlaio", ["--all-features", "--bench", "bulk_read"]),
     ("postgres", "sqlaio", ["--all-features", "--bench", "postgres"]),
+    ("mysql", "sqlaio", ["--all-features", "--bench", "mysql"]),
     ("sqlite_peers", "peers", ["--manifest-path", str(PEERS / "Cargo.toml"), "--bench", "sqlite_peers"]),
     ("postgres_peers", "peers", ["--manifest-path", str(PEERS / "Cargo.toml"), "--bench", "postgres_peers"]),
+    ("mysql_peers", "peers", ["--manifest-path", str(PEERS / "Cargo.toml"), "--bench", "mysql_peers"]),
 ]
 
-FLOORS = {"rusqlite", "rusqlite/one_thread", "postgres", "postgres/one_thread"}
+FLOORS = {"rusqlite", "rusqlite/one_thread", "postgres", "postgres/one_thread", "mysql", "mysql/one_thread"}
 
 # The groups shown, in order: (suite, scenario, group, title, metric)
 # metric: "p50" (per-op median ratio), "ratio" (median of per-round ratios)
@@ -68,12 +70,22 @@ GROUPS = [
     ("postgres", "d", "pg_point_read_64_tasks", "d. 64 tasks, pool of 4 (time per read)", "ratio"),
     ("postgres", "e", "pg_fetchall", "e. 1,000,000 rows, fetchall (time)", "ratio"),
     ("postgres", "e", "pg_stream", "e. 1,000,000 rows, streamed (time)", "ratio"),
+    ("mysql", "a", "my_point_read", "a. point read, one at a time (p50 per read)", "p50"),
+    ("mysql", "b", "my_insert", "b. single-row autocommit insert", "ratio"),
+    ("mysql", "c", "my_tx_10k", "c. 10,000 inserts in one transaction", "ratio"),
+    ("mysql", "d", "my_point_read_64_tasks", "d. 64 tasks, pool of 4 (time per read)", "ratio"),
+    ("mysql", "e", "my_fetchall", "e. 1,000,000 rows, fetchall (time)", "ratio"),
+    ("mysql", "e", "my_stream", "e. 1,000,000 rows, streamed (time)", "ratio"),
 ]
 
+# The suites, in the order the tables show them, with their headings.
+SUITES = [("sqlite", "SQLite"), ("postgres", "PostgreSQL"), ("mysql", "MySQL")]
+
 # Versions read from the lock files.
-MAIN_CRATES = ["rusqlite", "libsqlite3-sys", "postgres", "tokio-postgres", "tokio", "async-std", "smol", "blocking", "criterion"]
+MAIN_CRATES = ["rusqlite", "libsqlite3-sys", "postgres", "tokio-postgres", "mysql", "mysql_common", "tokio",
+               "async-std", "smol", "blocking", "criterion"]
 PEER_CRATES = ["rusqlite", "libsqlite3-sys", "tokio-rusqlite", "async-sqlite", "deadpool-sqlite", "sqlx",
-               "postgres", "tokio-postgres", "deadpool-postgres", "tokio"]
+               "postgres", "tokio-postgres", "deadpool-postgres", "mysql", "mysql_common", "mysql_async", "tokio"]
 
 
 # ---------------------------------------------------------------------------
@@ -328,10 +340,53 @@ def targets(results):
         tokio("pg_point_read_64_tasks", "ratio", suite="postgres", contenders=["sqlaio/tokio"]))
     add("PostgreSQL e, streaming peak heap vs bare streamed read", 1.05,
         tokio("pg_stream", "peak", suite="postgres"))
+    # MySQL: the headline is the server shape, a task on a multi-thread runtime;
+    # a current-thread runtime is an extra row.
+    task = ["sqlaio/tokio/multi_thread_task"]
+    add("MySQL a, p50 per read (task on a multi-thread runtime)", 1.3,
+        tokio("my_point_read", "p50", suite="mysql", contenders=task))
+    add("MySQL a, p50 per read (task on a multi-thread runtime, peers' run)", 1.3,
+        tokio("my_point_read", "p50", suite="mysql", contenders=task, package="peers"))
+    add("MySQL a, p50 per read (current-thread runtime)", 1.3,
+        tokio("my_point_read", "p50", suite="mysql", contenders=["sqlaio/tokio/current_thread"]))
+    rows.extend(ahead_of_peers(results, "MySQL", "mysql", task[0], MYSQL_AHEAD))
     return rows
 
 
-PEER_NAMES = ["tokio-rusqlite", "async-sqlite", "deadpool-sqlite", "sqlx", "tokio-postgres", "deadpool-postgres"]
+# The MySQL scenarios where sqlaio (a task on a multi-thread runtime) should be
+# ahead of sqlx and mysql_async, in the peers' run: (what, group, metric,
+# sqlaio's variant, the peers' contenders compared: a suffix, or None for all).
+MYSQL_AHEAD = [
+    ("a, p50 per read", "my_point_read", "p50", "", None),
+    ("c, 10,000 inserts awaited", "my_tx_10k", "ratio", "/awaited", "/awaited"),
+    ("c, 10,000 inserts in one call (`execute_many`; mysql_async's `exec_batch`)", "my_tx_10k", "ratio",
+     "/execute_many", "/exec_batch"),
+    ("e, fetchall into `Row`s", "my_fetchall", "ratio", "", None),
+    ("e, fetchall_as::<(i64, String)>", "my_fetchall", "ratio", "/fetchall_as", None),
+    ("e, streamed", "my_stream", "ratio", "", None),
+]
+
+
+def ahead_of_peers(results, name, suite, ours, scenarios):
+    """Target rows: sqlaio's contender `ours` against the best peer of the same
+    run (the peers' package), lower being ahead."""
+    rows = []
+    for what, group, which, ours_suffix, peer_suffix in scenarios:
+        recs = results.get(("peers", suite, group), [])
+        mine = find(results, "peers", suite, group, ours + ours_suffix)
+        theirs = [r for r in recs if is_peer(r["contender"])
+                  and (peer_suffix is None or r["contender"].endswith(peer_suffix))]
+        if mine is None or not theirs:
+            continue
+        best = min(theirs, key=lambda r: metric(r, which))
+        a, b = metric(mine, which), metric(best, which)
+        rows.append((f"{name} {what}: ahead of every peer", "below the best peer",
+                     f"{a:.2f}x vs {b:.2f}x (`{best['contender']}`)", "met" if a < b else "missed"))
+    return rows
+
+
+PEER_NAMES = ["tokio-rusqlite", "async-sqlite", "deadpool-sqlite", "sqlx", "tokio-postgres", "deadpool-postgres",
+              "mysql_async"]
 
 
 def is_peer(contender):
@@ -358,6 +413,10 @@ def versus_peers(results):
             kinds = [("awaited", "/awaited", "/awaited"),
                      ("one trip (`execute_many` against one closure)", "/execute_many", "/one_call"),
                      ("one closure (`run_in_thread`)", "/one_call", "/one_call")]
+        elif group == "my_tx_10k":
+            # mysql_async's `exec_batch` is the peers' one call with every parameter set.
+            kinds = [("awaited", "/awaited", "/awaited"),
+                     ("one trip (`execute_many` against `exec_batch`)", "/execute_many", "/exec_batch")]
         elif group.endswith("_64_tasks"):
             # The peers without a pool share 4 connections between the tasks, as `/shared` does.
             kinds = [("each read through the pool (`Engine::execute`)", "", ""),
@@ -368,8 +427,8 @@ def versus_peers(results):
             kinds = [("rows as `Row`", "", ""), ("rows as `(i64, String)`", "/fetchall_as", "")]
         else:
             kinds = [("", "", "")]
-        # PostgreSQL: sqlaio from the peers' own run, against the same floor.
-        source = "peers" if suite == "postgres" else "sqlaio"
+        # PostgreSQL and MySQL: sqlaio from the peers' own run, against the same floor.
+        source = "peers" if suite in ("postgres", "mysql") else "sqlaio"
         for kind, ours_suffix, peer_suffix in kinds:
             ours = [r for r in results.get((source, suite, group), [])
                     if r["contender"].startswith("sqlaio/tokio") and not is_policy(r["contender"])
@@ -429,6 +488,7 @@ CHART_TARGETS = {
     ("sqlite", "sqlite_fetchall"): [1.15],
     ("postgres", "pg_point_read"): [1.25],
     ("postgres", "pg_point_read_64_tasks"): [1.05],
+    ("mysql", "my_point_read"): [1.3],
 }
 
 
@@ -449,7 +509,7 @@ def svg_chart(results):
                 if v is not None:
                     bars.append((label, v, "sqlaio" if label.startswith("sqlaio") else "peer"))
         if bars:
-            panels.append((f"{suite.replace('sqlite', 'SQLite').replace('postgres', 'PostgreSQL')} {title}", bars,
+            panels.append((f"{dict(SUITES)[suite]} {title}", bars,
                            CHART_TARGETS.get((suite, group), [])))
     if not panels:
         return None
@@ -573,7 +633,7 @@ def generate(results, crit):
     md.append(f"**Machine.** {machine()}; {rustc()}. Ratios are to the floor measured in the same "
               "run; absolute times are shown only for the floors, to give a scale. Code measured: "
               f"{measured_commits()}, sqlaio built with `--all-features` (the peers' package builds "
-              "it with `postgres`, `tokio`, `async-std` and `smol`).")
+              "it with `postgres`, `mysql`, `serde`, `tokio`, `async-std` and `smol`).")
     md.append("")
     md.append("**Crate versions** (from the lock files).")
     md.append("")
@@ -602,8 +662,8 @@ def generate(results, crit):
         md.append("")
         md.append("The lower of sqlaio's two `TokioStrategy` contenders against the lowest peer. "
                   "SQLite: each side's ratio to the floor of its own run (the SQLite peers cannot "
-                  "share a build with sqlaio, see [Peers](#peers)). PostgreSQL: both from the "
-                  "peers' run, which measures sqlaio beside them against one floor.")
+                  "share a build with sqlaio, see [Peers](#peers)). PostgreSQL and MySQL: both from "
+                  "the peers' run, which measures sqlaio beside them against one floor.")
         md.append("")
         md.append("| database | scenario | sqlaio (`TokioStrategy`) | ratio | best peer | ratio | sqlaio as fast |")
         md.append("|---|---|---|---:|---|---:|---|")
@@ -628,8 +688,10 @@ def generate(results, crit):
             md.append(f"| {title} | {label} | `{r['contender']}` | {x(r['ratio'])} | {p50} | {p99} |"
                       + cpu_cells(r))
         md.append("")
-    for suite in ("sqlite", "postgres"):
-        md.append(f"### {'SQLite' if suite == 'sqlite' else 'PostgreSQL'}: every contender")
+    for suite, heading in SUITES:
+        if not any(key[1] == suite for key in results):
+            continue
+        md.append(f"### {heading}: every contender")
         md.append("")
         shown = set()
         for s, scen, group, title, which in GROUPS:

@@ -49,7 +49,7 @@ struct State {
     id: Option<u64>,
     kills: Arc<Kills>,
     /// Prepared statements by their text.
-    statements: HashMap<String, Prepared>,
+    statements: HashMap<Arc<str>, Prepared>,
     capacity: usize,
     in_tx: bool,
     /// The server reports transaction state (see [`State::track`]).
@@ -61,8 +61,12 @@ struct State {
     lost: bool,
 }
 
-/// A statement prepared on the server, and what sqlaio needs to know of it.
+/// A statement prepared on the server, and what sqlaio needs to know of it;
+/// cheap to clone (shared parts only).
+#[derive(Clone)]
 struct Prepared {
+    /// Its text, the key it is cached under.
+    sql: Arc<str>,
     stmt: mysql::Statement,
     /// Column names; `None` for a statement that returns no rows.
     keys: Option<ColumnNames>,
@@ -137,11 +141,15 @@ impl State {
 }
 
 impl MysqlDriver {
-    /// The prepared statement for `sql`, from the cache or prepared now;
-    /// `None` when the server cannot prepare it.
-    fn prepared(&mut self, sql: &str) -> Result<Option<&Prepared>> {
+    /// The prepared statement for `sql`, from the cache (one lookup) or
+    /// prepared now; `None` when the server cannot prepare it.
+    fn prepared(&mut self, sql: &str) -> Result<Option<Prepared>> {
         let MysqlDriver { conn, state } = self;
-        if !state.statements.contains_key(sql) {
+        if let Some(prepared) = state.statements.get(sql) {
+            return Ok(Some(prepared.clone()));
+        }
+        // Not seen before (or evicted): prepare it now.
+        {
             let stmt = match conn.prep(sql) {
                 Ok(stmt) => stmt,
                 Err(e) if code(&e) == Some(UNSUPPORTED_PS) => return Ok(None),
@@ -180,17 +188,18 @@ impl MysqlDriver {
                     first_keyword(sql).to_ascii_uppercase().as_str(),
                     "INSERT" | "REPLACE" | "DELETE" | "UPDATE"
                 );
-            state.statements.insert(
-                sql.to_owned(),
-                Prepared {
-                    stmt,
-                    keys,
-                    names,
-                    returning,
-                },
-            );
+            let prepared = Prepared {
+                sql: Arc::from(sql),
+                stmt,
+                keys,
+                names,
+                returning,
+            };
+            state
+                .statements
+                .insert(prepared.sql.clone(), prepared.clone());
+            Ok(Some(prepared))
         }
-        Ok(state.statements.get(sql))
     }
 
     /// Whether a transaction is still open after an error inside one: MariaDB
@@ -343,15 +352,16 @@ impl Driver for MysqlDriver {
         if is_blank(sql) {
             return Err(Error::database("the SQL string holds no statement", "empty statement"));
         }
-        let plan = match self.prepared(sql)? {
+        let (plan, sql) = match self.prepared(sql)? {
             Some(prepared) => {
-                let values = bind(prepared, params)?;
-                Plan::Prepared {
-                    stmt: prepared.stmt.clone(),
-                    keys: prepared.keys.clone(),
+                let values = bind(&prepared, params)?;
+                let plan = Plan::Prepared {
+                    stmt: prepared.stmt,
+                    keys: prepared.keys,
                     returning: prepared.returning,
                     values: Some(values),
-                }
+                };
+                (plan, prepared.sql)
             }
             None => {
                 if !params.is_empty() {
@@ -359,7 +369,7 @@ impl Driver for MysqlDriver {
                         "the server cannot prepare this statement, so it takes no parameters".into(),
                     ));
                 }
-                Plan::Text
+                (Plan::Text, Arc::from(sql))
             }
         };
         let MysqlDriver { conn, state } = self;
@@ -369,7 +379,7 @@ impl Driver for MysqlDriver {
             state,
             plan,
             text: None,
-            sql: sql.to_owned(),
+            sql,
         };
         if let Plan::Text = statement.plan {
             // Its columns are known only once it ran.
@@ -393,7 +403,7 @@ impl Driver for MysqlDriver {
         let returning = prepared.returning;
         let mut bound = Vec::with_capacity(params.len());
         for set in params {
-            bound.push(bind(prepared, set.clone())?);
+            bound.push(bind(&prepared, set.clone())?);
         }
         let MysqlDriver { conn, state } = self;
         let mut total = 0;

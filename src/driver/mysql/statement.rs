@@ -37,7 +37,8 @@ pub(crate) struct MyStatement<'c> {
     pub(super) plan: Plan,
     /// A text statement, already running, and its column names.
     pub(super) text: Option<(QueryResult<'c, 'c, 'c, Text>, Option<ColumnNames>)>,
-    pub(super) sql: String,
+    /// Its text (shared with the statement cache).
+    pub(super) sql: Arc<str>,
 }
 
 impl<'c> MyStatement<'c> {
@@ -46,7 +47,7 @@ impl<'c> MyStatement<'c> {
         let Some(conn) = self.conn.take() else {
             return Ok(());
         };
-        match conn.query_iter(&self.sql) {
+        match conn.query_iter(&*self.sql) {
             Ok(result) => {
                 let columns = result.columns();
                 let columns = columns.as_ref();
@@ -161,7 +162,7 @@ impl<'c> Statement for MyStatement<'c> {
         if !same_columns(keys.as_deref(), result.columns().as_ref()) {
             // The table changed since the statement was prepared (ALTER TABLE):
             // the names the answer carries would not fit the rows.
-            state.statements.remove(&self.sql);
+            state.statements.remove(&*self.sql);
             drop(result);
             return Err(Error::database("the statement's result columns changed since it was prepared (the \
                           table was altered); run it again", "result columns changed"));
