@@ -74,6 +74,9 @@ struct Prepared {
     names: Arc<[String]>,
     /// A write that can return rows (`... RETURNING`): its rowcount is the rows read.
     returning: bool,
+    /// A write with `RETURNING` whose columns the server did not announce
+    /// when it prepared it (MariaDB): they come with its result.
+    unannounced: bool,
 }
 
 impl State {
@@ -167,11 +170,7 @@ impl MysqlDriver {
                 }
             };
             let columns = stmt.columns();
-            let keys = (!columns.is_empty()).then(|| {
-                Arc::new(crate::row::Names(
-                    columns.iter().map(|c| c.name_str().into_owned()).collect(),
-                ))
-            });
+            let keys = (!columns.is_empty()).then(|| statement::names(&columns));
             let names: Arc<[String]> = match mysql_common::named_params::ParsedNamedParams::parse(sql.as_bytes()) {
                 Ok(parsed) => parsed
                     .params()
@@ -183,17 +182,20 @@ impl MysqlDriver {
             if state.statements.len() >= state.capacity {
                 state.statements.clear();
             }
-            let returning = keys.is_some()
-                && matches!(
-                    first_keyword(sql).to_ascii_uppercase().as_str(),
-                    "INSERT" | "REPLACE" | "DELETE" | "UPDATE"
-                );
+            let write = matches!(
+                first_keyword(sql).to_ascii_uppercase().as_str(),
+                "INSERT" | "REPLACE" | "DELETE" | "UPDATE"
+            );
+            let returning = keys.is_some() && write;
+            let unannounced =
+                keys.is_none() && write && sql.to_ascii_uppercase().contains("RETURNING");
             let prepared = Prepared {
                 sql: Arc::from(sql),
                 stmt,
                 keys,
                 names,
                 returning,
+                unannounced,
             };
             state
                 .statements
@@ -359,6 +361,7 @@ impl Driver for MysqlDriver {
                     stmt: prepared.stmt,
                     keys: prepared.keys,
                     returning: prepared.returning,
+                    unannounced: prepared.unannounced,
                     values: Some(values),
                 };
                 (plan, prepared.sql)

@@ -23,6 +23,8 @@ pub(super) enum Plan {
         stmt: mysql::Statement,
         keys: Option<ColumnNames>,
         returning: bool,
+        /// See `Prepared::unannounced`: its columns come with its result.
+        unannounced: bool,
         values: Option<mysql::Params>,
     },
     /// As text: the server cannot prepare it (no parameters then).
@@ -97,6 +99,7 @@ impl<'c> Statement for MyStatement<'c> {
             stmt,
             keys,
             returning,
+            unannounced,
             values,
         } = &mut self.plan
         else {
@@ -106,7 +109,7 @@ impl<'c> Statement for MyStatement<'c> {
             return Err(Error::Closed("statement"));
         };
         let values = values.take().unwrap_or(mysql::Params::Empty);
-        if keys.is_none() && !may_return_rows(&self.sql) {
+        if keys.is_none() && !*unannounced {
             // No rows: run it to its end here, so that the transaction state
             // its OK packet carries is known before the answer goes out.
             let run = || -> std::result::Result<(u64, Option<u64>), mysql::Error> {
@@ -142,8 +145,7 @@ impl<'c> Statement for MyStatement<'c> {
             Err(e) => return Err(state.fail(e)),
         };
         if keys.is_none() {
-            // MariaDB prepares `INSERT ... RETURNING` without announcing its
-            // columns: they come with the result.
+            // A RETURNING whose columns were not announced: read them now.
             let columns = result.columns();
             let found = (!columns.as_ref().is_empty()).then(|| names(columns.as_ref()));
             return Ok(MyCursor {
@@ -179,15 +181,6 @@ impl<'c> Statement for MyStatement<'c> {
             found: None,
         })
     }
-}
-
-/// `true` for a write that may return rows (`... RETURNING`) although its
-/// prepared statement announced no columns.
-fn may_return_rows(sql: &str) -> bool {
-    matches!(
-        super::first_keyword(sql).to_ascii_uppercase().as_str(),
-        "INSERT" | "REPLACE" | "DELETE" | "UPDATE"
-    ) && sql.to_ascii_uppercase().contains("RETURNING")
 }
 
 /// The names of a result's columns.
